@@ -1,0 +1,1 @@
+"""Corpus stage: read documents, normalise them, and cut them into one chunk per reform item."""

@@ -1,0 +1,141 @@
+"""Value records that flow through the corpus stage.
+
+reader  -> :class:`RawDocument` (pages of text, page numbers, warnings)
+parser  -> :class:`Item`        (one reform item: a table row, a heading with its text, a case)
+chunker -> :class:`Chunk`       (what is indexed, displayed and cited)
+
+Every message about bad input is an :class:`IngestMessage` naming the file (and page or line
+where known), so one broken file never stops a build and the user is told precisely why.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SECTION_SEP = " › "
+
+Severity = Literal["error", "warning", "info"]
+
+
+@dataclass(frozen=True)
+class IngestMessage:
+    """A specific message about one input file: an error (file skipped) or a warning."""
+
+    severity: Severity
+    path: str
+    message: str
+    page: int | None = None
+    line: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+        if self.column:
+            where += f" (列 {self.column})"
+        if self.page is not None:
+            where += f" p.{self.page}"
+        return f"{self.severity}: {where}: {self.message}"
+
+
+@dataclass
+class Page:
+    """One page of a document as read: 1-based page number and its raw text."""
+
+    number: int
+    text: str
+
+
+@dataclass
+class RawDocument:
+    """A document as a reader returns it: pages of text plus what went wrong on the way."""
+
+    path: str
+    pages: list[Page]
+    messages: list[IngestMessage] = field(default_factory=list)
+    #: "text" for running prose/PDF text, "records" when the reader already produced one item
+    #: per page-like unit (e.g. a spreadsheet row rendered as 「見出し：値」 lines).
+    layout: Literal["text", "records"] = "text"
+
+
+@dataclass(frozen=True)
+class DocumentMeta:
+    """One manifest row. ``path`` (relative to the corpus root) is the document id."""
+
+    path: str
+    municipality: str
+    prefecture: str = ""
+    title: str = ""
+    year: str = ""
+    kind: str = ""
+    url: str = ""
+    extra: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def doc_id(self) -> str:
+        """The document id: its manifest path."""
+        return self.path
+
+
+@dataclass
+class Item:
+    """One reform item found by a structure parser, before budget splitting.
+
+    ``municipality``/``prefecture`` are set only when the item belongs to another municipality
+    than its document (e.g. a case in a case collection).
+    """
+
+    section_path: tuple[str, ...]
+    title: str
+    text: str
+    page_start: int
+    page_end: int
+    department: str = ""
+    municipality: str = ""
+    prefecture: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Chunk:
+    """The unit that is embedded, searched, displayed and cited."""
+
+    chunk_id: str
+    doc_id: str
+    municipality: str
+    prefecture: str
+    title: str
+    section_path: tuple[str, ...]
+    item: str
+    department: str
+    page_start: int
+    page_end: int
+    text: str
+    embed_text: str
+    kind: str = ""
+    year: str = ""
+    url: str = ""
+    part: int = 0
+    parts: int = 1
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def section(self) -> str:
+        """The section path joined for display (「改革項目 › 具体的取組」)."""
+        return SECTION_SEP.join(self.section_path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of the record (section path as a list and as a joined string)."""
+        d = asdict(self)
+        d["section_path"] = list(self.section_path)
+        d["section"] = self.section
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Chunk":
+        """Inverse of :meth:`to_dict`."""
+        d = dict(d)
+        d.pop("section", None)
+        d["section_path"] = tuple(d.get("section_path") or ())
+        return cls(**d)

