@@ -45,6 +45,8 @@ class Page:
 
     number: int
     text: str
+    #: A label for citations where "page" is not a page, e.g. 「シート1 行5」 for a spreadsheet row.
+    label: str = ""
 
 
 @dataclass
