@@ -1,0 +1,345 @@
+"""Text normalisation shared by every parser: comparison forms, display text, page furniture.
+
+Two kinds of text leave this module:
+
+- **comparison forms** (:func:`normalize_for_compare`, :func:`compact`): NFKC plus the mappings
+  PDF extraction needs (CJK radicals that look like kanji, vertical presentation forms), private-use
+  code points dropped. Used for matching, de-duplication and the nothing-lost check — never shown.
+- **display text** (:func:`clean_display_text`): what a user reads and cites. It keeps the
+  source's characters (no NFKC) but repairs extraction damage: hard wraps joined, letter-spaced
+  headings collapsed, PUA bullets dropped.
+
+:func:`strip_page_furniture` removes repeated page headers/footers and page-number lines;
+:func:`split_at_page_number_lines` infers page breaks in text that only has lone page-number lines.
+All functions are pure.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+
+from corpus.records import Page
+
+# --------------------------------------------------------------------------- comparison forms
+
+#: CJK Radicals Supplement (U+2E80–U+2EFF) code points that PDF fonts emit instead of the
+#: ordinary kanji. NFKC maps only ⺟ and ⻳; the rest are listed here.
+RADICALS: dict[str, str] = {
+    "\u2e85": "亻", "\u2e89": "刂", "\u2e8c": "小", "\u2e8d": "小", "\u2e8e": "兀",
+    "\u2e96": "忄", "\u2e97": "心", "\u2e98": "扌", "\u2e99": "攵", "\u2e9b": "旡",
+    "\u2e9c": "日", "\u2e9d": "月", "\u2e9e": "歹", "\u2e9f": "母", "\u2ea0": "民",
+    "\u2ea1": "氵", "\u2ea2": "氺", "\u2ea3": "灬", "\u2ea4": "爫", "\u2ea6": "丬",
+    "\u2ea7": "牛", "\u2ea8": "犭", "\u2ea9": "王", "\u2eaa": "疋", "\u2eab": "罒",
+    "\u2eac": "示", "\u2ead": "礻", "\u2eae": "竹", "\u2eaf": "糸", "\u2eb0": "纟",
+    "\u2eb2": "罒", "\u2eb3": "罓", "\u2eb6": "羊", "\u2eb7": "羊", "\u2eb9": "耂",
+    "\u2ebb": "聿", "\u2ebc": "月", "\u2ebd": "臼", "\u2ebe": "艹", "\u2ebf": "艹",
+    "\u2ec0": "艹", "\u2ec1": "虎", "\u2ec2": "衤", "\u2ec3": "西", "\u2ec4": "西",
+    "\u2ec5": "见", "\u2ec6": "角", "\u2ec7": "角", "\u2ec8": "讠", "\u2ec9": "贝",
+    "\u2eca": "足", "\u2ecb": "车", "\u2ecc": "辶", "\u2ecd": "辶", "\u2ece": "辶",
+    "\u2ecf": "阝", "\u2ed0": "钅", "\u2ed1": "長", "\u2ed2": "镸", "\u2ed3": "长",
+    "\u2ed4": "门", "\u2ed5": "阝", "\u2ed6": "阝", "\u2ed7": "雨", "\u2ed8": "青",
+    "\u2ed9": "韦", "\u2eda": "页", "\u2edb": "风", "\u2edc": "飞", "\u2edd": "食",
+    "\u2ede": "飠", "\u2edf": "飠", "\u2ee0": "饣", "\u2ee1": "首", "\u2ee2": "马",
+    "\u2ee3": "骨", "\u2ee4": "鬼", "\u2ee5": "鱼", "\u2ee6": "鸟", "\u2ee7": "卤",
+    "\u2ee8": "麦", "\u2ee9": "黄", "\u2eea": "黾", "\u2eeb": "斉", "\u2eec": "齐",
+    "\u2eed": "歯", "\u2eee": "齿", "\u2eef": "竜", "\u2ef0": "龙", "\u2ef1": "龜",
+    "\u2ef2": "亀", "\u2ef3": "龟",
+}
+
+#: Vertical presentation forms NFKC leaves alone (sesame dots) mapped to their horizontal kin.
+_VERTICAL_EXTRA: dict[str, str] = {"\ufe45": "・", "\ufe46": "・"}
+
+_TRANSLATE = str.maketrans({**RADICALS, **_VERTICAL_EXTRA})
+
+
+def is_private_use(ch: str) -> bool:
+    """True for code points of the private-use areas (BMP U+E000–U+F8FF, planes 15 and 16)."""
+    cp = ord(ch)
+    return 0xE000 <= cp <= 0xF8FF or cp >= 0xF0000
+
+
+_PUA_RE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010ffff]")
+
+
+def drop_private_use(text: str) -> str:
+    """``text`` without private-use code points (PDF fonts put bullets and icons there)."""
+    return _PUA_RE.sub("", text)
+
+
+def normalize_for_compare(text: str) -> str:
+    """The comparison form of ``text``: NFKC, CJK radicals → kanji, vertical forms → horizontal,
+    private-use code points dropped. Whitespace is kept (NFKC turns U+3000 into a space)."""
+    text = drop_private_use(text).translate(_TRANSLATE)
+    # NFKC covers Kangxi radicals (U+2F00–U+2FDF) and the vertical forms U+FE10–FE19/FE30–FE4F.
+    return unicodedata.normalize("NFKC", text)
+
+
+_WS_RE = re.compile(r"\s+")
+
+
+def compact(text: str) -> str:
+    """:func:`normalize_for_compare` with all whitespace removed (for containment checks)."""
+    return _WS_RE.sub("", normalize_for_compare(text))
+
+
+# --------------------------------------------------------------------------- line classes
+
+#: Characters that begin a bullet line (bullets are not headings but start a new paragraph).
+BULLET_CHARS = "○●◎◯・･■□◆◇▪▫▶►▷●★☆※➢➤✓✔〇-－‐*＊"
+
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+_PAREN_NUM = "⑴⑵⑶⑷⑸⑹⑺⑻⑼⑽⑾⑿⒀⒁⒂⒃⒄⒅⒆⒇"
+_DIGITS = "0-9０-９"
+_KANJI_NUM = "一二三四五六七八九十"
+
+#: A line that starts a heading or an enumerated entry (used to keep paragraph breaks).
+_BLOCK_START_RE = re.compile(
+    rf"^\s*(?:"
+    rf"第[{_DIGITS}{_KANJI_NUM}]+[章節部編款項]"
+    rf"|[（(][{_DIGITS}{_KANJI_NUM}]+[)）]"
+    rf"|[{_CIRCLED}{_PAREN_NUM}]"
+    rf"|[{_DIGITS}]+[.．、)）]"
+    rf"|[{_DIGITS}]+[\s　]"
+    rf"|[ア-ン][\s　.．、]"
+    rf"|[【＜<《〈≪\[［■◆]"
+    rf"|方針[{_DIGITS}{_KANJI_NUM}]"
+    rf"|[{re.escape(BULLET_CHARS)}]"
+    rf")"
+)
+
+
+def starts_block(line: str) -> bool:
+    """True when ``line`` begins a bullet, numbered entry or heading (a new paragraph)."""
+    return bool(_BLOCK_START_RE.match(drop_private_use(line)))
+
+
+_SENT_END = "。．！？!?」』）)"
+
+
+def _width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def _is_ascii_word_char(ch: str) -> bool:
+    return ch.isascii() and (ch.isalnum() or ch in ",;:%&'\"")
+
+
+# --------------------------------------------------------------------------- hard wraps
+
+
+def join_wrapped_lines(lines: list[str]) -> str:
+    """Join hard-wrapped lines into paragraphs separated by ``\\n``.
+
+    Within a paragraph, lines are joined with nothing between Japanese characters and with a
+    single space between Latin words (「財政運」+「営」→「財政運営」, 「public」+「private」→
+    「public private」). A paragraph ends at a blank line, before a line that starts a bullet,
+    numbered entry or heading, after a sentence-final 。！？, after a line noticeably shorter than
+    the block's full lines, and around table rows (lines with tabs), which are kept as they are.
+    """
+    stripped = [ln.rstrip() for ln in lines]
+    widths = [_width(ln.strip()) for ln in stripped if ln.strip() and "\t" not in ln]
+    full = max(widths) if widths else 0
+    paras: list[str] = []
+    cur = ""
+    prev_raw = ""
+
+    def flush() -> None:
+        nonlocal cur
+        if cur:
+            paras.append(cur)
+        cur = ""
+
+    for raw in stripped:
+        if not raw.strip():
+            flush()
+            prev_raw = ""
+            continue
+        if "\t" in raw:
+            flush()
+            paras.append(raw)
+            prev_raw = ""
+            continue
+        line = raw.strip()
+        if cur and (starts_block(line) or _ends_paragraph(prev_raw.strip(), full)):
+            flush()
+        if not cur:
+            cur = line
+        else:
+            a, b = cur[-1], line[0]
+            cur += (" " if _is_ascii_word_char(a) and _is_ascii_word_char(b) else "") + line
+        prev_raw = raw
+    flush()
+    return "\n".join(paras)
+
+
+def _ends_paragraph(prev: str, full: int) -> bool:
+    if not prev:
+        return True
+    if prev[-1] in "。！？!?":
+        return True
+    # a line clearly shorter than the block's full width ends its paragraph
+    return full >= 16 and _width(prev) < full * 0.7
+
+
+# --------------------------------------------------------------------------- display text
+
+_CJK = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ー"
+_SPACED_RUN_RE = re.compile(rf"(?<![^\s])[{_CJK}](?:[ \u3000][{_CJK}]){{2,}}(?![^\s])")
+_SPACED_PAIR_LINE_RE = re.compile(rf"^([ \u3000]*)([{_CJK}])[ \u3000]+([{_CJK}])([ \u3000]*)$")
+_SINGLE_CJK_LINE_RE = re.compile(rf"^[ \u3000]*[{_CJK}][ \u3000]*$")
+
+
+def collapse_letter_spacing(line: str) -> str:
+    """Collapse letter-spaced runs in one line: 「本 年 度 予 算 額」→「本年度予算額」.
+
+    A run is ≥3 single CJK characters separated by single (full-width) spaces; a line that is
+    exactly two spaced CJK characters (「備 考」) is collapsed too.
+    """
+    m = _SPACED_PAIR_LINE_RE.match(line)
+    if m:
+        return m.group(1) + m.group(2) + m.group(3) + m.group(4)
+    return _SPACED_RUN_RE.sub(lambda mm: re.sub(r"[ \u3000]", "", mm.group(0)), line)
+
+
+def collapse_vertical_labels(lines: list[str], min_run: int = 3) -> list[str]:
+    """Join runs of ≥ ``min_run`` lines that are each one CJK character (a vertical label set
+    one character per line: 後/期/基/本/計/画 → 後期基本計画)."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        j = i
+        while j < len(lines) and _SINGLE_CJK_LINE_RE.match(lines[j]):
+            j += 1
+        if j - i >= min_run:
+            out.append("".join(s.strip() for s in lines[i:j]))
+            i = j
+        else:
+            out.append(lines[i])
+            i += 1
+    return out
+
+
+def clean_display_text(text: str) -> str:
+    """The faithful display text of ``text``.
+
+    Private-use bullets dropped, letter-spaced headings and one-character-per-line labels
+    collapsed, hard wraps joined (:func:`join_wrapped_lines`), trailing spaces stripped. No NFKC:
+    the source's characters are kept.
+    """
+    text = drop_private_use(text).replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
+    lines = [collapse_letter_spacing(ln.rstrip()) for ln in text.split("\n")]
+    lines = collapse_vertical_labels(lines)
+    return join_wrapped_lines(lines).strip()
+
+
+# --------------------------------------------------------------------------- page furniture
+
+_DASH = "-－‐―—–ー"
+_PAGE_NUMBER_RES = [
+    re.compile(rf"^[{_DASH}]?\s*[{_DIGITS}]{{1,4}}\s*[{_DASH}]?$"),  # 3, ３, - 3 -
+    re.compile(rf"^[{_DIGITS}]{{1,4}}\s*[/／]\s*[{_DIGITS}]{{1,4}}$"),  # 3/12
+    re.compile(rf"^(?:[PpＰｐ][.．]?|[pｐ][.．]?)\s*[{_DIGITS}]{{1,4}}$"),  # P.3
+    re.compile(rf"^[{_DASH}]\s*[{_DIGITS}]{{1,4}}\s*[{_DASH}]$"),
+]
+
+
+def page_number_value(line: str) -> int | None:
+    """The page number a lone page-number line shows (「- 3 -」「３」「3/12」「P.3」), else None."""
+    s = line.strip()
+    if not s or len(s) > 12:
+        return None
+    for rx in _PAGE_NUMBER_RES:
+        if rx.match(s):
+            digits = re.findall(rf"[{_DIGITS}]+", s)
+            return int(unicodedata.normalize("NFKC", digits[0]))
+    return None
+
+
+def is_page_number_line(line: str) -> bool:
+    """True for a line that is only a page number (see :func:`page_number_value`)."""
+    return page_number_value(line) is not None
+
+
+def _furniture_key(line: str) -> str:
+    # page headers often carry the page number: compare with digits masked
+    return re.sub(r"\d+", "#", compact(line))
+
+
+def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[list[Page], list[str]]:
+    """Remove repeated page headers/footers and page-number lines.
+
+    A header/footer is a line among the first/last ``edge_lines`` non-blank lines of a page whose
+    text (digits masked) appears at the edges of at least 3 pages and 40 % of all pages. Page-number
+    lines are removed at page edges. Returns the cleaned pages (same numbers and labels) and the
+    removed lines (as they were), for the nothing-lost check.
+    """
+    removed: list[str] = []
+
+    def edges(text: str) -> list[int]:
+        idx = [i for i, ln in enumerate(text.split("\n")) if ln.strip()]
+        return sorted(set(idx[:edge_lines] + idx[-edge_lines:]))
+
+    counts: Counter[str] = Counter()
+    if len(pages) >= 3:
+        for p in pages:
+            lines = p.text.split("\n")
+            keys = {_furniture_key(lines[i]) for i in edges(p.text)}
+            counts.update(k for k in keys if k and k != "#")
+    threshold = max(3, int(len(pages) * 0.4 + 0.999))
+    repeated = {k for k, n in counts.items() if n >= threshold}
+
+    out: list[Page] = []
+    for p in pages:
+        lines = p.text.split("\n")
+        drop: set[int] = set()
+        for i in edges(p.text):
+            if _furniture_key(lines[i]) in repeated or (len(pages) > 1 and is_page_number_line(lines[i])):
+                drop.add(i)
+        removed.extend(lines[i] for i in sorted(drop))
+        kept = "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
+        out.append(Page(number=p.number, text=kept, label=p.label))
+    return out, removed
+
+
+def split_at_page_number_lines(text: str, first_page: int = 1) -> tuple[list[Page], list[str]]:
+    """Split running text (no form feeds) into pages at lone page-number lines.
+
+    A lone number line whose value is one more than the previous one found (starting from any
+    small value, 1–3) marks the end of that page. Returns the pages (numbered by the page the
+    number line closes, text after the last marker on the next page) and the removed number lines.
+    When fewer than two such lines form a sequence, the text is one page ``first_page``.
+    """
+    lines = text.split("\n")
+    cands = [(i, page_number_value(ln)) for i, ln in enumerate(lines)]
+    cands = [(i, v) for i, v in cands if v is not None and _lone_number(lines[i])]
+    # longest chain of consecutive values in document order
+    best: list[tuple[int, int]] = []
+    for start_k, (i0, v0) in enumerate(cands):
+        if v0 is None or v0 > 3:
+            continue
+        chain = [(i0, v0)]
+        for i, v in cands[start_k + 1:]:
+            if v == chain[-1][1] + 1:
+                chain.append((i, v))
+        if len(chain) > len(best):
+            best = chain
+    if len(best) < 2:
+        return [Page(number=first_page, text=text)], []
+    pages: list[Page] = []
+    removed: list[str] = []
+    prev = 0
+    for i, v in best:
+        pages.append(Page(number=v, text="\n".join(lines[prev:i])))
+        removed.append(lines[i])
+        prev = i + 1
+    tail = "\n".join(lines[prev:])
+    if tail.strip():
+        pages.append(Page(number=best[-1][1] + 1, text=tail))
+    return pages, removed
+
+
+def _lone_number(line: str) -> bool:
+    # only plain numbers and 「- n -」 forms mark page ends in running text (not 「P.3」 references)
+    s = line.strip()
+    return bool(re.fullmatch(rf"[{_DASH}]?\s*[{_DIGITS}]{{1,4}}\s*[{_DASH}]?", s))
