@@ -1,0 +1,161 @@
+"""Filters on chunks (municipality, prefecture, kind, year) and municipality names in questions.
+
+Values are compared in the comparison form of ``corpus.normalize`` (NFKC, whitespace removed,
+case-folded), so 「東京都」「東京都 」「ｺﾀﾞｲﾗ」 style variants match. Years also match across eras and
+fiscal-year spellings: ``2024`` = 「令和6年度」 = 「R6」 = 「２０２４年度」.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Mapping
+
+import numpy as np
+
+from corpus.records import Chunk, DocumentMeta
+from search.records import Filters
+
+try:
+    from corpus.normalize import compact as _compact
+except Exception:  # pragma: no cover
+    _WS = re.compile(r"\s+")
+
+    def _compact(text: str) -> str:
+        return _WS.sub("", unicodedata.normalize("NFKC", text))
+
+
+#: Separators between several municipalities in one field (「秋田県・秋田市」).
+_MULTI_SEP = re.compile(r"[・、，,/／;；]| と |及び")
+_SUFFIXES = "都道府県市町村区"
+_ERAS = {"令和": 2018, "R": 2018, "平成": 1988, "H": 1988, "昭和": 1925, "S": 1925}
+_YEAR_RE = re.compile(r"(令和|平成|昭和|R|H|S)?(元|\d{1,4})")
+
+
+def norm(value: str) -> str:
+    """The comparison form of a filter value: NFKC, no whitespace, case-folded."""
+    return _compact(value or "").casefold()
+
+
+def _strip_suffix(name: str) -> str:
+    return name[:-1] if len(name) > 2 and name[-1] in "都府県" else name
+
+
+def year_key(value: str) -> str:
+    """A Western year for ``value`` when one can be read (「令和6年度」→ ``"2024"``), else its norm."""
+    v = norm(value)
+    m = _YEAR_RE.search(v.upper() if v[:1].isascii() else v)
+    if not m:
+        return v
+    era, num = m.group(1), m.group(2)
+    n = 1 if num == "元" else int(num)
+    if era:
+        return str(_ERAS[era] + n)
+    if n >= 1000:
+        return str(n)
+    return v
+
+
+def _municipality_parts(name: str) -> set[str]:
+    n = norm(name)
+    parts = {n}
+    parts.update(p for p in (norm(x) for x in _MULTI_SEP.split(name or "")) if p)
+    return parts
+
+
+def chunk_matches(chunk: Chunk, filters: Filters | None, doc: DocumentMeta | None = None) -> bool:
+    """True when ``chunk`` passes every non-empty field of ``filters``.
+
+    municipality: the chunk's municipality (or one of several 「A・B」), or its document's
+    manifest municipality; prefecture: with or without 都/府/県; kind and year: the chunk's, else
+    its document's.
+    """
+    if filters is None or filters.is_empty():
+        return True
+    if filters.municipality:
+        have = _municipality_parts(chunk.municipality)
+        if doc is not None and doc.municipality:
+            have |= _municipality_parts(doc.municipality)
+        if not any(norm(m) in have for m in filters.municipality):
+            return False
+    if filters.prefecture:
+        pref = chunk.prefecture or (doc.prefecture if doc else "")
+        have = {_strip_suffix(norm(p)) for p in _MULTI_SEP.split(pref or "") if p.strip()}
+        if not any(_strip_suffix(norm(p)) in have for p in filters.prefecture):
+            return False
+    if filters.kind:
+        kind = norm(chunk.kind or (doc.kind if doc else ""))
+        if not any(norm(k) == kind for k in filters.kind):
+            return False
+    if filters.year:
+        year = year_key(chunk.year or (doc.year if doc else ""))
+        if not any(year_key(y) == year for y in filters.year):
+            return False
+    return True
+
+
+def allowed_mask(
+    chunks: Sequence[Chunk],
+    filters: Filters | None,
+    documents: Mapping[str, DocumentMeta] | None = None,
+) -> np.ndarray | None:
+    """A boolean mask over ``chunks`` (position = index id) of those passing ``filters``.
+
+    None when ``filters`` is empty (everything passes), so callers can skip masking.
+    """
+    if filters is None or filters.is_empty():
+        return None
+    docs = documents or {}
+    return np.fromiter(
+        (chunk_matches(c, filters, docs.get(c.doc_id)) for c in chunks), dtype=bool, count=len(chunks)
+    )
+
+
+def detect_municipalities(query: str, names: Iterable[str]) -> list[str]:
+    """The municipality names known to the index that ``query`` names, in order of appearance.
+
+    A full name matches anywhere (「会津若松市の…」). A name without its 市/町/村/区/県/都/府 suffix
+    also matches (「会津若松の…」) when that stem is at least two characters, belongs to only one
+    known name, and is not followed in the query by a different suffix (「秋田市」 does not name
+    「秋田県」). A match inside a longer matched name is dropped (「みらい市」 inside 「つくばみらい市」).
+    Names that are not municipalities (e.g. 「広域連携事例集」) never appear in questions by accident,
+    so they are harmless.
+    """
+    q = norm(query)
+    if not q:
+        return []
+    known: dict[str, str] = {}
+    for name in names:
+        for part in _MULTI_SEP.split(name or ""):
+            n = norm(part)
+            if len(n) >= 2:
+                known.setdefault(n, part.strip())
+    stems: dict[str, list[str]] = {}
+    for n in known:
+        if n[-1] in _SUFFIXES and len(n) >= 3:
+            stems.setdefault(n[:-1], []).append(n)
+    hits: list[tuple[int, int, str]] = []  # (start, end, normalised name)
+    for n in known:
+        for m in re.finditer(re.escape(n), q):
+            hits.append((m.start(), m.end(), n))
+    for stem, full in stems.items():
+        if len(full) != 1 or len(stem) < 2:
+            continue
+        for m in re.finditer(re.escape(stem), q):
+            nxt = q[m.end():m.end() + 1]
+            if nxt and nxt in _SUFFIXES and nxt != full[0][-1]:
+                continue
+            hits.append((m.start(), m.end(), full[0]))
+    # longest first; drop hits inside an already accepted longer one
+    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+    accepted: list[tuple[int, int, str]] = []
+    for h in hits:
+        if any(a[0] <= h[0] and h[1] <= a[1] for a in accepted):
+            continue
+        accepted.append(h)
+    out: list[str] = []
+    for _s, _e, n in sorted(accepted):
+        name = known[n]
+        if name not in out:
+            out.append(name)
+    return out

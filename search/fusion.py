@@ -1,0 +1,129 @@
+"""Fusion of the dense and BM25 candidate lists, and the per-municipality diversity re-rank.
+
+Every function is pure and works on ``{id: score}`` dicts (higher is better), so the same code
+serves the engine, the measurement script (``bench/fusion_grid.py``) and the unit tests.
+
+Methods (see docs/quality.md for the measurements that chose the default):
+
+- ``"rrf"``      — reciprocal rank fusion, ``Σ w_i / (k + rank_i)``; equal weights = plain RRF.
+- ``"minmax"``   — weighted sum of min-max normalised scores (each list scaled to [0, 1]).
+- ``"zscore"``   — weighted sum of z-scored scores (each list: mean 0, standard deviation 1).
+
+A candidate missing from a list contributes that list's floor: 0 for RRF and min-max, and the
+list's minimum z-score for ``"zscore"``. The engine scores every candidate in *both* lists
+(exact dense and BM25 scores of the union), so in practice nothing is missing.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+METHODS = ("rrf", "minmax", "zscore")
+#: The RRF constant of Cormack et al. (2009).
+RRF_K = 60
+
+
+def ranks(scores: Mapping[K, float]) -> dict[K, int]:
+    """1-based ranks of ``scores`` (higher score = better rank; ties keep insertion order)."""
+    order = sorted(scores, key=lambda key: -scores[key])
+    return {key: i + 1 for i, key in enumerate(order)}
+
+
+def minmax(scores: Mapping[K, float]) -> dict[K, float]:
+    """Scores scaled to [0, 1]; a constant list maps to 1.0 (every candidate equally good)."""
+    if not scores:
+        return {}
+    lo, hi = min(scores.values()), max(scores.values())
+    if hi - lo <= 1e-12:
+        return {key: 1.0 for key in scores}
+    return {key: (v - lo) / (hi - lo) for key, v in scores.items()}
+
+
+def zscore(scores: Mapping[K, float]) -> dict[K, float]:
+    """Scores standardised to mean 0, standard deviation 1; a constant list maps to 0.0."""
+    if not scores:
+        return {}
+    vals = list(scores.values())
+    mean = sum(vals) / len(vals)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / len(vals))
+    if sd <= 1e-12:
+        return {key: 0.0 for key in scores}
+    return {key: (v - mean) / sd for key, v in scores.items()}
+
+
+def rrf(lists: Sequence[Mapping[K, float]], weights: Sequence[float], k: int = RRF_K) -> dict[K, float]:
+    """Weighted reciprocal rank fusion: ``Σ_i w_i / (k + rank_i(d))`` over the lists holding d."""
+    out: dict[K, float] = {}
+    for scores, w in zip(lists, weights):
+        for key, r in ranks(scores).items():
+            out[key] = out.get(key, 0.0) + w / (k + r)
+    return out
+
+
+def weighted_sum(
+    lists: Sequence[Mapping[K, float]], weights: Sequence[float], norm: str = "minmax"
+) -> dict[K, float]:
+    """``Σ_i w_i · norm(list_i)(d)``; a list not holding d contributes its floor (see module doc)."""
+    f: Callable[[Mapping[K, float]], dict[K, float]] = minmax if norm == "minmax" else zscore
+    normed = [f(s) for s in lists]
+    keys: dict[K, None] = {}
+    for s in lists:
+        keys.update(dict.fromkeys(s))
+    out: dict[K, float] = {}
+    for key in keys:
+        total = 0.0
+        for n, w in zip(normed, weights):
+            floor = min(n.values()) if (norm == "zscore" and n) else 0.0
+            total += w * n.get(key, floor)
+        out[key] = total
+    return out
+
+
+def fuse(
+    dense: Mapping[K, float],
+    bm25: Mapping[K, float],
+    method: str = "minmax",
+    dense_weight: float = 0.4,
+    bm25_weight: float = 0.6,
+    rrf_k: int = RRF_K,
+) -> dict[K, float]:
+    """Fuse the dense and BM25 scores of the candidates with ``method`` (one of :data:`METHODS`)."""
+    if method == "rrf":
+        return rrf([dense, bm25], [dense_weight, bm25_weight], k=rrf_k)
+    if method in ("minmax", "zscore"):
+        return weighted_sum([dense, bm25], [dense_weight, bm25_weight], norm=method)
+    raise ValueError(f"unknown fusion method {method!r}; use one of {', '.join(METHODS)}")
+
+
+def sort_scores(scores: Mapping[K, float]) -> list[K]:
+    """Keys by descending score; ties broken by the key itself (ids: lower first) for stability."""
+    return sorted(scores, key=lambda key: (-scores[key], key))  # type: ignore[operator]
+
+
+def cap_per_group(ranked: Sequence[K], group_of: Callable[[K], str], cap: int) -> list[K]:
+    """Re-rank so that no group (municipality) has more than ``cap`` items before every other
+    item has been placed.
+
+    Items over the cap are deferred, not dropped: they follow all within-cap items, in their
+    original order (and, among themselves, again capped round by round), so a question whose
+    answers all come from one document still gets a full list. ``cap <= 0`` disables the re-rank.
+    """
+    if cap <= 0:
+        return list(ranked)
+    out: list[K] = []
+    rest = list(ranked)
+    while rest:
+        counts: dict[str, int] = {}
+        deferred: list[K] = []
+        for key in rest:
+            g = group_of(key)
+            if counts.get(g, 0) < cap:
+                counts[g] = counts.get(g, 0) + 1
+                out.append(key)
+            else:
+                deferred.append(key)
+        rest = deferred
+    return out

@@ -1,0 +1,261 @@
+"""Highlights: where the query's terms occur in a passage and which sentence answers best.
+
+All offsets are character offsets into the *original* passage text (``Chunk.text``), so a UI
+can mark them without re-normalising anything.
+
+- :func:`split_sentences` — Japanese sentence boundaries (。！？, paragraph and bullet breaks).
+- :func:`term_spans` — the query's terms by fugashi lemma (``Tokenizer.tokenize_with_spans``).
+- :func:`best_sentence_spans` — the sentence(s) sharing the most idf-weighted query terms.
+- :func:`highlight` — both at once, tokenising the passage only once (what the engine uses).
+
+The functions take any tokenizer with ``tokenize(text) -> list[str]`` and
+``tokenize_with_spans(text) -> list[tuple[str, int, int]]`` (``index.tokenizer.Tokenizer``).
+"""
+from __future__ import annotations
+
+import math
+import re
+from typing import Callable, Mapping, Protocol, Sequence, Union
+
+from search.records import Span
+
+try:  # the corpus stage's notion of "this line starts a bullet / numbered entry / heading"
+    from corpus.normalize import starts_block as _starts_block
+except Exception:  # pragma: no cover - corpus.normalize is part of the package
+    _BLOCK_RE = re.compile(r"^\s*(?:[・○●◎■□◆◇※\-－①-⑳⑴-⒇]|[（(][0-9０-９一二三四五六七八九十]+[)）]|[0-9０-９]+[.．、)）])")
+
+    def _starts_block(line: str) -> bool:
+        return bool(_BLOCK_RE.match(line))
+
+
+class TokenizerLike(Protocol):
+    """What the highlight functions need of ``index.tokenizer.Tokenizer``."""
+
+    def tokenize(self, text: str) -> list[str]: ...
+
+    def tokenize_with_spans(self, text: str) -> list[tuple[str, int, int]]: ...
+
+
+#: idf source: a mapping term -> idf, a function term -> idf, or None (every term weighs 1).
+IdfSource = Union[Mapping[str, float], Callable[[str], float], None]
+
+_SENT_END = "。！？!?．"
+_CLOSERS = "」』）)】〕”’"
+#: A line at least this long that does not end a sentence is taken for a hard wrap.
+_WRAP_MIN = 24
+#: Sentences longer than this (characters) are cut further at line breaks / 、 when possible.
+_MAX_SENTENCE = 400
+
+
+def _idf_of(idf: IdfSource) -> Callable[[str], float]:
+    if idf is None:
+        return lambda _t: 1.0
+    if callable(idf) and not isinstance(idf, Mapping):
+        return idf
+    m = idf
+
+    def get(t: str) -> float:
+        v = m.get(t)  # type: ignore[union-attr]
+        return float(v) if v is not None else 1.0
+
+    return get
+
+
+def _line_breaks_sentence(prev_line: str, next_line: str) -> bool:
+    """Whether the line break between ``prev_line`` and ``next_line`` ends a sentence."""
+    p = prev_line.rstrip()
+    if not p.strip() or not next_line.strip():
+        return True  # blank line: paragraph break
+    if p[-1] in _SENT_END or p[-1] in _CLOSERS or p[-1] in "：:":
+        return True
+    if _starts_block(next_line) or next_line[:1] in "　":
+        return True
+    # a short line is a field / heading / bullet, a long one a hard wrap of running text
+    return len(p.strip()) < _WRAP_MIN
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if end > start else None
+
+
+def split_sentences(text: str) -> list[tuple[int, int]]:
+    """Sentence spans ``(start, end)`` of ``text``, in order, whitespace trimmed.
+
+    A sentence ends after 。！？!? (with any closing brackets that follow), at a blank line, and at
+    a line break that starts a bullet / numbered entry / indented paragraph or follows a short line
+    (a heading or a 「見出し：値」 field). A line break inside running text (a hard wrap of a long
+    line) does not end a sentence. Overlong sentences are cut at line breaks, then at 、.
+    Offsets index the original ``text``; empty and whitespace-only pieces are left out.
+    """
+    if not text:
+        return []
+    cuts: list[int] = []
+    n = len(text)
+    i = 0
+    while i < n:
+        ch = text[i]
+        if ch in _SENT_END:
+            j = i + 1
+            while j < n and (text[j] in _CLOSERS or text[j] in _SENT_END):
+                j += 1
+            cuts.append(j)
+            i = j
+            continue
+        if ch == "\n":
+            ls = text.rfind("\n", 0, i) + 1
+            le = text.find("\n", i + 1)
+            le = n if le < 0 else le
+            if _line_breaks_sentence(text[ls:i], text[i + 1:le]):
+                cuts.append(i + 1)
+        i += 1
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for c in [*cuts, n]:
+        if c <= start:
+            continue
+        for piece in _split_long(text, start, c):
+            t = _trim(text, *piece)
+            if t:
+                spans.append(t)
+        start = c
+    return spans
+
+
+def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    if end - start <= _MAX_SENTENCE:
+        return [(start, end)]
+    out: list[tuple[int, int]] = []
+    s = start
+    while end - s > _MAX_SENTENCE:
+        window = text[s:s + _MAX_SENTENCE]
+        cut = max(window.rfind("\n"), window.rfind("、"), window.rfind("，"))
+        if cut < _MAX_SENTENCE // 4:
+            cut = _MAX_SENTENCE - 1
+        out.append((s, s + cut + 1))
+        s = s + cut + 1
+    out.append((s, end))
+    return out
+
+
+def query_terms(tokenizer: TokenizerLike, query: str) -> set[str]:
+    """The distinct BM25 terms of ``query`` (fugashi lemmas as the index's tokenizer makes them)."""
+    if not query or not query.strip():
+        return set()
+    return set(tokenizer.tokenize(query))
+
+
+def _merge(spans: list[tuple[int, int]], kind: str) -> list[Span]:
+    out: list[Span] = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1].end:
+            if e > out[-1].end:
+                out[-1] = Span(out[-1].start, e, kind)
+        else:
+            out.append(Span(s, e, kind))
+    return out
+
+
+def _term_spans_from(tokens: Sequence[tuple[str, int, int]], terms: set[str]) -> list[Span]:
+    return _merge([(s, e) for t, s, e in tokens if t in terms and e > s], "term")
+
+
+def term_spans(tokenizer: TokenizerLike, query: str, text: str) -> list[Span]:
+    """Spans of ``text`` whose token (by fugashi lemma) is one of the query's terms.
+
+    Overlapping or touching spans are merged (「学校」「給食」「センター」 → one span), so the list is
+    sorted, non-overlapping, and every span is a ``Span(kind="term")``.
+    """
+    terms = query_terms(tokenizer, query)
+    if not terms or not text:
+        return []
+    return _term_spans_from(tokenizer.tokenize_with_spans(text), terms)
+
+
+def _sentence_scores(
+    tokens: Sequence[tuple[str, int, int]],
+    sentences: list[tuple[int, int]],
+    terms: set[str],
+    idf: Callable[[str], float],
+) -> list[float]:
+    """BM25-style score of each sentence against the query terms (k1=1.2, b=0.5)."""
+    if not sentences:
+        return []
+    tf: list[dict[str, int]] = [dict() for _ in sentences]
+    starts = [s for s, _ in sentences]
+    import bisect
+
+    for t, s, _e in tokens:
+        if t not in terms:
+            continue
+        k = bisect.bisect_right(starts, s) - 1
+        if k >= 0 and s < sentences[k][1]:
+            tf[k][t] = tf[k].get(t, 0) + 1
+    lengths = [max(1, e - s) for s, e in sentences]
+    avg = sum(lengths) / len(lengths)
+    k1, b = 1.2, 0.5
+    scores = []
+    for counts, ln in zip(tf, lengths):
+        sc = 0.0
+        for t, f in counts.items():
+            sc += idf(t) * f * (k1 + 1) / (f + k1 * (1 - b + b * ln / avg))
+        scores.append(sc)
+    return scores
+
+
+def best_sentence_spans(
+    tokenizer: TokenizerLike, query: str, text: str, n: int = 1, idf: IdfSource = None
+) -> list[Span]:
+    """The ``n`` sentences of ``text`` that best match ``query``, best first, as ``Span(kind="sentence")``.
+
+    Lexical: a BM25-style sum over the query's lemmas present in the sentence, weighted by ``idf``
+    (pass the index's idf, e.g. ``engine.idf``; without it every term weighs 1). Sentences sharing
+    no query term are never returned, so the list may be shorter than ``n`` or empty.
+    """
+    terms = query_terms(tokenizer, query)
+    if not terms or not text or n <= 0:
+        return []
+    return _best_from(tokenizer.tokenize_with_spans(text), split_sentences(text), terms, _idf_of(idf), n)
+
+
+def _best_from(
+    tokens: Sequence[tuple[str, int, int]],
+    sentences: list[tuple[int, int]],
+    terms: set[str],
+    idf: Callable[[str], float],
+    n: int,
+) -> list[Span]:
+    scores = _sentence_scores(tokens, sentences, terms, idf)
+    order = sorted(
+        (i for i, sc in enumerate(scores) if sc > 0),
+        key=lambda i: (-scores[i], i),
+    )
+    return [Span(sentences[i][0], sentences[i][1], "sentence") for i in order[:n]]
+
+
+def highlight(
+    tokenizer: TokenizerLike,
+    query: str | set[str],
+    text: str,
+    n_sentences: int = 1,
+    idf: IdfSource = None,
+) -> list[Span]:
+    """Term spans and the best ``n_sentences`` sentence spans of ``text`` in one pass.
+
+    ``query`` may be the query string or its already-computed term set (see :func:`query_terms`).
+    Returns the sentence span(s) first (best first), then the term spans in text order.
+    """
+    terms = query if isinstance(query, set) else query_terms(tokenizer, query)
+    if not terms or not text:
+        return []
+    tokens = tokenizer.tokenize_with_spans(text)
+    sent = _best_from(tokens, split_sentences(text), terms, _idf_of(idf), n_sentences) if n_sentences > 0 else []
+    return [*sent, *_term_spans_from(tokens, terms)]
+
+
+def bm25_idf(n_docs: int, df: int) -> float:
+    """The Lucene BM25 idf, ``ln(1 + (N - df + 0.5) / (df + 0.5))`` (always positive)."""
+    return math.log(1.0 + (n_docs - df + 0.5) / (df + 0.5))

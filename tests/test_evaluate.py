@@ -1,0 +1,186 @@
+"""Metrics of search.evaluate on hand-made rankings with known values (no index needed)."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from search.evaluate import (
+    READ_LIMIT,
+    Relevant,
+    answers,
+    evaluate,
+    format_report,
+    load_questions,
+    normalize,
+    score_ranking,
+)
+
+A = "a.txt"
+B = "b.txt"
+
+
+def test_normalize_nfkc_and_all_whitespace() -> None:
+    assert normalize("ＰＰＰ／ＰＦＩ　を\n 検討\t") == "PPP/PFIを検討"
+    assert normalize("約 8 億 8千 4 百万円") == "約8億8千4百万円"
+
+
+def test_answers_needs_same_document() -> None:
+    e = Relevant(A, "給食センター")
+    assert answers(A, "新たな給食センターの整備", e)
+    assert not answers(B, "新たな給食センターの整備", e)
+
+
+def test_answers_phrase_crossing_line_break_and_widths() -> None:
+    e = Relevant(A, "新たな学校給食セン")
+    assert answers(A, "効率的な学校給食の実施のため、新たな学校\n給食センターの整備", e)
+    assert answers(A, "新たな　学校 給食\r\nセンター", e)
+    # full-width digits and percent against half-width phrase (NFKC both ways)
+    assert answers(A, "実質公債費比率は\n４．９％であり", Relevant(A, "4.9%であり"))
+    assert answers(A, "約 8 億 8千 4 百万円の財政効果", Relevant(A, "約8億8千4百万円の財政効果"))
+
+
+def test_answers_1200_character_rule() -> None:
+    phrase = "サンセット方式"
+    e = Relevant(A, phrase)
+    # whitespace does not count toward the 1,200 normalised characters
+    pad = "あ" * (READ_LIMIT - len(phrase))
+    assert answers(A, pad + phrase, e)
+    assert answers(A, " \n".join(pad) + phrase, e)  # lots of whitespace, same normalised text
+    assert not answers(A, pad + "あ" + phrase, e)  # ends at 1,201
+    # a phrase straddling the limit does not count
+    assert not answers(A, "あ" * (READ_LIMIT - 3) + phrase, e)
+
+
+def test_single_entry_known_values() -> None:
+    rel = [Relevant(A, "X")]
+    ranking = [(B, "X"), (A, "no"), (A, "..X..")]
+    h1, hk, mrr, rec, ndcg, ranks = score_ranking(ranking, rel, k=10)
+    assert (h1, hk, rec, ranks) == (0.0, 1.0, 1.0, [3])
+    assert mrr == pytest.approx(1 / 3)
+    assert ndcg == pytest.approx((1 / math.log2(4)) / 1.0)
+
+
+def test_hit_at_rank_one() -> None:
+    h1, hk, mrr, rec, ndcg, _ = score_ranking([(A, "X")], [Relevant(A, "X")])
+    assert (h1, hk, mrr, rec, ndcg) == (1.0, 1.0, 1.0, 1.0, 1.0)
+
+
+def test_nothing_found() -> None:
+    h1, hk, mrr, rec, ndcg, ranks = score_ranking([(A, "Y")] * 12, [Relevant(A, "X")])
+    assert (h1, hk, mrr, rec, ndcg, ranks) == (0.0, 0.0, 0.0, 0.0, 0.0, [None])
+
+
+def test_beyond_k_does_not_count() -> None:
+    ranking = [(A, "Y")] * 10 + [(A, "X")]
+    assert score_ranking(ranking, [Relevant(A, "X")], k=10)[1] == 0.0
+    assert score_ranking(ranking, [Relevant(A, "X")], k=11)[1] == 1.0
+
+
+def test_two_entries_and_entry_counts_once() -> None:
+    rel = [Relevant(A, "X"), Relevant(B, "Z")]
+    # the A passage matches twice: entry counted once, the second match gains nothing
+    ranking = [(A, "X"), (A, "X again"), (B, "no"), (B, "Z")]
+    h1, hk, mrr, rec, ndcg, ranks = score_ranking(ranking, rel)
+    assert ranks == [1, 4]
+    assert (h1, hk, mrr, rec) == (1.0, 1.0, 1.0, 1.0)
+    dcg = 1 / math.log2(2) + 1 / math.log2(5)
+    idcg = 1 / math.log2(2) + 1 / math.log2(3)
+    assert ndcg == pytest.approx(dcg / idcg)
+
+
+def test_recall_half() -> None:
+    rel = [Relevant(A, "X"), Relevant(B, "Z")]
+    h1, hk, mrr, rec, ndcg, _ = score_ranking([(B, "..."), (A, "X")], rel)
+    assert (h1, hk, rec) == (0.0, 1.0, 0.5)
+    assert mrr == 0.5
+    assert ndcg == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+
+
+def test_one_passage_answering_two_entries_gains_once() -> None:
+    rel = [Relevant(A, "X"), Relevant(A, "Z")]
+    h1, hk, mrr, rec, ndcg, ranks = score_ranking([(A, "X and Z")], rel)
+    assert ranks == [1, 1] and rec == 1.0
+    assert ndcg == pytest.approx(1 / (1 + 1 / math.log2(3)))
+
+
+def test_empty_relevant_rejected() -> None:
+    with pytest.raises(ValueError):
+        score_ranking([(A, "X")], [])
+
+
+# ---------------------------------------------------------------- evaluate() end to end on a stub
+
+
+@dataclass
+class _C:
+    doc_id: str
+    text: str
+
+
+@dataclass
+class _R:
+    score: float
+    chunk: _C
+
+
+@dataclass
+class _StubEngine:
+    """A hand-made ranking per query (the metrics, not retrieval, are under test)."""
+
+    rankings: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
+
+    def search(self, query: str, k: int = 10, filters=None, mode: str = "hybrid") -> list[_R]:
+        return [_R(1.0 / (i + 1), _C(d, t)) for i, (d, t) in enumerate(self.rankings.get(query, []))][:k]
+
+
+def _write(tmp_path: Path, rows: list[dict]) -> Path:
+    p = tmp_path / "q.jsonl"
+    p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
+    return p
+
+
+def test_evaluate_per_kind_overall_and_no_answer(tmp_path: Path) -> None:
+    rows = [
+        {"id": "q1", "kind": "which", "query": "q1", "relevant": [{"doc": A, "must_contain": "X"}]},
+        {"id": "q2", "kind": "which", "query": "q2", "relevant": [{"doc": A, "must_contain": "X"}]},
+        {"id": "q3", "kind": "fact", "query": "q3", "relevant": [{"doc": B, "must_contain": "Z"}]},
+        {"id": "q4", "kind": "which", "query": "q4", "relevant": []},
+    ]
+    eng = _StubEngine({
+        "q1": [(A, "X"), (B, "1234")],           # rank 1
+        "q2": [(B, "no"), (A, "X")],             # rank 2
+        "q3": [(A, "Z")],                        # wrong doc: miss
+        "q4": [(A, "whatever")],
+    })
+    rep = evaluate(eng, _write(tmp_path, rows))
+    assert rep.overall.n == 3
+    assert rep.overall.hit1 == pytest.approx(1 / 3)
+    assert rep.overall.hitk == pytest.approx(2 / 3)
+    assert rep.overall.mrr == pytest.approx((1 + 0.5 + 0) / 3)
+    assert rep.per_kind["which"].n == 2 and rep.per_kind["which"].mrr == pytest.approx(0.75)
+    assert rep.per_kind["fact"].recall == 0.0
+    assert rep.per_kind["which"].mean_len == pytest.approx(((1 + 4) / 2 + (2 + 1) / 2) / 2)
+    assert rep.no_answer.n == 1 and rep.no_answer.ids == ["q4"]
+    assert rep.no_answer.mean_top1_score == pytest.approx(1.0)
+    d = rep.to_dict()
+    json.dumps(d, ensure_ascii=False)
+    assert d["overall"]["n"] == 3
+    md = format_report(rep, "stub")
+    assert "| **overall** | 3 |" in md and "| which | 2 |" in md and "q4" in md
+
+
+def test_load_questions_reports_bad_line(tmp_path: Path) -> None:
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"id": "a", "kind": "x", "query": "q", "relevant": []}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=":2:"):
+        load_questions(p)
+
+
+def test_dev_queries_file_loads(dev_queries: Path) -> None:
+    qs = load_questions(dev_queries)
+    assert len(qs) >= 30
+    assert {q.kind for q in qs} >= {"which", "compare", "wording", "fact"}
