@@ -100,7 +100,7 @@ _BLOCK_START_RE = re.compile(
     rf"|[（(][{_DIGITS}{_KANJI_NUM}]+[)）]"
     rf"|[{_CIRCLED}{_PAREN_NUM}]"
     rf"|[{_DIGITS}]+[.．、)）]"
-    rf"|[{_DIGITS}]+[\s　]"
+    rf"|[{_DIGITS}]{{1,2}}[\s　][^、，,。]{{1,38}}$"
     rf"|[ア-ン][\s　.．、]"
     rf"|[【＜<《〈≪\[［■◆]"
     rf"|方針[{_DIGITS}{_KANJI_NUM}]"
@@ -128,21 +128,33 @@ def _is_ascii_word_char(ch: str) -> bool:
 # --------------------------------------------------------------------------- hard wraps
 
 
-def join_wrapped_lines(lines: list[str]) -> str:
+def join_wrapped_lines(lines: list[str], *, full_width: int | None = None) -> str:
     """Join hard-wrapped lines into paragraphs separated by ``\\n``.
 
     Within a paragraph, lines are joined with nothing between Japanese characters and with a
     single space between Latin words (「財政運」+「営」→「財政運営」, 「public」+「private」→
-    「public private」). A paragraph ends at a blank line, before a line that starts a bullet,
-    numbered entry or heading, after a sentence-final 。！？, after a line noticeably shorter than
-    the block's full lines, and around table rows (lines with tabs), which are kept as they are.
+    「public private」). A paragraph ends
+
+    - at a blank line — unless the text is *double-spaced* (PDF extraction that puts a blank line
+      after every line; then single blank lines are ignored and only the rules below apply),
+    - before a line that starts a bullet, numbered entry or heading, or an indented line,
+    - after a sentence-final 。！？, or after a line clearly shorter than the block's full lines
+      (``full_width``: display width of a full line; default the 90th percentile of the lines),
+    - around table rows (lines with tabs), which are kept as they are.
+
+    A line that begins with closing punctuation (「）」「、」「。」) always continues the previous one.
     """
     stripped = [ln.rstrip() for ln in lines]
-    widths = [_width(ln.strip()) for ln in stripped if ln.strip() and "\t" not in ln]
-    full = max(widths) if widths else 0
+    nonblank = [ln for ln in stripped if ln.strip()]
+    if full_width is None:
+        full_width = reference_width(nonblank)
+    double = is_double_spaced(stripped)
+    indented = [ln for ln in nonblank if ln[:1] in (" ", "\u3000")]
+    use_indent = 0 < len(indented) < 0.5 * len(nonblank)
     paras: list[str] = []
     cur = ""
-    prev_raw = ""
+    prev = ""
+    blank_run = 0
 
     def flush() -> None:
         nonlocal cur
@@ -152,25 +164,65 @@ def join_wrapped_lines(lines: list[str]) -> str:
 
     for raw in stripped:
         if not raw.strip():
-            flush()
-            prev_raw = ""
+            blank_run += 1
             continue
+        gap = blank_run
+        blank_run = 0
         if "\t" in raw:
             flush()
             paras.append(raw)
-            prev_raw = ""
+            prev = ""
             continue
         line = raw.strip()
-        if cur and (starts_block(line) or _ends_paragraph(prev_raw.strip(), full)):
-            flush()
+        if cur:
+            if line[0] in _CONTINUES:
+                brk = False
+            elif gap >= 2 or (gap == 1 and not double):
+                brk = True
+            else:
+                brk = (
+                    starts_block(line)
+                    or (use_indent and raw[:1] in (" ", "\u3000"))
+                    or _ends_paragraph(prev, full_width)
+                )
+            if brk:
+                flush()
         if not cur:
             cur = line
         else:
             a, b = cur[-1], line[0]
             cur += (" " if _is_ascii_word_char(a) and _is_ascii_word_char(b) else "") + line
-        prev_raw = raw
+        prev = line
     flush()
     return "\n".join(paras)
+
+
+_CONTINUES = "）)」』】〕］]、。，,．ー"
+
+
+def reference_width(lines: list[str]) -> int:
+    """Display width of a "full" line: the 90th percentile of the non-table lines' widths."""
+    widths = sorted(_width(ln.strip()) for ln in lines if ln.strip() and "\t" not in ln)
+    if not widths:
+        return 0
+    return widths[min(len(widths) - 1, int(len(widths) * 0.9))]
+
+
+def is_double_spaced(lines: list[str]) -> bool:
+    """True when most consecutive non-blank lines are separated by exactly one blank line
+    (the extraction put a blank line after every wrapped line)."""
+    gaps: list[int] = []
+    run = -1
+    for ln in lines:
+        if ln.strip():
+            if run >= 0:
+                gaps.append(run)
+            run = 0
+        elif run >= 0:
+            run += 1
+    if len(gaps) < 4:
+        return False
+    return sum(1 for g in gaps if g == 1) >= 0.6 * len(gaps)
 
 
 def _ends_paragraph(prev: str, full: int) -> bool:
@@ -203,34 +255,40 @@ def collapse_letter_spacing(line: str) -> str:
 
 
 def collapse_vertical_labels(lines: list[str], min_run: int = 3) -> list[str]:
-    """Join runs of ≥ ``min_run`` lines that are each one CJK character (a vertical label set
-    one character per line: 後/期/基/本/計/画 → 後期基本計画)."""
+    """Join runs of ≥ ``min_run`` lines that are each one CJK character (blank lines between
+    them allowed): a vertical label set one character per line, 後/期/基/本/計/画 → 後期基本計画."""
     out: list[str] = []
     i = 0
     while i < len(lines):
+        chars: list[str] = []
         j = i
-        while j < len(lines) and _SINGLE_CJK_LINE_RE.match(lines[j]):
+        last = i
+        while j < len(lines) and (_SINGLE_CJK_LINE_RE.match(lines[j]) or (chars and not lines[j].strip())):
+            if lines[j].strip():
+                chars.append(lines[j].strip())
+                last = j
             j += 1
-        if j - i >= min_run:
-            out.append("".join(s.strip() for s in lines[i:j]))
-            i = j
+        if len(chars) >= min_run:
+            out.append("".join(chars))
+            i = last + 1
         else:
             out.append(lines[i])
             i += 1
     return out
 
 
-def clean_display_text(text: str) -> str:
+def clean_display_text(text: str, *, full_width: int | None = None) -> str:
     """The faithful display text of ``text``.
 
     Private-use bullets dropped, letter-spaced headings and one-character-per-line labels
-    collapsed, hard wraps joined (:func:`join_wrapped_lines`), trailing spaces stripped. No NFKC:
-    the source's characters are kept.
+    collapsed, hard wraps joined (:func:`join_wrapped_lines`, ``full_width`` passed on; give the
+    document's :func:`reference_width` when cleaning a part of it), trailing spaces stripped.
+    No NFKC: the source's characters are kept.
     """
     text = drop_private_use(text).replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
     lines = [collapse_letter_spacing(ln.rstrip()) for ln in text.split("\n")]
     lines = collapse_vertical_labels(lines)
-    return join_wrapped_lines(lines).strip()
+    return join_wrapped_lines(lines, full_width=full_width).strip()
 
 
 # --------------------------------------------------------------------------- page furniture
@@ -302,40 +360,57 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
     return out, removed
 
 
-def split_at_page_number_lines(text: str, first_page: int = 1) -> tuple[list[Page], list[str]]:
+def split_at_page_number_lines(text: str, first_page: int = 1, *, max_step: int = 40) -> tuple[list[Page], list[str]]:
     """Split running text (no form feeds) into pages at lone page-number lines.
 
-    A lone number line whose value is one more than the previous one found (starting from any
-    small value, 1–3) marks the end of that page. Returns the pages (numbered by the page the
-    number line closes, text after the last marker on the next page) and the removed number lines.
-    When fewer than two such lines form a sequence, the text is one page ``first_page``.
+    Candidates are lines that are only a number (「3」「- 3 -」). The longest chain of candidates
+    whose values increase in document order (by 1 to ``max_step``: excerpts skip pages; numeric
+    table cells do not form such chains) and starts at a small value (≤ 3, or any value when the
+    chain has ≥ 3 members) marks pages. If the first marker comes before any text, markers are page
+    headers (the text after a marker is on that page); otherwise they are footers (the text before a
+    marker is on that page). The marker lines are returned as removed. With fewer than two markers
+    the text stays one page ``first_page``.
     """
     lines = text.split("\n")
-    cands = [(i, page_number_value(ln)) for i, ln in enumerate(lines)]
-    cands = [(i, v) for i, v in cands if v is not None and _lone_number(lines[i])]
-    # longest chain of consecutive values in document order
+    cands = [(i, page_number_value(ln)) for i, ln in enumerate(lines) if _lone_number(ln)]
+    cands = [(i, v) for i, v in cands if v is not None and v > 0]
     best: list[tuple[int, int]] = []
-    for start_k, (i0, v0) in enumerate(cands):
-        if v0 is None or v0 > 3:
-            continue
-        chain = [(i0, v0)]
-        for i, v in cands[start_k + 1:]:
-            if v == chain[-1][1] + 1:
-                chain.append((i, v))
-        if len(chain) > len(best):
+    n = len(cands)
+    # longest increasing chain (O(n^2) over a handful of candidates)
+    chain_len = [1] * n
+    back = [-1] * n
+    for k in range(n):
+        for m in range(k):
+            if 0 < cands[k][1] - cands[m][1] <= max_step and chain_len[m] + 1 > chain_len[k]:
+                chain_len[k] = chain_len[m] + 1
+                back[k] = m
+    for k in sorted(range(n), key=lambda x: -chain_len[x]):
+        chain = []
+        j = k
+        while j >= 0:
+            chain.append(cands[j])
+            j = back[j]
+        chain.reverse()
+        if len(chain) >= 2 and (chain[0][1] <= 3 or len(chain) >= 3):
             best = chain
+            break
     if len(best) < 2:
         return [Page(number=first_page, text=text)], []
+    header_style = not any(ln.strip() for ln in lines[: best[0][0]])
     pages: list[Page] = []
-    removed: list[str] = []
-    prev = 0
-    for i, v in best:
-        pages.append(Page(number=v, text="\n".join(lines[prev:i])))
-        removed.append(lines[i])
-        prev = i + 1
-    tail = "\n".join(lines[prev:])
-    if tail.strip():
-        pages.append(Page(number=best[-1][1] + 1, text=tail))
+    removed = [lines[i] for i, _ in best]
+    if header_style:
+        for k, (i, v) in enumerate(best):
+            end = best[k + 1][0] if k + 1 < len(best) else len(lines)
+            pages.append(Page(number=v, text="\n".join(lines[i + 1:end])))
+    else:
+        prev = 0
+        for i, v in best:
+            pages.append(Page(number=v, text="\n".join(lines[prev:i])))
+            prev = i + 1
+        tail = "\n".join(lines[prev:])
+        if tail.strip():
+            pages.append(Page(number=best[-1][1] + 1, text=tail))
     return pages, removed
 
 
