@@ -1,0 +1,127 @@
+"""Load the corpus: manifest rows → readers → chunker → chunks, with every problem reported.
+
+One broken file never stops the load: any exception while reading or chunking one document
+becomes an error :class:`IngestMessage` for that document and the loop goes on. Every manifest
+row is listed in :attr:`CorpusLoad.documents`, also when its file failed; the messages say why.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corpus.manifest import normalize_rel_path, read_manifest
+from corpus.readers import DEFAULT_MAX_BYTES, read_document
+from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
+
+
+@dataclass
+class CorpusLoad:
+    """Result of :func:`load_corpus`."""
+
+    documents: list[DocumentMeta] = field(default_factory=list)
+    chunks: list[Chunk] = field(default_factory=list)
+    messages: list[IngestMessage] = field(default_factory=list)
+    #: Pages with text per document id (0 for a document that could not be read).
+    page_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[IngestMessage]:
+        """The error messages only."""
+        return [m for m in self.messages if m.severity == "error"]
+
+    def chunks_of(self, doc_id: str) -> list[Chunk]:
+        """The chunks of one document, in order."""
+        return [c for c in self.chunks if c.doc_id == doc_id]
+
+
+def _chunk(raw: RawDocument, meta: DocumentMeta, max_tokens: int) -> list[Chunk]:
+    from corpus.chunker import chunk_document
+
+    return list(chunk_document(raw, meta, max_tokens=max_tokens))
+
+
+def read_entry(corpus_dir: Path, meta: DocumentMeta, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawDocument:
+    """Read the file of one manifest row; never raises (errors are messages in the result)."""
+    try:
+        return read_document(Path(corpus_dir) / meta.path, meta.path, max_bytes=max_bytes)
+    except Exception as e:  # read_document should not raise; belt and braces
+        return RawDocument(
+            path=meta.path,
+            pages=[],
+            messages=[IngestMessage("error", meta.path, f"読み込みに失敗しました / read failed: {type(e).__name__}: {e}")],
+        )
+
+
+def load_document(
+    corpus_dir: Path,
+    meta: DocumentMeta,
+    *,
+    max_tokens: int = 400,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    raw: RawDocument | None = None,
+) -> tuple[list[Chunk], list[IngestMessage]]:
+    """Read and chunk one document; return its chunks and the messages about it.
+
+    Never raises for bad input or a chunker failure: both become error messages. A document that
+    yields no chunks without an error gets a warning. ``raw`` skips reading when already read.
+    """
+    if raw is None:
+        raw = read_entry(corpus_dir, meta, max_bytes=max_bytes)
+    messages = list(raw.messages)
+    if any(m.severity == "error" for m in raw.messages) and not raw.pages:
+        return [], messages
+    if not raw.pages:
+        messages.append(
+            IngestMessage("warning", meta.path, "文字情報がないためチャンクを作れませんでした / no text, no chunks")
+        )
+        return [], messages
+    try:
+        chunks = _chunk(raw, meta, max_tokens)
+    except Exception as e:
+        messages.append(
+            IngestMessage(
+                "error", meta.path,
+                f"チャンク分割に失敗しました / chunking failed: {type(e).__name__}: {e}",
+            )
+        )
+        return [], messages
+    if not chunks:
+        messages.append(
+            IngestMessage("warning", meta.path, "チャンクが 1 つもできませんでした / the document yielded no chunks")
+        )
+    return chunks, messages
+
+
+def load_corpus(
+    corpus_dir: Path,
+    *,
+    only: str | None = None,
+    max_tokens: int = 400,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> CorpusLoad:
+    """Read the manifest of ``corpus_dir`` and load every document (or only the one whose
+    manifest path is ``only``) into chunks, collecting all messages.
+
+    Raises :class:`~corpus.errors.ManifestError` only when the manifest itself is unusable.
+    """
+    corpus_dir = Path(corpus_dir)
+    manifest = read_manifest(corpus_dir, check_unlisted=only is None)
+    out = CorpusLoad(messages=list(manifest.messages))
+    entries = manifest.entries
+    if only is not None:
+        target = normalize_rel_path(only)
+        entries = [e for e in entries if e.path == target]
+        if not entries:
+            out.messages = [m for m in out.messages if m.path == target or m.line is not None]
+            out.messages.append(
+                IngestMessage("error", target, "manifest.csv に載っていない（または読み飛ばされた）文書です / not in the manifest")
+            )
+            return out
+    for meta in entries:
+        out.documents.append(meta)
+        raw = read_entry(corpus_dir, meta, max_bytes=max_bytes)
+        out.page_counts[meta.path] = len(raw.pages)
+        chunks, messages = load_document(corpus_dir, meta, max_tokens=max_tokens, max_bytes=max_bytes, raw=raw)
+        out.chunks.extend(chunks)
+        out.messages.extend(messages)
+    return out

@@ -1,0 +1,152 @@
+"""PDF: text page by page with pypdfium2, pdfplumber as a second opinion for garbled pages."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from corpus.readers.base import Reader, failed, missing_package, page, warning
+from corpus.records import IngestMessage, Page, RawDocument
+
+#: A page whose non-space characters are more than this share garbage is re-read with pdfplumber.
+GARBAGE_RATIO = 0.3
+_CID = re.compile(r"\(cid:\d+\)")
+
+NO_TEXT_SCANNED = (
+    "文字情報がありません（スキャン画像）。OCR が必要です / no text layer (scanned image), needs OCR"
+)
+NO_TEXT_BLANK = (
+    "文字情報がありません（空白ページまたは図のみ） / no text on this page (blank or graphics only)"
+)
+
+
+def garbage_ratio(text: str) -> float:
+    """Share of non-space characters that are garbage: ``(cid:NNN)`` codes, private-use
+    characters, U+FFFD and control characters. 0.0 for text without any non-space characters."""
+    n_cid = len(_CID.findall(text))
+    rest = _CID.sub("", text)
+    chars = [c for c in rest if not c.isspace()]
+    total = len(chars) + n_cid
+    if total == 0:
+        return 0.0
+    bad = n_cid
+    for c in chars:
+        o = ord(c)
+        if o == 0xFFFD or 0xE000 <= o <= 0xF8FF or o >= 0xF0000 or o < 0x20 or 0x7F <= o < 0xA0:
+            bad += 1
+    return bad / total
+
+
+def better_text(first: str, second: str | None) -> str:
+    """The less garbled of two extractions of the same page (``first`` wins ties and when
+    ``second`` is empty)."""
+    if not second or not second.strip():
+        return first
+    return second if garbage_ratio(second) < garbage_ratio(first) else first
+
+
+class PdfReader(Reader):
+    """``.pdf`` with pypdfium2 (``get_textpage().get_text_range()``)."""
+
+    extensions = (".pdf",)
+    name = "PDF"
+
+    def read(self, path: Path, rel: str) -> RawDocument:
+        """Read every page; pages without text or with garbled text give warnings naming the page,
+        encrypted, truncated and non-PDF files give an error."""
+        try:
+            import pypdfium2 as pdfium
+        except ImportError:
+            return failed(rel, missing_package("pypdfium2", "PDF"))
+        with path.open("rb") as f:
+            head = f.read(1024)
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - 4096))
+            tail = f.read()
+        if b"%PDF-" not in head:
+            return failed(rel, "PDF ではありません（%PDF- ヘッダがありません） / not a PDF file (no %PDF- header)")
+        if b"%%EOF" not in tail:
+            return failed(
+                rel,
+                "PDF が途中で切れています（%%EOF がありません。ダウンロードをやり直してください）"
+                " / truncated or corrupt PDF (no %%EOF at the end)",
+            )
+        try:
+            pdf = pdfium.PdfDocument(path)
+        except pdfium.PdfiumError as e:
+            text = str(e)
+            if "password" in text.lower():
+                return failed(
+                    rel,
+                    "パスワードで保護された PDF です。保護を解除してから追加してください"
+                    " / encrypted PDF (password required)",
+                )
+            return failed(rel, f"PDF が壊れていて開けません / corrupt PDF, cannot open: {text}")
+        messages: list[IngestMessage] = []
+        pages: list[Page] = []
+        plumber = None
+        try:
+            n = len(pdf)
+            for i in range(n):
+                number = i + 1
+                try:
+                    p = pdf[i]
+                    try:
+                        tp = p.get_textpage()
+                        try:
+                            text = tp.get_text_range()
+                        finally:
+                            tp.close()
+                        has_image = False
+                        if not text.strip():
+                            has_image = any(True for _ in p.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=5))
+                    finally:
+                        p.close()
+                except Exception as e:  # one bad page never loses the others
+                    messages.append(warning(rel, f"このページを読めませんでした / could not read this page: {e}", page=number))
+                    continue
+                if not text.strip():
+                    messages.append(warning(rel, NO_TEXT_SCANNED if has_image else NO_TEXT_BLANK, page=number))
+                    continue
+                ratio = garbage_ratio(text)
+                if ratio > GARBAGE_RATIO:
+                    alt = None
+                    try:
+                        if plumber is None:
+                            import pdfplumber
+
+                            plumber = pdfplumber.open(path)
+                        alt = plumber.pages[i].extract_text() or ""
+                    except ImportError:
+                        pass
+                    except Exception:
+                        alt = None
+                    chosen = better_text(text, alt)
+                    which = "pdfplumber" if chosen is not text else "pypdfium2"
+                    messages.append(
+                        warning(
+                            rel,
+                            f"文字化けの可能性があります（判読できない文字 {ratio:.0%}）。{which} の結果を使います"
+                            f" / text looks garbled ({ratio:.0%} unreadable characters; e.g. a font"
+                            f" without a ToUnicode map); using the {which} extraction",
+                            page=number,
+                        )
+                    )
+                    text = chosen
+                pages.append(page(number, text))
+        finally:
+            if plumber is not None:
+                try:
+                    plumber.close()
+                except Exception:
+                    pass
+            pdf.close()
+        if n and not pages:
+            messages.append(
+                warning(
+                    rel,
+                    "どのページにも文字情報がありません。OCR 済みの PDF を用意してください"
+                    " / no page has a text layer; provide an OCR'd PDF",
+                )
+            )
+        return RawDocument(path=rel, pages=pages, messages=messages)
