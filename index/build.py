@@ -1,0 +1,815 @@
+"""Build and update the index: atomic build-aside-then-swap, embedding cache, add/remove.
+
+- :func:`build_index` reads the whole corpus (``corpus.loader.load_corpus``), embeds only passages
+  whose vectors are not in the embedding cache, tokenises for BM25 and writes a new index.
+- :func:`add_document` copies one file under ``<corpus>/uploads/``, appends its manifest row and
+  indexes only that document (everything else is carried over from the current index).
+- :func:`remove_document` drops one document's manifest row and chunks; nothing is re-embedded.
+
+Every writer builds into a sibling temporary directory ``<index_dir>.tmp-<pid>``, fsyncs it and
+swaps it in (rename the old index aside to ``<index_dir>.old-<pid>``, rename the new one in, delete
+the old one), so a crash at any moment leaves the previous index loadable (``IndexStore.open``
+also reads an index left aside by a crash between the two renames). Stale temporary directories
+are cleaned — after their embedding caches are salvaged — by the next build. A lock file
+``<index_dir>.lock`` (an OS file lock, released if the process dies) stops concurrent builds.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
+from corpus.records import Chunk, DocumentMeta, IngestMessage
+from index.config import Settings
+from index.faiss_index import DEFAULT_EF_SEARCH, choose_kind
+from index.store import (
+    CACHE_DB,
+    CACHE_DIR,
+    INDEX_JSON,
+    DocumentRecord,
+    EmbeddingCache,
+    IndexStore,
+    bm25_text,
+    embed_key,
+    resolve_index_dir,
+    sha256_text,
+    write_store,
+)
+from index.tokenizer import Tokenizer
+
+#: Extensions add_document accepts when corpus.readers does not publish its own list.
+DEFAULT_EXTENSIONS = frozenset({".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm"})
+#: Passages embedded per block (each block is written to the new cache before the next starts).
+EMBED_BLOCK = 256
+
+
+class IndexBusyError(SeisakuError):
+    """Another build/add/remove holds the index lock."""
+
+
+# --------------------------------------------------------------------------- report
+
+
+@dataclass
+class BuildReport:
+    """What a build, add or remove did. ``ok`` is False when something the user asked failed
+    (a file could not be read, a document was refused) — the message list says why."""
+
+    n_docs: int = 0
+    n_chunks: int = 0
+    n_embedded: int = 0
+    n_cached: int = 0
+    messages: list[IngestMessage] = field(default_factory=list)
+    ok: bool = True
+    action: str = "build"  # "build" | "add" | "remove"
+    index_dir: str = ""
+    doc_id: str = ""
+    n_doc_chunks: int = 0  # chunks added (add) or removed (remove)
+    elapsed: float = 0.0
+    changed: bool = True  # False when the index on disk was left as it was
+
+    @property
+    def n_errors(self) -> int:
+        """Number of error messages."""
+        return sum(1 for m in self.messages if m.severity == "error")
+
+    @property
+    def n_warnings(self) -> int:
+        """Number of warning messages."""
+        return sum(1 for m in self.messages if m.severity == "warning")
+
+    def summary(self) -> str:
+        """A one-line Japanese summary for the CLI and the UI."""
+        issues = ""
+        if self.n_errors or self.n_warnings:
+            issues = f"（エラー {self.n_errors} 件, 警告 {self.n_warnings} 件）"
+        totals = f"{self.n_docs} 文書, {self.n_chunks} チャンク"
+        emb = f"新たに埋め込み {self.n_embedded} 件, キャッシュ再利用 {self.n_cached} 件"
+        if self.action == "add":
+            if not self.ok:
+                return f"文書を追加できませんでした: {self.doc_id}{issues}。インデックスは変更していません。"
+            return f"文書を追加しました: {self.doc_id}（{self.n_doc_chunks} チャンク, {emb}）。インデックス: {totals}{issues}"
+        if self.action == "remove":
+            if not self.ok:
+                return f"文書を削除できませんでした: {self.doc_id}{issues}。"
+            return f"文書を削除しました: {self.doc_id}（{self.n_doc_chunks} チャンク）。インデックス: {totals}"
+        state = "インデックスを作成しました" if self.ok else "インデックスを作成しました（一部の文書を読めませんでした）"
+        return f"{state}: {totals}（{emb}, {self.elapsed:.1f} 秒）{issues} → {self.index_dir}"
+
+
+# --------------------------------------------------------------------------- lock, temp dirs, swap
+
+
+def _sibling(index_dir: Path, suffix: str) -> Path:
+    return index_dir.with_name(index_dir.name + suffix)
+
+
+def lock_path(index_dir: Path) -> Path:
+    """The lock file of an index directory: ``<index_dir>.lock`` (beside it, since it is swapped)."""
+    return _sibling(Path(index_dir), ".lock")
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[Path]:
+    """Hold the exclusive build lock of ``index_dir``; raise :class:`IndexBusyError` if taken.
+
+    The lock is an OS advisory lock (``fcntl.flock``) on ``<index_dir>.lock``: it is released
+    automatically when the holding process exits or is killed, so it never goes stale.
+    """
+    index_dir = Path(index_dir)
+    index_dir.parent.mkdir(parents=True, exist_ok=True)
+    path = lock_path(index_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - non-POSIX: best-effort exclusive-create marker
+            marker = _sibling(index_dir, ".lock.pid")
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError as e:
+                raise IndexBusyError(_busy_message(index_dir, path)) from e
+        except OSError as e:
+            raise IndexBusyError(_busy_message(index_dir, path)) from e
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()} {datetime.now(timezone.utc).isoformat()}\n".encode())
+        yield path
+    finally:
+        os.close(fd)
+
+
+def _busy_message(index_dir: Path, path: Path) -> str:
+    holder = ""
+    with contextlib.suppress(OSError):
+        holder = path.read_text(encoding="utf-8").split()[0]
+    who = f"（プロセス {holder}）" if holder else ""
+    return (
+        f"インデックス {index_dir} は別の処理{who}が作成・更新中です。終わってからもう一度実行してください。"
+        f" Another build is running on this index (lock file {path}); wait for it to finish."
+    )
+
+
+def _stale_tmp_dirs(index_dir: Path) -> list[Path]:
+    return sorted(p for p in index_dir.parent.glob(index_dir.name + ".tmp-*") if p.is_dir())
+
+
+def _recover(index_dir: Path) -> None:
+    """Under the lock: put back an index a crash left aside and delete leftover ``.old-*`` dirs."""
+    olds = sorted(index_dir.parent.glob(index_dir.name + ".old-*"), key=lambda p: p.stat().st_mtime)
+    if not (index_dir / INDEX_JSON).is_file():
+        good = [p for p in olds if (p / INDEX_JSON).is_file()]
+        if good:
+            if index_dir.exists():
+                shutil.rmtree(index_dir, ignore_errors=True)
+            os.rename(good[-1], index_dir)
+            olds = [p for p in olds if p != good[-1]]
+    for p in olds:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _swap_in(tmp: Path, index_dir: Path) -> None:
+    """Replace ``index_dir`` by the complete directory ``tmp``: rename aside, rename in, delete."""
+    old = None
+    if index_dir.exists():
+        old = _sibling(index_dir, f".old-{os.getpid()}")
+        if old.exists():
+            shutil.rmtree(old)
+        os.rename(index_dir, old)
+    os.rename(tmp, index_dir)
+    _fsync_dir(index_dir.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _new_tmp(index_dir: Path) -> Path:
+    tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
+
+
+def get_embedder(settings: Settings) -> Any:
+    """The :class:`index.embedder.Embedder` for ``settings`` (one instance per process and model)."""
+    from index.embedder import Embedder
+
+    key = (settings.model, str(settings.cache_dir), settings.query_prompt, settings.passage_prompt)
+    emb = _EMBEDDERS.get(key)
+    if emb is None:
+        emb = Embedder.from_settings(settings)
+        _EMBEDDERS[key] = emb
+    return emb
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes ("" when it cannot be read)."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
+def corpus_fingerprint(corpus_dir: Path, documents: Sequence[DocumentRecord]) -> str:
+    """sha256 over the manifest bytes and every indexed document's (id, file sha256)."""
+    h = hashlib.sha256()
+    manifest = Path(corpus_dir) / "manifest.csv"
+    with contextlib.suppress(OSError):
+        h.update(manifest.read_bytes())
+    for d in sorted(documents, key=lambda d: d.doc_id):
+        h.update(f"\n{d.doc_id}\t{d.sha256}".encode())
+    return h.hexdigest()
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        mod = __import__(name, fromlist=["VERSION"])
+    except Exception:
+        return None
+    v = getattr(mod, "VERSION", None)
+    return None if v is None else str(v)
+
+
+def _meta_of(doc: Any) -> DocumentMeta:
+    if isinstance(doc, DocumentMeta):
+        return doc
+    meta = getattr(doc, "meta", None)
+    if isinstance(meta, DocumentMeta):
+        return meta
+    raise TypeError(f"cannot read a DocumentMeta from {doc!r}")
+
+
+def _messages_for(doc_id: str, messages: Sequence[IngestMessage]) -> list[IngestMessage]:
+    return [m for m in messages if m.path == doc_id or m.path.endswith("/" + doc_id)]
+
+
+def _doc_record(corpus_dir: Path, meta: DocumentMeta, n_chunks: int, messages: Sequence[IngestMessage]) -> DocumentRecord:
+    return DocumentRecord(
+        doc_id=meta.doc_id,
+        municipality=meta.municipality,
+        prefecture=meta.prefecture,
+        title=meta.title,
+        year=meta.year,
+        kind=meta.kind,
+        url=meta.url,
+        sha256=file_sha256(Path(corpus_dir) / meta.path),
+        n_chunks=n_chunks,
+        messages=_messages_for(meta.doc_id, messages),
+    )
+
+
+def _base_info(settings: Settings, embedder: Any, tokenizer: Tokenizer) -> dict[str, Any]:
+    return {
+        "model": settings.model,
+        "model_id": str(embedder.model_id),
+        "dim": int(embedder.dim),
+        "query_prompt": embedder.query_prompt or "",
+        "passage_prompt": embedder.passage_prompt or "",
+        "tokenizer_version": tokenizer.version,
+        "normalizer_version": _module_version("corpus.normalize"),
+        "chunker_version": _module_version("corpus.chunker"),
+        "loader_version": _module_version("corpus.loader"),
+        "max_item_tokens": settings.max_item_tokens,
+        "ef_search": int(getattr(settings, "hnsw_ef_search", DEFAULT_EF_SEARCH) or DEFAULT_EF_SEARCH),
+        "corpus_dir": str(settings.corpus_dir),
+    }
+
+
+def _finish_info(info: dict[str, Any], corpus_dir: Path, documents: Sequence[DocumentRecord], **extra: Any) -> dict[str, Any]:
+    info = dict(info)
+    info["corpus_fingerprint"] = corpus_fingerprint(corpus_dir, documents)
+    info["built_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    info.update(extra)
+    return info
+
+
+def _cache_sources(index_dir: Path, stale: Sequence[Path]) -> list[Path]:
+    paths = [resolve_index_dir(index_dir) / CACHE_DIR / CACHE_DB]
+    paths += [p / CACHE_DIR / CACHE_DB for p in stale]
+    return [p for p in paths if p.is_file()]
+
+
+def _embed(
+    embedder: Any,
+    keys: Sequence[str],
+    texts: Sequence[str],
+    sources: Sequence[Path],
+    new_cache: EmbeddingCache,
+    *,
+    batch_size: int,
+    progress: bool,
+    known: dict[str, np.ndarray] | None = None,
+) -> tuple[np.ndarray, int, int]:
+    """Vectors for ``texts`` (one per key): from ``known``, the cache ``sources``, else embedded.
+
+    Every vector used is written to ``new_cache``. Returns ``(vectors, n_embedded, n_cached)``
+    counted over distinct keys.
+    """
+    model_id, dim = str(embedder.model_id), int(embedder.dim)
+    unique: dict[str, str] = {}
+    for k, t in zip(keys, texts):
+        unique.setdefault(k, t)
+    found: dict[str, np.ndarray] = {k: v for k, v in (known or {}).items() if k in unique and v.shape[-1] == dim}
+    for src in sources:
+        missing = [k for k in unique if k not in found]
+        if not missing:
+            break
+        try:
+            with EmbeddingCache(src, readonly=True) as c:
+                found.update(c.get_many(model_id, missing, dim=dim))
+        except Exception:  # a damaged cache only costs re-embedding
+            continue
+    n_cached = len(found)
+    new_cache.put_many(model_id, found.items())
+    todo = [k for k in unique if k not in found]
+    if todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=not progress)
+        try:
+            for i in range(0, len(todo), EMBED_BLOCK):
+                block = todo[i : i + EMBED_BLOCK]
+                vecs = np.asarray(
+                    embedder.encode_passages([unique[k] for k in block], batch_size=batch_size, show_progress=False),
+                    dtype=np.float32,
+                )
+                if vecs.shape != (len(block), dim):
+                    raise RuntimeError(f"embedder returned shape {vecs.shape}, expected {(len(block), dim)}")
+                pairs = list(zip(block, vecs))
+                new_cache.put_many(model_id, pairs)
+                found.update(pairs)
+                bar.update(len(block))
+        finally:
+            bar.close()
+    out = np.zeros((len(keys), dim), np.float32)
+    for i, k in enumerate(keys):
+        out[i] = found[k]
+    return out, len(todo), n_cached
+
+
+def _tokenize_all(
+    tokenizer: Tokenizer, chunks: Sequence[Chunk], reuse: dict[str, list[str]], progress: bool
+) -> list[list[str]]:
+    from tqdm.auto import tqdm
+
+    out = []
+    for c in tqdm(chunks, desc="BM25 語彙", unit="件", disable=not progress or not chunks):
+        text = bm25_text(c)
+        toks = reuse.get(sha256_text(text))
+        out.append(toks if toks is not None else tokenizer.tokenize(text))
+    return out
+
+
+def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, list[str]]:
+    """``bm25_key → terms`` from the current index when it used the same tokeniser."""
+    import sqlite3
+
+    path = resolve_index_dir(index_dir)
+    try:
+        info = json.loads((path / INDEX_JSON).read_text(encoding="utf-8"))
+        if info.get("tokenizer_version") != tokenizer.version:
+            return {}
+        con = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
+        try:
+            return {k: json.loads(t) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks")}
+        finally:
+            con.close()
+    except Exception:
+        return {}
+
+
+def _write_and_swap(
+    settings: Settings,
+    *,
+    chunks: list[Chunk],
+    tokens: list[list[str]],
+    vectors: Callable[[EmbeddingCache], np.ndarray],
+    keys: list[str],
+    documents: list[DocumentRecord],
+    info: dict[str, Any],
+    progress: bool,
+) -> dict[str, Any]:
+    """Write a complete index to a temp sibling dir, fsync, swap it in.
+
+    ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``chunks``.
+    """
+    index_dir = Path(settings.index_dir)
+    tmp = _new_tmp(index_dir)
+    try:
+        with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
+            vecs = vectors(cache)
+        kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold)
+        info = write_store(
+            tmp,
+            chunks=chunks,
+            tokens=tokens,
+            vectors=vecs,
+            embed_keys=keys,
+            documents=documents,
+            info=info,
+            faiss_index_kind=kind,
+            progress=progress,
+        )
+        _swap_in(tmp, index_dir)
+        return info
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------- build
+
+
+def build_index(settings: Settings, *, progress: bool = True) -> BuildReport:
+    """Build the index of ``settings.corpus_dir`` into ``settings.index_dir`` (atomically).
+
+    Unchanged passages take their vectors from the embedding cache of the current index (and of
+    stale temporary build directories), so a rebuild re-embeds only new or changed text.
+    Raises :class:`IndexBusyError` when another build holds the lock.
+    """
+    index_dir = Path(settings.index_dir).expanduser()
+    settings = settings.with_overrides(index_dir=index_dir)
+    with build_lock(index_dir):
+        return _build_locked(settings, progress=progress)
+
+
+def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequence[IngestMessage] = ()) -> BuildReport:
+    from corpus.loader import load_corpus
+
+    t0 = time.monotonic()
+    index_dir = Path(settings.index_dir)
+    _recover(index_dir)
+    # temp dirs of builds that died (we hold the lock, so none is in use): their embedding caches
+    # are read as extra sources, and they are deleted once the new index is in place
+    own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
+    salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
+
+    loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens)
+    messages = [*extra_messages, *loaded.messages]
+    chunks: list[Chunk] = list(loaded.chunks)
+    embedder = get_embedder(settings)
+    tokenizer = Tokenizer()
+    prompt = embedder.passage_prompt or ""
+    keys = [embed_key(prompt, c.embed_text) for c in chunks]
+
+    counts: dict[str, int] = {}
+    for c in chunks:
+        counts[c.doc_id] = counts.get(c.doc_id, 0) + 1
+    documents = [
+        _doc_record(settings.corpus_dir, m, counts.get(m.doc_id, 0), loaded.messages)
+        for m in (_meta_of(d) for d in loaded.documents)
+    ]
+    tokens = _tokenize_all(tokenizer, chunks, _reusable_tokens(index_dir, tokenizer), progress)
+    result: dict[str, Any] = {}
+
+    def fill(cache: EmbeddingCache) -> np.ndarray:
+        vecs, n_emb, n_cached = _embed(
+            embedder,
+            keys,
+            [c.embed_text for c in chunks],
+            _cache_sources(index_dir, salvage),
+            cache,
+            batch_size=settings.batch_size,
+            progress=progress,
+        )
+        result.update(n_embedded=n_emb, n_cached=n_cached)
+        return vecs
+
+    info = _finish_info(_base_info(settings, embedder, tokenizer), settings.corpus_dir, documents, built_by="build")
+    _write_and_swap(
+        settings,
+        chunks=chunks,
+        tokens=tokens,
+        vectors=fill,
+        keys=keys,
+        documents=documents,
+        info=info,
+        progress=progress,
+    )
+    for p in salvage:
+        shutil.rmtree(p, ignore_errors=True)
+    ok = bool(documents) and not any(m.severity == "error" for m in messages)
+    if not documents:
+        messages.append(IngestMessage("error", str(settings.corpus_dir), "索引できる文書がありません / no documents to index"))
+    return BuildReport(
+        n_docs=len(documents),
+        n_chunks=len(chunks),
+        n_embedded=result["n_embedded"],
+        n_cached=result["n_cached"],
+        messages=messages,
+        ok=ok,
+        action="build",
+        index_dir=str(index_dir),
+        elapsed=time.monotonic() - t0,
+    )
+
+
+# --------------------------------------------------------------------------- add / remove
+
+
+def _supported_extensions() -> frozenset[str]:
+    try:
+        import corpus.readers as readers
+    except Exception:
+        return DEFAULT_EXTENSIONS
+    for name in ("SUPPORTED_EXTENSIONS", "EXTENSIONS", "READERS"):
+        v = getattr(readers, name, None)
+        if v:
+            return frozenset(str(e).lower() if str(e).startswith(".") else "." + str(e).lower() for e in v)
+    return DEFAULT_EXTENSIONS
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def sanitise_filename(name: str) -> str:
+    """A safe file name for ``uploads/``: NFC, no path separators or control/reserved characters,
+    no leading dots or spaces. Raises ValueError for names that are empty or only dots."""
+    base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
+    base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
+    if not base or set(base) <= {".", "_"}:
+        raise ValueError(f"ファイル名として使えません: {name!r}")
+    if len(base.encode("utf-8")) > 200:
+        stem, ext = os.path.splitext(base)
+        base = stem.encode("utf-8")[: 200 - len(ext.encode())].decode("utf-8", "ignore") + ext
+    return base
+
+
+def _refused(doc_id: str, message: str, settings: Settings, action: str) -> BuildReport:
+    n_docs = n_chunks = 0
+    with contextlib.suppress(Exception):
+        info = json.loads((resolve_index_dir(Path(settings.index_dir)) / INDEX_JSON).read_text(encoding="utf-8"))
+        n_docs, n_chunks = int(info.get("n_documents", 0)), int(info.get("n_chunks", 0))
+    return BuildReport(
+        n_docs=n_docs,
+        n_chunks=n_chunks,
+        messages=[IngestMessage("error", doc_id, message)],
+        ok=False,
+        action=action,
+        index_dir=str(settings.index_dir),
+        doc_id=doc_id,
+        changed=False,
+    )
+
+
+def _open_current(settings: Settings, expected_model_id: str | None) -> IndexStore | None:
+    """The current index, or None when there is none or it cannot be updated incrementally."""
+    try:
+        return IndexStore.open(settings.index_dir, expected_model_id=expected_model_id, mmap=False)
+    except (IndexMissingError, IndexMismatchError):
+        return None
+
+
+def add_document(
+    settings: Settings,
+    file: Path,
+    *,
+    municipality: str,
+    prefecture: str = "",
+    title: str = "",
+    year: str = "",
+    kind: str = "",
+    url: str = "",
+) -> BuildReport:
+    """Add one file to the corpus and the index without a full rebuild.
+
+    The file is copied to ``<corpus_dir>/uploads/<sanitised name>`` and its manifest row appended;
+    only this document is read, chunked, tokenised and embedded, and the index is rewritten
+    atomically. Refused (``ok=False``, nothing changed): missing files, unsupported extensions,
+    names that cannot be made safe, a document id already in the manifest. When the document
+    cannot be read (an error message or no text), the manifest row and the copied file are
+    removed again and the index is left as it was. Without a usable current index (none, or
+    built with another model), a full build runs instead.
+    """
+    from corpus.loader import load_document
+    from corpus.manifest import append_entry, read_manifest, remove_entry
+
+    t0 = time.monotonic()
+    settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
+    src = Path(file).expanduser()
+    corpus_dir = Path(settings.corpus_dir)
+    try:
+        name = sanitise_filename(src.name)
+    except ValueError as e:
+        return _refused(str(file), str(e), settings, "add")
+    doc_id = f"uploads/{name}"
+    if not src.is_file():
+        return _refused(doc_id, f"ファイルがありません: {src}", settings, "add")
+    ext = src.suffix.lower()
+    if ext not in _supported_extensions():
+        allowed = " ".join(sorted(_supported_extensions()))
+        return _refused(doc_id, f"対応していない形式です: {ext or '(拡張子なし)'}（対応: {allowed}）", settings, "add")
+    if not municipality.strip():
+        return _refused(doc_id, "自治体名（municipality）を指定してください", settings, "add")
+    uploads = (corpus_dir / "uploads").resolve()
+    dest = (uploads / name).resolve()
+    if dest.parent != uploads:
+        return _refused(doc_id, f"コーパスの外を指すファイル名は使えません: {name}", settings, "add")
+
+    index_dir = Path(settings.index_dir)
+    with build_lock(index_dir):
+        _recover(index_dir)
+        manifest = read_manifest(corpus_dir)
+        if any(e.doc_id == doc_id for e in manifest.entries):
+            return _refused(doc_id, f"同じ文書 ID が既に登録されています: {doc_id}", settings, "add")
+        if dest.exists():
+            return _refused(doc_id, f"同名のファイルが既にあります: {dest}", settings, "add")
+        meta = DocumentMeta(
+            path=doc_id, municipality=municipality.strip(), prefecture=prefecture, title=title or src.stem,
+            year=str(year or ""), kind=kind, url=url,
+        )
+        uploads.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest)
+        appended = False
+
+        def rollback() -> None:
+            if appended:
+                with contextlib.suppress(Exception):
+                    remove_entry(corpus_dir, doc_id)
+            with contextlib.suppress(OSError):
+                dest.unlink()
+
+        try:
+            append_entry(corpus_dir, meta)
+            appended = True
+            new_chunks, messages = load_document(corpus_dir, meta, max_tokens=settings.max_item_tokens)
+            new_chunks = list(new_chunks)
+            messages = list(messages)
+            if any(m.severity == "error" for m in messages) or not new_chunks:
+                rollback()
+                if not any(m.severity == "error" for m in messages):
+                    messages.append(IngestMessage("error", doc_id, "本文を取り出せませんでした / no text could be extracted"))
+                rep = _refused(doc_id, "", settings, "add")
+                rep.messages = messages
+                return rep
+            embedder = get_embedder(settings)
+            current = _open_current(settings, str(embedder.model_id))
+            if current is None:
+                rep = _build_locked(settings, progress=False)
+                rep.action, rep.doc_id = "add", doc_id
+                rep.n_doc_chunks = len(new_chunks)
+                rep.messages = [*messages, *[m for m in rep.messages if m not in messages]]
+                return rep
+            rep = _add_to_store(settings, current, embedder, meta, new_chunks, messages)
+            rep.elapsed = time.monotonic() - t0
+            return rep
+        except BaseException:
+            rollback()
+            raise
+
+
+def _add_to_store(
+    settings: Settings,
+    current: IndexStore,
+    embedder: Any,
+    meta: DocumentMeta,
+    new_chunks: list[Chunk],
+    messages: list[IngestMessage],
+) -> BuildReport:
+    tokenizer = current.tokenizer
+    prompt = embedder.passage_prompt or ""
+    if prompt != (current.info.get("passage_prompt") or ""):
+        raise IndexMismatchError(
+            f"パッセージのプロンプトが索引作成時と異なります: `seisaku build --index {settings.index_dir}` で作り直してください。"
+        )
+    old_keys = current.embed_keys()
+    old_tokens = current.chunk_tokens()
+    old_vecs = current.vectors()
+    new_keys = [embed_key(prompt, c.embed_text) for c in new_chunks]
+    new_tokens = [tokenizer.tokenize(bm25_text(c)) for c in new_chunks]
+    chunks = [*current.chunks, *new_chunks]
+    keys = [*old_keys, *new_keys]
+    tokens = [*old_tokens, *new_tokens]
+    documents = [*current.documents.values(), _doc_record(settings.corpus_dir, meta, len(new_chunks), messages)]
+    known = dict(zip(old_keys, old_vecs))
+    result: dict[str, Any] = {}
+
+    def fill(cache: EmbeddingCache) -> np.ndarray:
+        vecs, n_emb, n_cached = _embed(
+            embedder, keys, [c.embed_text for c in chunks], _cache_sources(Path(settings.index_dir), []),
+            cache, batch_size=settings.batch_size, progress=False, known=known,
+        )
+        result.update(n_embedded=n_emb, n_cached=n_cached)
+        return vecs
+
+    info = _finish_info(current.info, settings.corpus_dir, documents, built_by="add")
+    for k in ("format_version", "n_chunks", "n_documents", "faiss_index", "bm25", "bm25_vocab_size"):
+        info.pop(k, None)
+    _write_and_swap(
+        settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys,
+        documents=documents, info=info, progress=False,
+    )
+    return BuildReport(
+        n_docs=len(documents), n_chunks=len(chunks), n_embedded=result["n_embedded"],
+        n_cached=result["n_cached"],
+        messages=messages, ok=True, action="add", index_dir=str(settings.index_dir), doc_id=meta.doc_id,
+        n_doc_chunks=len(new_chunks),
+    )
+
+
+def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = False) -> BuildReport:
+    """Remove one document: its manifest row and its chunks (atomically); nothing is re-embedded.
+
+    With ``delete_file`` the file under the corpus directory is deleted too (only a file inside the
+    corpus directory). A document that is neither in the manifest nor in the index is refused.
+    """
+    from corpus.manifest import append_entry, read_manifest, remove_entry
+
+    t0 = time.monotonic()
+    settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
+    corpus_dir = Path(settings.corpus_dir)
+    index_dir = Path(settings.index_dir)
+    with build_lock(index_dir):
+        _recover(index_dir)
+        entries = read_manifest(corpus_dir).entries
+        meta = next((e for e in entries if e.doc_id == doc_id), None)
+        try:
+            current: IndexStore | None = IndexStore.open(index_dir, mmap=False)
+        except IndexMissingError:
+            current = None
+        in_index = current is not None and doc_id in current.documents
+        if meta is None and not in_index:
+            return _refused(doc_id, f"その文書はコーパスにもインデックスにもありません: {doc_id}", settings, "remove")
+        if meta is not None:
+            remove_entry(corpus_dir, doc_id)
+        messages: list[IngestMessage] = []
+        removed = 0
+        try:
+            if current is not None and in_index:
+                keep = [i for i, c in enumerate(current.chunks) if c.doc_id != doc_id]
+                removed = len(current.chunks) - len(keep)
+                old_keys = current.embed_keys()
+                old_tokens = current.chunk_tokens()
+                vecs = current.vectors(keep)
+                chunks = [current.chunks[i] for i in keep]
+                keys = [old_keys[i] for i in keep]
+                tokens = [old_tokens[i] for i in keep]
+                documents = [d for d in current.documents.values() if d.doc_id != doc_id]
+                model_id = current.model_id
+
+                def fill(cache: EmbeddingCache) -> np.ndarray:
+                    cache.put_many(model_id, dict(zip(keys, vecs)).items())
+                    return vecs
+
+                info = _finish_info(current.info, corpus_dir, documents, built_by="remove")
+                for k in ("format_version", "n_chunks", "n_documents", "faiss_index", "bm25", "bm25_vocab_size"):
+                    info.pop(k, None)
+                _write_and_swap(
+                    settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys, documents=documents,
+                    info=info, progress=False,
+                )
+            elif current is None:
+                messages.append(
+                    IngestMessage("warning", doc_id, "インデックスがまだありません。`seisaku build` を実行してください")
+                )
+        except BaseException:
+            if meta is not None:
+                with contextlib.suppress(Exception):
+                    append_entry(corpus_dir, meta)
+            raise
+        if delete_file:
+            target = (corpus_dir / doc_id).resolve()
+            if corpus_dir.resolve() in target.parents and target.is_file():
+                target.unlink()
+            else:
+                messages.append(IngestMessage("warning", doc_id, "ファイルはコーパスの外にあるか存在しないため削除しませんでした"))
+        n_docs = len(current.documents) - (1 if in_index else 0) if current is not None else 0
+        n_chunks = len(current.chunks) - removed if current is not None else 0
+        return BuildReport(
+            n_docs=n_docs, n_chunks=n_chunks, messages=messages, ok=True, action="remove",
+            index_dir=str(index_dir), doc_id=doc_id, n_doc_chunks=removed, elapsed=time.monotonic() - t0,
+            changed=in_index,
+        )

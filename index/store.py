@@ -1,0 +1,604 @@
+"""One index directory: SQLite (documents, chunks, BM25 terms) + FAISS + bm25s + index.json.
+
+Layout (see docs/index-format.md)::
+
+    <index_dir>/
+      index.json              format version, model, dimension, prompts, tokeniser, fingerprint…
+      index.sqlite            tables ``documents``, ``chunks`` (row id = FAISS id), ``meta``
+      dense.faiss             faiss.write_index: IndexFlatIP or IndexHNSWFlat (inner product)
+      bm25/                   bm25s.BM25.save() files (loaded with mmap)
+      cache/embeddings.sqlite embedding cache keyed by (model_id, sha256(passage prompt + text))
+
+:class:`IndexStore` opens and checks a directory; :func:`write_store` writes one (the build module
+writes into a temporary sibling directory and swaps it in atomically).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corpus.errors import IndexMismatchError, IndexMissingError
+from corpus.records import Chunk, IngestMessage
+from index.faiss_index import DEFAULT_EF_SEARCH, faiss_kind, set_ef_search
+from index.tokenizer import Tokenizer
+
+#: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
+FORMAT_VERSION = 1
+
+INDEX_JSON = "index.json"
+DB_FILE = "index.sqlite"
+FAISS_FILE = "dense.faiss"
+BM25_DIR = "bm25"
+CACHE_DIR = "cache"
+CACHE_DB = "embeddings.sqlite"
+
+#: Extra columns of the chunks table besides the Chunk fields.
+_EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key")
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class DocumentRecord:
+    """One indexed document (a manifest row plus what the build learned about it)."""
+
+    doc_id: str
+    municipality: str
+    prefecture: str = ""
+    title: str = ""
+    year: str = ""
+    kind: str = ""
+    url: str = ""
+    sha256: str = ""
+    n_chunks: int = 0
+    messages: list[IngestMessage] = field(default_factory=list)
+
+
+def sha256_text(text: str) -> str:
+    """Hex sha256 of a UTF-8 string."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def embed_key(passage_prompt: str, embed_text: str) -> str:
+    """The embedding-cache key of a passage: sha256 of the passage prompt + its embed text."""
+    return sha256_text((passage_prompt or "") + "\x1f" + embed_text)
+
+
+def bm25_text(chunk: Chunk) -> str:
+    """The text BM25 indexes for a chunk: its ``embed_text`` (headings + text), else ``text``."""
+    return chunk.embed_text or chunk.text
+
+
+# --------------------------------------------------------------------------- embedding cache
+
+
+class EmbeddingCache:
+    """A SQLite table of float32 vectors keyed by ``(model_id, key)``.
+
+    ``key`` is :func:`embed_key` of the passage. The build copies the entries it uses from the
+    previous index (and from stale temporary build directories) into the new one, so unchanged
+    passages are never embedded twice.
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        """Open (or create, unless ``readonly``) the cache database at ``path``."""
+        self.path = Path(path)
+        if readonly:
+            self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._con = sqlite3.connect(self.path)
+            self._con.execute(
+                "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL, key TEXT NOT NULL, "
+                "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model_id, key))"
+            )
+            self._con.commit()
+
+    def get_many(self, model_id: str, keys: Iterable[str], dim: int | None = None) -> dict[str, np.ndarray]:
+        """The cached vectors among ``keys`` (missing keys are absent from the result)."""
+        out: dict[str, np.ndarray] = {}
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            q = ",".join("?" * len(part))
+            for k, d, blob in self._con.execute(
+                f"SELECT key, dim, vector FROM embeddings WHERE model_id = ? AND key IN ({q})", [model_id, *part]
+            ):
+                if dim is not None and d != dim:
+                    continue
+                out[k] = np.frombuffer(blob, dtype=np.float32).copy()
+        return out
+
+    def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> int:
+        """Store ``(key, vector)`` pairs; returns how many were written."""
+        rows = [
+            (model_id, k, int(v.shape[-1]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items
+        ]
+        self._con.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+        self._con.commit()
+        return len(rows)
+
+    def __len__(self) -> int:
+        return int(self._con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+
+    def close(self) -> None:
+        """Close the database."""
+        self._con.close()
+
+    def __enter__(self) -> "EmbeddingCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --------------------------------------------------------------------------- SQLite schema
+
+
+def _chunk_columns() -> list[tuple[str, str]]:
+    """``(name, sqlite type)`` for every Chunk field; non-scalar fields are stored as JSON text."""
+    cols = []
+    for f in dataclasses.fields(Chunk):
+        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        cols.append((f.name, "INTEGER" if t == "int" else "TEXT"))
+    return cols
+
+
+def _is_json_field(name: str) -> bool:
+    f = {f.name: f for f in dataclasses.fields(Chunk)}[name]
+    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    return t not in ("str", "int")
+
+
+def _create_schema(con: sqlite3.Connection) -> None:
+    cols = ",\n  ".join(f"{n} {t}" for n, t in _chunk_columns() if n != "chunk_id")
+    con.executescript(
+        f"""
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE documents (
+  doc_id TEXT PRIMARY KEY, municipality TEXT, prefecture TEXT, title TEXT, year TEXT, kind TEXT,
+  url TEXT, sha256 TEXT, n_chunks INTEGER, messages TEXT
+);
+CREATE TABLE chunks (
+  id INTEGER PRIMARY KEY,
+  chunk_id TEXT UNIQUE NOT NULL,
+  {cols},
+  tokens TEXT NOT NULL,
+  embed_key TEXT NOT NULL,
+  bm25_key TEXT NOT NULL
+);
+CREATE INDEX chunks_doc ON chunks(doc_id);
+"""
+    )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (best effort on platforms without dir fsync)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for fn in filenames:
+            fd = os.open(os.path.join(dirpath, fn), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        try:
+            fd = os.open(dirpath, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def write_store(
+    target: Path,
+    *,
+    chunks: Sequence[Chunk],
+    tokens: Sequence[list[str]],
+    vectors: np.ndarray,
+    embed_keys: Sequence[str],
+    documents: Sequence[DocumentRecord],
+    info: dict[str, Any],
+    faiss_index_kind: str,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Write a complete index into the (new, empty) directory ``target`` and fsync it.
+
+    ``chunks[i]``, ``tokens[i]``, ``vectors[i]`` and ``embed_keys[i]`` describe FAISS id ``i``.
+    ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
+    the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
+    """
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    from index.faiss_index import build_faiss
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    n = len(chunks)
+    if not (len(tokens) == len(embed_keys) == n == len(vectors)):
+        raise ValueError("chunks, tokens, embed_keys and vectors must have the same length")
+    dim = int(info["dim"])
+
+    # SQLite
+    con = sqlite3.connect(target / DB_FILE)
+    try:
+        _create_schema(con)
+        names = [c for c, _ in _chunk_columns()]
+        placeholders = ",".join("?" * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))
+        sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
+        rows = []
+        for i, (c, toks, key) in enumerate(zip(chunks, tokens, embed_keys)):
+            vals: list[Any] = [i]
+            for name in names:
+                v = getattr(c, name)
+                if _is_json_field(name):
+                    v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
+                vals.append(v)
+            vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c))]
+            rows.append(vals)
+        con.executemany(sql, rows)
+        con.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    d.doc_id, d.municipality, d.prefecture, d.title, d.year, d.kind, d.url, d.sha256, d.n_chunks,
+                    json.dumps([dataclasses.asdict(m) for m in d.messages], ensure_ascii=False),
+                )
+                for d in documents
+            ],
+        )
+        con.executemany("INSERT INTO meta VALUES (?, ?)", [("format_version", str(FORMAT_VERSION))])
+        con.commit()
+    finally:
+        con.close()
+
+    # FAISS
+    import faiss
+
+    vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
+    index = build_faiss(vecs, faiss_index_kind, dim)
+    faiss.write_index(index, str(target / FAISS_FILE))
+
+    # BM25 over the stored terms (never bm25s's own splitter)
+    has_bm25 = n > 0
+    if has_bm25:
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in tokens]
+        retriever = bm25s.BM25()
+        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress)
+        retriever.save(str(target / BM25_DIR), show_progress=False)
+
+    info = dict(info)
+    info.update(
+        format_version=FORMAT_VERSION,
+        n_chunks=n,
+        n_documents=len(documents),
+        faiss_index=faiss_index_kind,
+        bm25=has_bm25,
+        bm25_vocab_size=len(vocab) if has_bm25 else 0,
+    )
+    (target / INDEX_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    _fsync_tree(target)
+    return info
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _rebuild_hint(index_dir: Path) -> str:
+    return f"`seisaku build --index {index_dir}`"
+
+
+def resolve_index_dir(index_dir: Path) -> Path:
+    """The directory to read: ``index_dir``, or — if a build crashed between its two renames —
+    the previous index it had moved aside (``<index_dir>.old-<pid>``)."""
+    index_dir = Path(index_dir)
+    if (index_dir / INDEX_JSON).is_file():
+        return index_dir
+    if not index_dir.exists() and index_dir.parent.is_dir():
+        olds = sorted(
+            (p for p in index_dir.parent.glob(index_dir.name + ".old-*") if (p / INDEX_JSON).is_file()),
+            key=lambda p: p.stat().st_mtime,
+            reverse=True,
+        )
+        if olds:
+            return olds[0]
+    return index_dir
+
+
+class IndexStore:
+    """A loaded, checked index directory.
+
+    Attributes: ``path``, ``info`` (the index.json dict), ``chunks`` (list of :class:`Chunk`;
+    position = FAISS id = SQLite ``chunks.id``), ``documents`` (``doc_id`` → :class:`DocumentRecord`,
+    manifest order), ``faiss`` (the FAISS index), ``bm25`` (a ``bm25s.BM25`` or None when the index
+    has no chunks), ``tokenizer`` (:class:`Tokenizer` matching the one the index was built with).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        info: dict[str, Any],
+        chunks: list[Chunk],
+        documents: dict[str, DocumentRecord],
+        faiss_index: Any,
+        bm25: Any,
+        tokenizer: Tokenizer,
+    ) -> None:
+        """Use :meth:`open`; the constructor only assembles already loaded parts."""
+        self.path = Path(path)
+        self.info = info
+        self.chunks = chunks
+        self.documents = documents
+        self.faiss = faiss_index
+        self.bm25 = bm25
+        self.tokenizer = tokenizer
+        self._by_chunk_id = {c.chunk_id: i for i, c in enumerate(chunks)}
+
+    # -- opening ------------------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        index_dir: Path | str,
+        *,
+        expected_model_id: str | None = None,
+        expected_dim: int | None = None,
+        ef_search: int | None = None,
+        mmap: bool = True,
+    ) -> "IndexStore":
+        """Load and check the index at ``index_dir``.
+
+        Raises :class:`IndexMissingError` when there is no index, :class:`IndexMismatchError` when it
+        was built with another format version, tokeniser, model (``expected_model_id``, compared with
+        the embedder's ``model_id`` and the configured model name) or dimension (``expected_dim``).
+        ``ef_search`` sets HNSW ``efSearch`` (default: the value in index.json, else 128);
+        ``mmap`` memory-maps the BM25 arrays.
+        """
+        import bm25s
+        import faiss
+
+        asked = Path(index_dir).expanduser()
+        path = resolve_index_dir(asked)
+        info_file = path / INDEX_JSON
+        if not info_file.is_file():
+            raise IndexMissingError(
+                f"インデックスがありません: {asked}。`seisaku build` を実行してください"
+                f"（別の場所なら `seisaku build --index {asked}`）。No index: run `seisaku build`."
+            )
+        try:
+            info = json.loads(info_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise IndexMismatchError(
+                f"インデックス {asked} の index.json を読めません ({e}): {_rebuild_hint(asked)} で作り直してください。"
+            ) from e
+        fmt = info.get("format_version")
+        if fmt != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"インデックス {asked} は形式バージョン {fmt} で作成されています（このプログラムは {FORMAT_VERSION}）: "
+                f"{_rebuild_hint(asked)} で作り直してください。"
+                f" Built with format version {fmt}, expected {FORMAT_VERSION}: run {_rebuild_hint(asked)}."
+            )
+        built_model = info.get("model_id", "?")
+        built_setting = info.get("model") or built_model
+        if expected_model_id is not None and expected_model_id not in (built_model, info.get("model")):
+            raise IndexMismatchError(
+                f"インデックス {asked} はモデル {built_setting} で作成されていますが、設定は {expected_model_id} です: "
+                f"{_rebuild_hint(asked)} で作り直すか、SEISAKU_MODEL={built_setting} を設定してください。"
+                f" Built with model {built_setting}, configured {expected_model_id}: run {_rebuild_hint(asked)}"
+                f" (or set SEISAKU_MODEL={built_setting})."
+            )
+        dim = int(info.get("dim", -1))
+        if expected_dim is not None and expected_dim != dim:
+            raise IndexMismatchError(
+                f"インデックス {asked} の次元 {dim} が埋め込みモデルの次元 {expected_dim} と合いません: "
+                f"{_rebuild_hint(asked)} で作り直してください (or set SEISAKU_MODEL={built_setting})."
+            )
+        tokenizer = Tokenizer()
+        if info.get("tokenizer_version") != tokenizer.version:
+            raise IndexMismatchError(
+                f"インデックス {asked} はトークナイザ {info.get('tokenizer_version')} で作成されています"
+                f"（現在 {tokenizer.version}）: {_rebuild_hint(asked)} で作り直してください。"
+            )
+
+        chunks, documents = _read_sqlite(path / DB_FILE)
+        index = faiss.read_index(str(path / FAISS_FILE))
+        if index.d != dim or index.ntotal != len(chunks) or int(info.get("n_chunks", -1)) != len(chunks):
+            raise IndexMismatchError(
+                f"インデックス {asked} が壊れています（次元 {index.d}/{dim}、ベクトル {index.ntotal}、"
+                f"チャンク {len(chunks)}）: {_rebuild_hint(asked)} で作り直してください。"
+            )
+        set_ef_search(index, ef_search or int(info.get("ef_search") or DEFAULT_EF_SEARCH))
+        bm25 = None
+        if info.get("bm25") and (path / BM25_DIR).is_dir():
+            bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=mmap, load_corpus=False, show_progress=False)
+        return cls(path, info, chunks, documents, index, bm25, tokenizer)
+
+    # -- lookups ------------------------------------------------------------------------------
+    @property
+    def model_id(self) -> str:
+        """The embedder model id the index was built with."""
+        return str(self.info.get("model_id", ""))
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.info.get("dim", 0))
+
+    def __len__(self) -> int:
+        return len(self.chunks)
+
+    def id_of(self, chunk_id: str) -> int | None:
+        """The FAISS id (list position) of a chunk id, or None."""
+        return self._by_chunk_id.get(chunk_id)
+
+    def doc_chunk_ids(self, doc_id: str) -> list[int]:
+        """FAISS ids of one document's chunks, in reading order."""
+        return [i for i, c in enumerate(self.chunks) if c.doc_id == doc_id]
+
+    def chunk_tokens(self) -> list[list[str]]:
+        """The stored BM25 terms of every chunk (position = FAISS id)."""
+        return [toks for _key, toks in self._stored_tokens()]
+
+    def _stored_tokens(self) -> list[tuple[str, list[str]]]:
+        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
+        try:
+            return [(k, json.loads(t)) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks ORDER BY id")]
+        finally:
+            con.close()
+
+    def embed_keys(self) -> list[str]:
+        """The embedding-cache key of every chunk (position = FAISS id)."""
+        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
+        try:
+            return [k for (k,) in con.execute("SELECT embed_key FROM chunks ORDER BY id")]
+        finally:
+            con.close()
+
+    def vectors(self, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """Stored (normalised) vectors of ``ids`` (all when None), shape ``(len(ids), dim)``."""
+        if ids is None:
+            ids = np.arange(self.faiss.ntotal)
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        return self.faiss.reconstruct_batch(ids)
+
+    # -- search -------------------------------------------------------------------------------
+    def dense_search(
+        self, qvecs: np.ndarray, k: int, *, allowed: Sequence[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest chunks by inner product (cosine on normalised vectors).
+
+        ``qvecs``: one vector ``(dim,)`` or a batch ``(n, dim)``. For one vector, returns 1-D
+        ``(scores, ids)`` best first, missing results removed. For a batch, returns FAISS-style
+        ``(n, k')`` arrays (``k' = min(k, n_chunks)``) where id ``-1`` pads rows with fewer hits
+        (HNSW, or a restrictive ``allowed``). ``allowed`` restricts the search to those FAISS ids.
+        """
+        import faiss
+
+        q = np.asarray(qvecs, dtype=np.float32)
+        single = q.ndim == 1
+        q = np.ascontiguousarray(q.reshape(1, -1) if single else q)
+        kk = min(int(k), self.faiss.ntotal)
+        if kk <= 0 or len(q) == 0:
+            empty_s, empty_i = np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+            return (empty_s[0], empty_i[0]) if single else (empty_s, empty_i)
+        params = None
+        if allowed is not None:
+            allowed_arr = np.asarray(allowed, dtype=np.int64)
+            if len(allowed_arr) == 0:
+                empty_s, empty_i = np.zeros((len(q), 0), np.float32), np.zeros((len(q), 0), np.int64)
+                return (empty_s[0], empty_i[0]) if single else (empty_s, empty_i)
+            sel = faiss.IDSelectorBatch(allowed_arr)
+            if hasattr(self.faiss, "hnsw"):
+                params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.faiss.hnsw.efSearch, kk))
+            else:
+                params = faiss.SearchParameters(sel=sel)
+            scores, ids = self.faiss.search(q, kk, params=params)
+        else:
+            scores, ids = self.faiss.search(q, kk)
+        ids = ids.astype(np.int64)
+        if single:
+            keep = ids[0] >= 0
+            return scores[0][keep], ids[0][keep]
+        return scores, ids
+
+    def dense_scores(self, qvec: np.ndarray, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Exact inner products of one query vector with the chunks ``ids`` (for fusion)."""
+        v = self.vectors(ids)
+        return v @ np.asarray(qvec, dtype=np.float32).reshape(-1)
+
+    def _query_ids(self, query_tokens: Sequence[str]) -> list[int]:
+        if self.bm25 is None:
+            return []
+        vocab = self.bm25.vocab_dict
+        return [vocab[t] for t in dict.fromkeys(query_tokens) if t and t in vocab]
+
+    def bm25_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
+        """BM25 score of every chunk for the query terms (zeros when no term is known)."""
+        ids = self._query_ids(query_tokens)
+        if not ids:
+            return np.zeros(len(self.chunks), np.float32)
+        return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+
+    def bm25_search(
+        self, query_tokens: Sequence[str], k: int, *, allowed: Sequence[int] | np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` chunks by BM25 for one query's terms (repeated terms count once).
+
+        Returns 1-D ``(scores, ids)`` best first, only chunks with a positive score; empty arrays
+        when no query term occurs in the index. ``allowed`` restricts the result to those ids.
+        """
+        scores = self.bm25_scores(query_tokens)
+        if allowed is not None:
+            mask = np.zeros(len(scores), dtype=bool)
+            a = np.asarray(allowed, dtype=np.int64)
+            mask[a[(a >= 0) & (a < len(scores))]] = True
+            scores = np.where(mask, scores, 0.0).astype(np.float32)
+        pos = np.flatnonzero(scores > 0)
+        if len(pos) == 0 or k <= 0:
+            return np.zeros(0, np.float32), np.zeros(0, np.int64)
+        if len(pos) > k:
+            part = np.argpartition(-scores[pos], k - 1)[:k]
+            pos = pos[part]
+        order = np.lexsort((pos, -scores[pos]))
+        pos = pos[order]
+        return scores[pos].astype(np.float32), pos.astype(np.int64)
+
+    def __repr__(self) -> str:
+        return (
+            f"IndexStore({str(self.path)!r}, model={self.model_id!r}, docs={len(self.documents)}, "
+            f"chunks={len(self.chunks)}, faiss={self.info.get('faiss_index')})"
+        )
+
+
+def _read_sqlite(db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
+    """Chunks (ordered by FAISS id) and documents from ``index.sqlite``."""
+    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        have = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
+        known = {f.name for f in dataclasses.fields(Chunk)}
+        cols = [c for c in have if c in known]
+        chunks: list[Chunk] = []
+        expected_id = 0
+        for row in con.execute(f"SELECT id, {', '.join(cols)} FROM chunks ORDER BY id"):
+            if row[0] != expected_id:
+                raise IndexMismatchError(f"{db}: chunk ids are not contiguous; rebuild with `seisaku build`")
+            expected_id += 1
+            d: dict[str, Any] = {}
+            for name, v in zip(cols, row[1:]):
+                if _is_json_field(name):
+                    v = json.loads(v) if v else None
+                    if name == "section_path":
+                        v = tuple(v or ())
+                    elif v is None:
+                        v = {}
+                d[name] = v
+            chunks.append(Chunk(**d))
+        documents: dict[str, DocumentRecord] = {}
+        for row in con.execute(
+            "SELECT doc_id, municipality, prefecture, title, year, kind, url, sha256, n_chunks, messages "
+            "FROM documents ORDER BY rowid"
+        ):
+            msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
+            documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
+        return chunks, documents
+    finally:
+        con.close()
