@@ -1,0 +1,374 @@
+"""The search engine: dense (FAISS) + BM25 (fugashi terms) candidates, weighted fusion, filters,
+municipality names in the question, per-municipality diversity, highlight spans.
+
+One :class:`Engine` serves many concurrent users. It holds a reference to an immutable snapshot
+of the open index (:class:`_View`); :meth:`Engine.reload` opens the new index and swaps the
+reference under a lock, so a query in flight finishes on the store it started with. The
+embedding model is loaded on the first dense query, once per process (shared between engines).
+
+Fusion (measured on ../shared/eval/dev_queries.jsonl, see docs/quality.md): the union of the top
+:data:`CANDIDATES` dense and top :data:`CANDIDATES` BM25 chunks is scored exactly in *both*
+retrievers, each score list is min-max normalised over that union, and the fused score is
+``dense_weight · dense + bm25_weight · bm25`` (``Settings.dense_weight`` / ``bm25_weight``).
+"""
+from __future__ import annotations
+
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corpus.errors import IndexMismatchError
+from index.config import Settings, load_settings
+from search.filters import allowed_mask, detect_municipalities
+from search.fusion import METHODS, cap_per_group, fuse, sort_scores
+from search.highlight import bm25_idf, highlight
+from search.records import Filters, Result
+
+MODES = ("hybrid", "dense", "bm25")
+#: Candidates taken from each retriever before fusion.
+CANDIDATES = 100
+#: The fusion method chosen by measurement (docs/quality.md); weights come from Settings.
+DEFAULT_FUSION = "minmax"
+#: Longer queries are cut to this many characters (the embedder reads ~512 tokens anyway).
+MAX_QUERY_CHARS = 1000
+#: Terms found in more than this share of chunks are not highlighted (too common to help).
+HIGHLIGHT_MAX_DF = 0.3
+
+
+@dataclass
+class QueryInfo:
+    """What the engine made of one question (``Engine.last_query_info``, per thread)."""
+
+    query: str
+    mode: str
+    #: Municipality names recognised in the question (empty when the caller passed filters).
+    municipalities: tuple[str, ...] = ()
+    #: The filters actually applied and where they came from: "caller", "query" or "none".
+    filters: Filters = field(default_factory=Filters)
+    filters_source: str = "none"
+    #: The query's BM25 terms (fugashi lemmas and noun bigrams).
+    terms: tuple[str, ...] = ()
+    #: Chunks that passed the filters (None = no filter) and candidates fused.
+    n_allowed: int | None = None
+    n_candidates: int = 0
+    truncated: bool = False
+    #: Why nothing was returned, when nothing was ("empty query", "no chunk passes the filters", …).
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "query": self.query,
+            "mode": self.mode,
+            "municipalities": list(self.municipalities),
+            "filters": {k: list(getattr(self.filters, k)) for k in ("municipality", "prefecture", "kind", "year")},
+            "filters_source": self.filters_source,
+            "terms": list(self.terms),
+            "n_allowed": self.n_allowed,
+            "n_candidates": self.n_candidates,
+            "truncated": self.truncated,
+            "note": self.note,
+        }
+
+
+# ---------------------------------------------------------------------------- shared embedder
+
+_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
+_EMBEDDER_LOCK = threading.Lock()
+
+
+def _shared_embedder(settings: Settings) -> Any:
+    """One embedder per (model, prompts, cache) per process, created on first use."""
+    key = (settings.model, settings.query_prompt, settings.passage_prompt, str(settings.cache_dir))
+    emb = _EMBEDDERS.get(key)
+    if emb is None:
+        with _EMBEDDER_LOCK:
+            emb = _EMBEDDERS.get(key)
+            if emb is None:
+                from index.embedder import Embedder
+
+                emb = Embedder.from_settings(settings)
+                _EMBEDDERS[key] = emb
+    return emb
+
+
+# ---------------------------------------------------------------------------- index snapshot
+
+
+class _View:
+    """An open store plus what the engine derives from it (names, idf). Never mutated."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        chunks = store.chunks
+        docs = store.documents
+        names: dict[str, None] = {}
+        for c in chunks:
+            if c.municipality:
+                names.setdefault(c.municipality)
+        for d in docs.values():
+            if d.municipality:
+                names.setdefault(d.municipality)
+        self.municipality_names = list(names)
+        self.n_chunks = len(chunks)
+        self._df: dict[str, int] = {}
+        bm = store.bm25
+        if bm is not None:
+            try:
+                indptr = np.asarray(bm.scores["indptr"])
+                df = np.diff(indptr)
+                self._df = {t: int(df[i]) for t, i in bm.vocab_dict.items() if 0 <= i < len(df)}
+            except Exception:  # a bm25s layout we do not know: every term weighs 1
+                self._df = {}
+
+    def df(self, term: str) -> int:
+        """Number of chunks containing ``term`` (0 when unknown)."""
+        return self._df.get(term, 0)
+
+    def idf(self, term: str) -> float:
+        """BM25 idf of ``term`` over the index (unknown terms get the maximum)."""
+        return bm25_idf(max(1, self.n_chunks), self._df.get(term, 0))
+
+
+def _has_content(text: str) -> bool:
+    """True when ``text`` has at least one letter or digit (kana/kanji/Latin/digits)."""
+    for ch in unicodedata.normalize("NFKC", text):
+        cat = unicodedata.category(ch)
+        if cat[0] in ("L", "N"):
+            return True
+    return False
+
+
+class Engine:
+    """Hybrid search over one index directory (see the module docstring)."""
+
+    def __init__(self, index_dir: str | Path, settings: Settings | None = None, *, fusion: str | None = None) -> None:
+        """Open the index at ``index_dir`` and check it was built with ``settings.model``.
+
+        ``settings`` defaults to :func:`index.config.load_settings` (config file, environment);
+        ``fusion`` overrides :data:`DEFAULT_FUSION` (one of ``search.fusion.METHODS``).
+        Raises ``IndexMissingError`` / ``IndexMismatchError`` with a message saying how to rebuild.
+        """
+        base = settings if settings is not None else load_settings()
+        self.settings: Settings = base.with_overrides(index_dir=Path(index_dir))
+        self.fusion: str = fusion or DEFAULT_FUSION
+        if self.fusion not in METHODS:
+            raise ValueError(f"unknown fusion {self.fusion!r}; use one of {', '.join(METHODS)}")
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._view = _View(self._open_store())
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Engine":
+        """An engine over ``settings.index_dir``."""
+        return cls(settings.index_dir, settings)
+
+    # -- index ------------------------------------------------------------------------------
+    def _open_store(self) -> Any:
+        from index.store import IndexStore
+
+        return IndexStore.open(self.settings.index_dir, expected_model_id=self.settings.model)
+
+    def reload(self) -> None:
+        """Re-open the index (after ``add``/``remove``/``build`` swapped it in).
+
+        The new store is opened outside the lock; the reference swap is atomic, and searches
+        already running keep the store object they started with.
+        """
+        view = _View(self._open_store())
+        with self._lock:
+            self._view = view
+
+    @property
+    def store(self) -> Any:
+        """The current ``index.store.IndexStore``."""
+        return self._view.store
+
+    @property
+    def tokenizer(self) -> Any:
+        """The BM25 tokeniser the index was built with (``index.tokenizer.Tokenizer``)."""
+        return self._view.store.tokenizer
+
+    @property
+    def embedder(self) -> Any:
+        """The query embedder, loaded on first use (once per process) and checked against the index."""
+        emb = _shared_embedder(self.settings)
+        store = self._view.store
+        if store.model_id and emb.model_id not in (store.model_id, store.info.get("model")) and \
+                self.settings.model not in (store.model_id, store.info.get("model")):
+            raise IndexMismatchError(
+                f"インデックス {self.settings.index_dir} はモデル {store.model_id} で作成されていますが、"
+                f"検索のモデルは {emb.model_id} です: `seisaku build --index {self.settings.index_dir}` で作り直してください。"
+            )
+        return emb
+
+    def idf(self, term: str) -> float:
+        """BM25 idf of ``term`` in the current index (for highlight weighting)."""
+        return self._view.idf(term)
+
+    # -- facets for the UI ------------------------------------------------------------------
+    def municipalities(self) -> list[str]:
+        """Municipality names in the index (chunks' and documents'), sorted."""
+        return sorted(self._view.municipality_names)
+
+    def _doc_values(self, attr: str) -> list[str]:
+        view = self._view
+        vals = {getattr(d, attr) for d in view.store.documents.values()}
+        vals |= {getattr(c, attr) for c in view.store.chunks}
+        return sorted(v for v in vals if v)
+
+    def prefectures(self) -> list[str]:
+        """Prefectures in the index, sorted."""
+        return self._doc_values("prefecture")
+
+    def kinds(self) -> list[str]:
+        """Document kinds (manifest ``kind``) in the index, sorted."""
+        return self._doc_values("kind")
+
+    def years(self) -> list[str]:
+        """Years (manifest ``year``) in the index, sorted."""
+        return self._doc_values("year")
+
+    def documents(self) -> list[dict[str, Any]]:
+        """One row per indexed document: manifest fields, chunk count, ingestion messages."""
+        rows = []
+        for d in self._view.store.documents.values():
+            rows.append({
+                "doc_id": d.doc_id,
+                "municipality": d.municipality,
+                "prefecture": d.prefecture,
+                "title": d.title,
+                "year": d.year,
+                "kind": d.kind,
+                "url": d.url,
+                "n_chunks": d.n_chunks,
+                "messages": [str(m) for m in d.messages],
+            })
+        return rows
+
+    # -- search -----------------------------------------------------------------------------
+    @property
+    def last_query_info(self) -> QueryInfo | None:
+        """What the last :meth:`search` of *this thread* recognised and applied."""
+        return getattr(self._local, "info", None)
+
+    def resolve_filters(self, query: str, filters: Filters | None) -> tuple[Filters, str, tuple[str, ...]]:
+        """The filters a search applies: the caller's when non-empty, else the municipality names
+        the question names. Returns ``(filters, source, recognised names)``."""
+        if filters is not None and not filters.is_empty():
+            return filters, "caller", ()
+        names = tuple(detect_municipalities(query, self._view.municipality_names))
+        if names:
+            return Filters(municipality=names), "query", names
+        return Filters(), "none", ()
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Filters | None = None,
+        mode: str = "hybrid",
+        per_municipality_cap: int | None = None,
+    ) -> list[Result]:
+        """Ranked passages for ``query``, best first (``Result.rank`` from 1).
+
+        ``filters`` restrict candidates before the top-``k`` cut; without them, municipality
+        names in the question restrict it (see ``last_query_info``). ``mode``: "hybrid", "dense"
+        or "bm25". ``per_municipality_cap`` (default ``Settings.per_municipality_cap``; 0 = off)
+        defers a municipality's results beyond that many until the others have been placed.
+        Empty, punctuation-only or emoji-only queries return ``[]``.
+        """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        view = self._view  # one snapshot for the whole query
+        store = view.store
+        text = (query or "").strip()
+        info = QueryInfo(query=text, mode=mode)
+        self._local.info = info
+        if len(text) > MAX_QUERY_CHARS:
+            text, info.truncated = text[:MAX_QUERY_CHARS], True
+        if k <= 0 or not _has_content(text):
+            info.note = "empty query"
+            return []
+        if not store.chunks:
+            info.note = "empty index"
+            return []
+        eff, source, names = self.resolve_filters(text, filters)
+        info.filters, info.filters_source, info.municipalities = eff, source, names
+        mask = allowed_mask(store.chunks, eff, store.documents)
+        allowed: np.ndarray | None = None
+        if mask is not None:
+            allowed = np.flatnonzero(mask)
+            info.n_allowed = int(len(allowed))
+            if not len(allowed):
+                info.note = "no chunk passes the filters"
+                return []
+        terms = store.tokenizer.tokenize(text)
+        info.terms = tuple(dict.fromkeys(terms))
+        n_cand = max(CANDIDATES, 3 * k)
+
+        dense: dict[int, float] = {}
+        bm25: dict[int, float] = {}
+        qvec = None
+        if mode in ("dense", "hybrid"):
+            emb = self.embedder
+            qvec = np.asarray(emb.encode_queries([text]), dtype=np.float32).reshape(-1)
+            if store.dim and qvec.shape[0] != store.dim:
+                raise IndexMismatchError(
+                    f"埋め込みの次元 {qvec.shape[0]} がインデックスの次元 {store.dim} と合いません: "
+                    f"`seisaku build --index {self.settings.index_dir}` で作り直してください。"
+                )
+            s, ids = store.dense_search(qvec, n_cand, allowed=allowed)
+            dense = {int(i): float(v) for v, i in zip(s, ids) if i >= 0}
+        if mode in ("bm25", "hybrid") and terms:
+            s, ids = store.bm25_search(terms, n_cand, allowed=allowed)
+            bm25 = {int(i): float(v) for v, i in zip(s, ids)}
+
+        if mode == "hybrid":
+            union = sorted(set(dense) | set(bm25))
+            if qvec is not None:
+                missing = [i for i in union if i not in dense]
+                if missing:
+                    for i, v in zip(missing, store.dense_scores(qvec, missing)):
+                        dense[i] = float(v)
+            all_bm25 = store.bm25_scores(terms) if terms else None
+            for i in union:
+                if i not in bm25:
+                    bm25[i] = float(all_bm25[i]) if all_bm25 is not None else 0.0
+            fused = fuse(dense, bm25, self.fusion, self.settings.dense_weight, self.settings.bm25_weight)
+        else:
+            fused = dict(dense if mode == "dense" else bm25)
+        info.n_candidates = len(fused)
+        if not fused:
+            info.note = "no passage matches"
+            return []
+
+        ranked = sort_scores(fused)
+        cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
+        chunks = store.chunks
+        ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
+
+        hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10}
+        results: list[Result] = []
+        for r, i in enumerate(ranked, 1):
+            c = chunks[i]
+            results.append(
+                Result(
+                    rank=r,
+                    score=float(fused[i]),
+                    chunk=c,
+                    dense_score=dense.get(i),
+                    bm25_score=bm25.get(i),
+                    spans=highlight(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf) if hl_terms else [],
+                )
+            )
+        return results
+
+
+def engine_for(settings: Settings | None = None) -> Engine:
+    """Convenience: an engine over the configured index (``load_settings()`` by default)."""
+    return Engine.from_settings(settings or load_settings())
