@@ -1,0 +1,264 @@
+"""Sentence-level helpers of the answer views: splitting, lemma sets, near-duplicate merging.
+
+Pure logic (no model, no index), so it is tested on hand-made text.
+
+- :func:`split_sentences` cuts a passage into sentences with character offsets into the
+  passage, so a sentence is always a verbatim substring of ``Chunk.text``. PDF text is
+  hard-wrapped: a single line break inside a sentence is *not* a boundary; 。！？, blank lines,
+  bullet/heading markers at the start of a line and 「見出し：」 labels are.
+- :func:`content_terms` gives the content lemmas of a text (fugashi via
+  :class:`index.tokenizer.Tokenizer`, unigrams only) minus the question-frame words users wrap
+  their questions in (「〜している市」「〜という文言」).
+- :func:`compact`, :func:`dup_key`, :func:`char_ngrams`, :func:`jaccard`, :func:`is_near_duplicate` and
+  :func:`merge_near_duplicates` merge sentences that are the same text (NFKC, whitespace-free)
+  or nearly so (character 3-gram Jaccard ≥ 0.8), punctuation ignored.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+from typing import TypeVar
+
+T = TypeVar("T")
+
+#: Sentence-final punctuation (ASCII ! and ? too; "." is not, it is a decimal point in 4.9％).
+_TERMINATORS = "。！？!?"
+#: Closing brackets that belong to the sentence they close (「…。」).
+_CLOSERS = "」』）)】〕］]”’"
+#: A line starting with one of these starts a new sentence (bullets, numbered headings, notes).
+_LINE_START = re.compile(
+    r"^[ \t\u3000]*(?:[・○●◎■□◆◇▼▽►▶※＊*]|[①-⑳⑴-⒇㈠-㈩]|[（(][0-9０-９一二三四五六七八九十]+[）)]"
+    r"|[0-9０-９]+[.．、)]|第[0-9０-９一二三四五六七八九十]+[章節条項]|[ア-ン][.．、)]"
+    r"|[^\s：:。、]{1,15}[：:])"
+)
+#: Longest stretch without a terminator before line breaks are used as boundaries too.
+MAX_SENTENCE_CHARS = 300
+_WS = " \t\r\n\u3000"
+
+
+def _trim(text: str, a: int, b: int) -> tuple[int, int]:
+    """Shrink [a, b) so that it neither starts nor ends with whitespace."""
+    while a < b and text[a] in _WS:
+        a += 1
+    while b > a and text[b - 1] in _WS:
+        b -= 1
+    return a, b
+
+
+def _split_long(text: str, a: int, b: int, limit: int) -> list[tuple[int, int]]:
+    """Split an overlong [a, b) at line breaks into pieces of at most ~``limit`` characters."""
+    out: list[tuple[int, int]] = []
+    start = a
+    last_nl = -1
+    i = a
+    while i < b:
+        if text[i] == "\n":
+            last_nl = i
+        if i - start >= limit and last_nl > start:
+            out.append((start, last_nl))
+            start = last_nl + 1
+            last_nl = -1
+        i += 1
+    out.append((start, b))
+    return out
+
+
+def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tuple[int, int]]:
+    """Sentence spans ``[(start, end), …]`` of ``text`` (offsets into ``text``, whitespace trimmed).
+
+    Boundaries: after 。！？ (plus closing brackets), at blank lines, and before a line that
+    starts with a bullet, a numbered heading or a 「見出し：」 label. A single hard line break
+    inside a sentence is kept inside it. A stretch longer than ``max_chars`` without a
+    boundary (table cells, lists) is cut at line breaks.
+    """
+    cuts: list[int] = [0]
+    n = len(text)
+    i = 0
+    while i < n:
+        ch = text[i]
+        if ch in _TERMINATORS:
+            j = i + 1
+            while j < n and (text[j] in _TERMINATORS or text[j] in _CLOSERS):
+                j += 1
+            cuts.append(j)
+            i = j
+            continue
+        if ch == "\n":
+            j = i + 1
+            while j < n and text[j] in " \t\r\u3000":
+                j += 1
+            if j < n and text[j] == "\n":  # blank line
+                cuts.append(i)
+            else:
+                eol = text.find("\n", i + 1)
+                line = text[i + 1 : n if eol < 0 else eol]
+                if _LINE_START.match(line):
+                    cuts.append(i + 1)
+        i += 1
+    cuts.append(n)
+    spans: list[tuple[int, int]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        a, b = _trim(text, a, b)
+        if b <= a:
+            continue
+        pieces = _split_long(text, a, b, max_chars) if b - a > max_chars else [(a, b)]
+        for pa, pb in pieces:
+            pa, pb = _trim(text, pa, pb)
+            if pb > pa:
+                spans.append((pa, pb))
+    return spans
+
+
+def one_line(sentence: str) -> str:
+    """The sentence for display/copying: hard line breaks removed (Japanese has no spaces
+    between words, so a wrapped line joins without one), runs of spaces collapsed, leading
+    full-width indentation dropped. Between two ASCII letters/digits a line break becomes a space."""
+    parts = [p.strip(" \t\r\u3000") for p in sentence.split("\n")]
+    out = ""
+    for p in parts:
+        if not p:
+            continue
+        if out and out[-1].isascii() and out[-1].isalnum() and p[0].isascii() and p[0].isalnum():
+            out += " "
+        out += p
+    return re.sub(r"[ \t]{2,}", " ", out).strip()
+
+
+# -- lemmas -----------------------------------------------------------------------------------
+
+#: Words users wrap their questions in; they say nothing about the topic (unidic lemma forms
+#: as :class:`index.tokenizer.Tokenizer` emits them, lower-cased NFKC).
+FRAME_TERMS = frozenset(
+    {
+        "市", "町", "村", "県", "区", "都", "府", "自治", "自治体", "団体", "市町村", "例", "事例",
+        "文言", "表現", "書き方", "書く", "書きぶり", "書き振り", "振り", "記述", "言い回し", "触れる",
+        "取り組み", "取組", "取り組む", "時", "体", "方", "ところ", "場合", "他", "ほか", "いる", "居る",
+        "為る", "ため", "よう", "様", "こと", "事", "もの", "物", "など", "等",
+    }
+)
+
+
+@lru_cache(maxsize=1)
+def _unigram_tokenizer():
+    from index.tokenizer import Tokenizer
+
+    return Tokenizer(bigrams=False)
+
+
+@lru_cache(maxsize=20000)
+def _terms_cached(text: str) -> tuple[str, ...]:
+    return tuple(_unigram_tokenizer().tokenize(text))
+
+
+def content_terms(text: str, drop_frame: bool = True) -> list[str]:
+    """Content lemmas of ``text`` (unique, in order of first appearance).
+
+    Lemmas come from :class:`index.tokenizer.Tokenizer` without noun bigrams (so PDF line
+    breaks inside words are joined and 取組/取り組み fold to one lemma); numbers-only terms and,
+    with ``drop_frame``, the question-frame words of :data:`FRAME_TERMS` are dropped.
+    """
+    seen: dict[str, None] = {}
+    for t in _terms_cached(text):
+        if drop_frame and t in FRAME_TERMS:
+            continue
+        if t.isdigit():
+            continue
+        seen.setdefault(t, None)
+    return list(seen)
+
+
+def term_set(text: str) -> frozenset[str]:
+    """All lemmas of ``text`` (frame words kept) as a set, for coverage tests."""
+    return frozenset(_terms_cached(text))
+
+
+def coverage(query_terms: Sequence[str], text_terms: Iterable[str], weights: dict[str, float] | None = None) -> float:
+    """Share (0–1) of ``query_terms`` present in ``text_terms``, optionally weighted per term."""
+    if not query_terms:
+        return 0.0
+    have = text_terms if isinstance(text_terms, (set, frozenset)) else set(text_terms)
+    w = weights or {}
+    total = sum(w.get(t, 1.0) for t in query_terms)
+    if total <= 0:
+        return 0.0
+    return sum(w.get(t, 1.0) for t in query_terms if t in have) / total
+
+
+# -- near duplicates --------------------------------------------------------------------------
+
+_COMPACT_DROP = re.compile(r"\s+")
+
+try:  # the corpus stage's comparison form (NFKC + PDF radicals), when present
+    from corpus.normalize import compact as _corpus_compact
+except Exception:  # pragma: no cover
+    _corpus_compact = None
+
+
+def compact(text: str) -> str:
+    """NFKC-normalised ``text`` with all whitespace removed: the key of "the same sentence"."""
+    if _corpus_compact is not None:
+        return _corpus_compact(text)
+    return _COMPACT_DROP.sub("", unicodedata.normalize("NFKC", text))
+
+
+def text_hash(text: str) -> str:
+    """A stable hash of the compact form of ``text`` (the embedding-cache key)."""
+    return hashlib.sha1(compact(text).encode("utf-8")).hexdigest()
+
+
+_PUNCT = re.compile(r"[、。，．,.・･「」『』（）()\[\]【】〈〉《》“”\"'!！?？:：;；\-－‐―ー~〜～…]")
+
+
+def dup_key(text: str) -> str:
+    """The compact form without punctuation: 「化し、共有」 and 「化し共有」 are the same sentence."""
+    return _PUNCT.sub("", compact(text))
+
+
+def char_ngrams(text: str, n: int = 3) -> frozenset[str]:
+    """Character ``n``-grams of :func:`dup_key` of ``text`` (the whole key if shorter)."""
+    s = dup_key(text)
+    if len(s) <= n:
+        return frozenset({s}) if s else frozenset()
+    return frozenset(s[i : i + n] for i in range(len(s) - n + 1))
+
+
+def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    """Jaccard similarity of two sets (0 when both are empty)."""
+    if not a and not b:
+        return 0.0
+    return len(a & b) / len(a | b)
+
+
+#: Sentences whose character 3-gram Jaccard similarity is at least this are merged.
+NEAR_DUPLICATE_JACCARD = 0.8
+
+
+def is_near_duplicate(a: str, b: str, threshold: float = NEAR_DUPLICATE_JACCARD) -> bool:
+    """True when ``a`` and ``b`` are the same compact text (punctuation aside) or their
+    character 3-gram Jaccard similarity is ≥ ``threshold``."""
+    ca, cb = dup_key(a), dup_key(b)
+    if ca == cb:
+        return True
+    return jaccard(char_ngrams(ca), char_ngrams(cb)) >= threshold
+
+
+def merge_near_duplicates(
+    items: Sequence[T], text: Callable[[T], str], threshold: float = NEAR_DUPLICATE_JACCARD
+) -> list[tuple[T, list[T]]]:
+    """Greedy merge in the given (ranked) order: each item either starts a group or joins the
+    first kept group whose representative is a near duplicate. Returns ``[(kept, merged), …]``
+    in order, ``merged`` being the later items folded into ``kept``."""
+    groups: list[tuple[T, list[T], str, frozenset[str]]] = []
+    for it in items:
+        c = dup_key(text(it))
+        grams = char_ngrams(c)
+        for kept, merged, kc, kg in groups:
+            if c == kc or jaccard(grams, kg) >= threshold:
+                merged.append(it)
+                break
+        else:
+            groups.append((it, [], c, grams))
+    return [(k, m) for k, m, _, _ in groups]
