@@ -98,13 +98,15 @@ class BuildReport:
             issues = f"（エラー {self.n_errors} 件, 警告 {self.n_warnings} 件）"
         totals = f"{self.n_docs} 文書, {self.n_chunks} チャンク"
         emb = f"新たに埋め込み {self.n_embedded} 件, キャッシュ再利用 {self.n_cached} 件"
+        first_error = next((m.message for m in self.messages if m.severity == "error"), "")
+        reason = f" — {first_error}" if first_error else ""
         if self.action == "add":
             if not self.ok:
-                return f"文書を追加できませんでした: {self.doc_id}{issues}。インデックスは変更していません。"
+                return f"文書を追加できませんでした: {self.doc_id}{reason}。インデックスは変更していません。"
             return f"文書を追加しました: {self.doc_id}（{self.n_doc_chunks} チャンク, {emb}）。インデックス: {totals}{issues}"
         if self.action == "remove":
             if not self.ok:
-                return f"文書を削除できませんでした: {self.doc_id}{issues}。"
+                return f"文書を削除できませんでした: {self.doc_id}{reason}。"
             return f"文書を削除しました: {self.doc_id}（{self.n_doc_chunks} チャンク）。インデックス: {totals}"
         state = "インデックスを作成しました" if self.ok else "インデックスを作成しました（一部の文書を読めませんでした）"
         return f"{state}: {totals}（{emb}, {self.elapsed:.1f} 秒）{issues} → {self.index_dir}"
@@ -246,7 +248,12 @@ def file_sha256(path: Path) -> str:
 def corpus_fingerprint(corpus_dir: Path, documents: Sequence[DocumentRecord]) -> str:
     """sha256 over the manifest bytes and every indexed document's (id, file sha256)."""
     h = hashlib.sha256()
-    manifest = Path(corpus_dir) / "manifest.csv"
+    try:
+        from corpus.manifest import manifest_path
+
+        manifest = manifest_path(corpus_dir)
+    except ImportError:  # pragma: no cover
+        manifest = Path(corpus_dir) / "manifest.csv"
     with contextlib.suppress(OSError):
         h.update(manifest.read_bytes())
     for d in sorted(documents, key=lambda d: d.doc_id):
@@ -615,7 +622,7 @@ def add_document(
     built with another model), a full build runs instead.
     """
     from corpus.loader import load_document
-    from corpus.manifest import append_entry, read_manifest, remove_entry
+    from corpus.manifest import append_entry, manifest_path, read_manifest, remove_entry
 
     t0 = time.monotonic()
     settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
@@ -642,8 +649,8 @@ def add_document(
     index_dir = Path(settings.index_dir)
     with build_lock(index_dir):
         _recover(index_dir)
-        manifest = read_manifest(corpus_dir)
-        if any(e.doc_id == doc_id for e in manifest.entries):
+        entries = read_manifest(corpus_dir).entries if manifest_path(corpus_dir).exists() else []
+        if any(e.doc_id == doc_id for e in entries):
             return _refused(doc_id, f"同じ文書 ID が既に登録されています: {doc_id}", settings, "add")
         if dest.exists():
             return _refused(doc_id, f"同名のファイルが既にあります: {dest}", settings, "add")
