@@ -42,7 +42,9 @@ IdfSource = Union[Mapping[str, float], Callable[[str], float], None]
 _SENT_END = "。！？!?．"
 _CLOSERS = "」』）)】〕”’"
 #: A line at least this long that does not end a sentence is taken for a hard wrap.
-_WRAP_MIN = 24
+_WRAP_MIN = 16
+#: A line starting a 「見出し：値」 field.
+_FIELD_RE = re.compile(r"^\s*[^\s：:。、，,]{1,15}[：:]")
 #: Sentences longer than this (characters) are cut further at line breaks / 、 when possible.
 _MAX_SENTENCE = 400
 
@@ -68,9 +70,9 @@ def _line_breaks_sentence(prev_line: str, next_line: str) -> bool:
         return True  # blank line: paragraph break
     if p[-1] in _SENT_END or p[-1] in _CLOSERS or p[-1] in "：:":
         return True
-    if _starts_block(next_line) or next_line[:1] in "　":
+    if _starts_block(next_line) or next_line[:1] in "　" or _FIELD_RE.match(next_line):
         return True
-    # a short line is a field / heading / bullet, a long one a hard wrap of running text
+    # a short line is a heading / label, a long one a hard wrap of running text
     return len(p.strip()) < _WRAP_MIN
 
 
