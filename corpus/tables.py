@@ -374,7 +374,7 @@ def _is_kaikaku(b: _Block) -> bool:
     return b.first.strip()[:1] in _CIRCLED and b.width <= NARROW_MAX
 
 
-def _floated(body: list[_Block], status_label: str) -> tuple[list[tuple[str, str]], int, list[str]]:
+def _floated(body: list[_Block]) -> tuple[list[tuple[str, str]], int, list[str]]:
     """The floated department cells at the top of a page: [(department, glued status)], the
     index of the first body block after them, and the lines dropped as header pieces."""
     depts: list[tuple[str, str]] = []
@@ -431,7 +431,7 @@ def parse_progress_table_detailed(pages: list[Page]) -> TableParse:
         if tp.section != section:
             section, kaikaku, torikumi = tp.section, "", ""
         body = _blocks(tp.body)
-        floated, start, dropped = _floated(body, status_label)
+        floated, start, dropped = _floated(body)
         for d in dropped:
             m2 = _STATUS_LABEL_RE.fullmatch(d.strip())
             if m2:
@@ -499,7 +499,8 @@ def parse_progress_table_detailed(pages: list[Page]) -> TableParse:
         for d, glued in floated[len(need):]:
             orphans.append(_Block([d] + ([glued] if glued else [])))
         if orphans:
-            items.append(Item(section_path=(section,) if section else (), title="（表の行に属さない記述）",
+            items.append(Item(section_path=(section,) if section else (),
+                              title="（表の行に属さない記述）",
                               text="\n".join(_join_cell(o.lines, wide=True) for o in orphans),
                               page_start=tp.number, page_end=tp.number))
             warnings.append(f"p.{tp.number}: {len(orphans)} cells not attributed to a row")
