@@ -1,0 +1,730 @@
+"""The seisaku web app (Gradio): 検索 / 比較 / 文例 / 文書 tabs and named API endpoints.
+
+Run ``python ui.py`` (or ``seisaku serve``): the index is built first when there is none (progress on
+the console and in the status line at the top of the page), then the app serves on
+http://127.0.0.1:7860 — loopback only unless ``--host`` says otherwise; ``--auth user:password``
+adds a login. No public share link is ever created.
+
+Named API endpoints for ``gradio_client`` (see docs/ui.md): ``/search``, ``/answer``, ``/compare``,
+``/wording`` — each returns JSON-able dicts. The route ``/doc/<doc_id>#chunk-<chunk_id>`` shows a
+document's chunks as escaped HTML with one anchor per chunk.
+
+Security: every document text and user input shown in HTML goes through
+:func:`search.views_html.esc`; only ``gr.HTML`` with markup built in :mod:`search.views_html` is used
+for document text (never ``gr.Markdown``). Uploads are checked for type and size before they reach
+``index.build.add_document``, which stores them under the corpus with a sanitised name.
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import logging
+import os
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import gradio as gr
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
+from index.config import Settings, load_settings
+from search import views_html as V
+from search.records import Filters
+
+log = logging.getLogger("seisaku.ui")
+
+#: Upload limits: accepted suffixes and the maximum size in bytes.
+ALLOWED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm")
+MAX_UPLOAD_BYTES: int = 50 * 1024 * 1024
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: Search: how many passages are shown as cards, and how many are counted for the chart.
+SHOW_K = 10
+CHART_K = 30
+APP_TITLE = "seisaku — 自治体の行財政改革文書の検索"
+
+
+# ══ application state ═════════════════════════════════════════════════════════════════════════
+
+class AppState:
+    """The settings, the (lazily loaded) engine, the build status, and the write lock.
+
+    The engine is thread-safe for searches; adding or removing documents is serialised by
+    ``write_lock`` and followed by ``engine.reload()``.
+    """
+
+    def __init__(self, settings: Settings, engine: Any | None = None) -> None:
+        """Hold ``settings`` and, when given, an already constructed ``engine``."""
+        self.settings = settings
+        self.engine = engine
+        self.status = "準備完了" if engine is not None else "インデックスを読み込んでいません"
+        self.error: str | None = None
+        self.building = False
+        self.write_lock = threading.Lock()
+        self._load_lock = threading.Lock()
+
+    # -- engine -------------------------------------------------------------------------------
+    def get_engine(self, _while_building: bool = False) -> Any:
+        """The engine, loading it on first use; raises a :class:`SeisakuError` while building."""
+        if self.engine is not None:
+            return self.engine
+        if self.building and not _while_building:
+            raise SeisakuError(f"インデックスを作成中です（{self.status}）。しばらくお待ちください。")
+        with self._load_lock:
+            if self.engine is None:
+                from search.engine import Engine
+
+                self.engine = Engine.from_settings(self.settings)
+                self.status = "準備完了"
+        return self.engine
+
+    @property
+    def ready(self) -> bool:
+        """True once the engine is loaded."""
+        return self.engine is not None
+
+    def ensure_index(self, console: bool = True) -> None:
+        """Load the engine; when there is no index (or an incompatible one) build it first.
+
+        Progress goes to the console (``console``) and to :attr:`status` (the status line).
+        """
+        try:
+            self.get_engine(_while_building=True)
+            return
+        except IndexMissingError:
+            reason = "インデックスがないため作成します"
+        except IndexMismatchError as e:
+            reason = f"インデックスを作り直します（{e}）"
+        self.building = True
+        self.status = reason
+        if console:
+            print(f"seisaku: {reason}: {self.settings.index_dir}", file=sys.stderr, flush=True)
+        try:
+            from index.build import build_index
+
+            report = _call_with_progress(build_index, self.settings, self._progress, console)
+            for m in getattr(report, "messages", []) or []:
+                if console:
+                    print(str(m), file=sys.stderr)
+            summary = _summary(report)
+            if console and summary:
+                print(summary, file=sys.stderr, flush=True)
+            self.get_engine(_while_building=True)
+            self.building = False
+            self.status = f"準備完了（{summary}）" if summary else "準備完了"
+        except Exception as e:  # shown in the status line; the app keeps running
+            self.building = False
+            self.error = str(e)
+            self.status = f"インデックスを作成できませんでした: {e}"
+            if console:
+                traceback.print_exc()
+            raise
+
+    def _progress(self, *args: Any, **kw: Any) -> None:
+        """Progress callback for the build: accepts (message), (done, total) or (stage, done, total)."""
+        parts = [str(a) for a in args if a is not None]
+        parts += [f"{k}={v}" for k, v in kw.items() if v is not None]
+        nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        text = " ".join(p for p in parts if not p.replace(".", "").isdigit())
+        if len(nums) >= 2 and nums[1]:
+            text = f"{text} {int(nums[0])}/{int(nums[1])}（{100 * nums[0] / nums[1]:.0f}%）".strip()
+        self.status = f"インデックス作成中: {text}" if text else "インデックス作成中"
+
+
+def _call_with_progress(fn: Callable[..., Any], settings: Settings, callback: Callable[..., None], console: bool) -> Any:
+    """Call ``build_index``/``add_document`` style functions with whatever progress they accept."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        params = {}
+    kw: dict[str, Any] = {}
+    if "progress" in params:
+        kw["progress"] = console
+    for name in ("on_progress", "progress_callback", "callback"):
+        if name in params:
+            kw[name] = callback
+            break
+    return fn(settings, **kw)
+
+
+def _summary(report: Any) -> str:
+    s = getattr(report, "summary", None)
+    try:
+        return str(s() if callable(s) else (s or ""))
+    except Exception:  # pragma: no cover - cosmetic only
+        return ""
+
+
+def _jsonable(x: Any) -> Any:
+    """A dataclass / record converted to plain JSON data (``to_dict``/``to_json`` when present)."""
+    for name in ("to_dict", "to_json"):
+        f = getattr(x, name, None)
+        if callable(f):
+            return f()
+    if is_dataclass(x) and not isinstance(x, type):
+        return asdict(x)
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def _filters(prefecture: Sequence[str] | None = None, municipality: Sequence[str] | None = None,
+             kind: Sequence[str] | None = None, year: Sequence[str] | None = None) -> Filters:
+    def t(v: Sequence[str] | str | None) -> tuple[str, ...]:
+        if not v:
+            return ()
+        if isinstance(v, str):
+            v = [v]
+        return tuple(str(x) for x in v if str(x).strip())
+
+    return Filters(municipality=t(municipality), prefecture=t(prefecture), kind=t(kind), year=t(year))
+
+
+def _choices(engine: Any, name: str) -> list[str]:
+    try:
+        values = getattr(engine, name)()
+    except Exception:
+        return []
+    out = []
+    for v in values or []:
+        if isinstance(v, (tuple, list)) and v:
+            v = v[0]
+        if v not in (None, ""):
+            out.append(str(v))
+    return out
+
+
+def documents_of(engine: Any) -> list[dict[str, Any]]:
+    """The engine's documents as dicts (doc_id, municipality, …, chunks, warnings as strings)."""
+    try:
+        docs = engine.documents()
+    except Exception:
+        return []
+    if isinstance(docs, Mapping):
+        docs = list(docs.values())
+    out = []
+    for d in docs or []:
+        if isinstance(d, Mapping):
+            row = dict(d)
+        elif is_dataclass(d):
+            row = {f: getattr(d, f) for f in d.__dataclass_fields__}
+        else:
+            row = dict(getattr(d, "__dict__", {}))
+        row.setdefault("doc_id", row.get("path", ""))
+        if "n_chunks" in row and "chunks" not in row:
+            row["chunks"] = row["n_chunks"]
+        msgs = row.get("messages") or row.get("warnings") or []
+        row["warnings"] = [str(m) for m in msgs]
+        row.pop("messages", None)
+        out.append(row)
+    return out
+
+
+def document_chunks(engine: Any, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(document metadata, its chunks as dicts in reading order) or None when unknown."""
+    meta = next((d for d in documents_of(engine) if d.get("doc_id") == doc_id), None)
+    chunks: list[Any] = []
+    for name in ("document_chunks", "chunks_of", "doc_chunks"):
+        f = getattr(engine, name, None)
+        if callable(f):
+            try:
+                chunks = list(f(doc_id))
+                break
+            except Exception:
+                chunks = []
+    if not chunks:
+        store = getattr(engine, "store", None)
+        pool = getattr(store, "chunks", None) if store is not None else getattr(engine, "chunks", None)
+        if pool is not None and not callable(pool):
+            chunks = [c for c in pool if getattr(c, "doc_id", None) == doc_id]
+    if meta is None and not chunks:
+        return None
+    dicts = [_jsonable(c) for c in chunks]
+    if meta is None:
+        first = dicts[0]
+        meta = {k: first.get(k, "") for k in ("municipality", "prefecture", "title", "year", "kind", "url")}
+        meta["doc_id"] = doc_id
+    return meta, dicts
+
+
+# ══ plain functions behind the UI and the API ═════════════════════════════════════════════════
+
+def run_search(state: AppState, query: str, k: int = SHOW_K, filters: Filters | None = None,
+               mode: str = "hybrid") -> list[dict[str, Any]]:
+    """Ranked passages as ``Result.to_json()`` dicts."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    engine = state.get_engine()
+    return [r.to_json() for r in engine.search(query, k=int(k), filters=filters, mode=mode)]
+
+
+def run_answer(state: AppState, query: str, filters: Filters | None = None) -> dict[str, Any]:
+    """``MunicipalityAnswer.to_dict()`` for ``query``."""
+    from search.answers import municipality_answer
+
+    query = (query or "").strip()
+    if not query:
+        return {"query": "", "answered": False, "message": "質問を入力してください", "rows": []}
+    return _jsonable(municipality_answer(state.get_engine(), query, filters=filters))
+
+
+def run_compare(state: AppState, topic: str, municipalities: Sequence[str] | None = None, top_n: int = 4) -> tuple[dict[str, Any], Any]:
+    """(``ComparisonTable.to_dict()``, the table object) for ``topic``."""
+    from search.answers import compare
+
+    table = compare(state.get_engine(), (topic or "").strip(), municipalities=list(municipalities) or None if municipalities else None, top_n=int(top_n))
+    return _jsonable(table), table
+
+
+def run_wording(state: AppState, text: str, k: int = 10, filters: Filters | None = None) -> dict[str, Any]:
+    """``WordingResult.to_dict()`` for a draft sentence or theme."""
+    from search.answers import wording
+
+    return _jsonable(wording(state.get_engine(), (text or "").strip(), k=int(k), filters=filters))
+
+
+def validate_upload(path: str | os.PathLike[str] | None, municipality: str, url: str = "",
+                    max_bytes: int = MAX_UPLOAD_BYTES) -> list[str]:
+    """Problems with an upload before it is indexed (empty list when it may go ahead)."""
+    problems = []
+    if not path:
+        problems.append("ファイルを選んでください。")
+    else:
+        p = Path(path)
+        if p.suffix.lower() not in ALLOWED_SUFFIXES:
+            problems.append(f"この種類のファイルは取り込めません: {p.suffix or '（拡張子なし）'}（使えるのは {' '.join(ALLOWED_SUFFIXES)}）")
+        try:
+            size = p.stat().st_size
+        except OSError:
+            size = -1
+            problems.append("アップロードされたファイルを読めません。")
+        if size > max_bytes:
+            problems.append(f"ファイルが大きすぎます: {size / 1e6:.1f} MB（上限 {max_bytes / 1e6:.0f} MB）")
+        elif size == 0:
+            problems.append("ファイルが空です。")
+    if not (municipality or "").strip():
+        problems.append("自治体名は必須です。")
+    if url and not V.safe_url(url):
+        problems.append("URL は http:// か https:// で始まるものだけ指定できます。")
+    return problems
+
+
+# ══ the Blocks app ════════════════════════════════════════════════════════════════════════════
+
+def _err_html(e: BaseException) -> str:
+    if isinstance(e, SeisakuError):
+        return V.message_html(str(e), "error")
+    log.exception("ui handler failed")
+    return V.message_html(f"エラーが発生しました: {type(e).__name__}: {e}", "error")
+
+
+def _status_html(state: AppState) -> str:
+    kind = "error" if state.error else ("info" if state.ready else "empty")
+    return f'<div class="sk-status">{V.message_html("状態: " + state.status, kind)}</div>'
+
+
+def _to_state(target: Any) -> AppState:
+    if isinstance(target, AppState):
+        return target
+    if isinstance(target, Settings):
+        return AppState(target)
+    settings = getattr(target, "settings", None)
+    if not isinstance(settings, Settings):
+        settings = load_settings()
+    return AppState(settings, engine=target)
+
+
+def build_app(engine_or_settings: Any) -> gr.Blocks:
+    """The Gradio Blocks of the app for an ``Engine`` or ``Settings`` (engine loaded on first use).
+
+    Launch it with :func:`launch_app` (which adds the CSS, the copy script and the ``/doc`` route);
+    ``demo.seisaku_state`` holds the :class:`AppState`.
+    """
+    state = _to_state(engine_or_settings)
+
+    with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as demo:
+        gr.HTML('<h1 style="margin:0;font-size:1.5em">seisaku　自治体の行財政改革文書を横断検索</h1>'
+                '<div class="sk-sub">他の自治体の取組を、出典（自治体・文書・節 › 項目・所管課・ページ）つきで探せます。</div>')
+        status = gr.HTML(_status_html(state), elem_id="sk-status")
+        timer = gr.Timer(1.0, active=not state.ready)
+
+        # ── 検索 ────────────────────────────────────────────────────────────────────────────
+        with gr.Tab("検索", id="search"):
+            with gr.Row():
+                q = gr.Textbox(label="質問", placeholder="例: 火葬場の建て替えに民間資金を使うか検討している自治体",
+                               lines=1, scale=5, elem_id="sk-query")
+                btn = gr.Button("検索", variant="primary", scale=1, elem_id="sk-search-btn")
+            with gr.Accordion("絞り込み", open=False):
+                with gr.Row():
+                    f_pref = gr.Dropdown(label="都道府県", choices=[], multiselect=True, elem_id="sk-f-pref")
+                    f_muni = gr.Dropdown(label="自治体", choices=[], multiselect=True, elem_id="sk-f-muni")
+                    f_kind = gr.Dropdown(label="文書の種類", choices=[], multiselect=True, elem_id="sk-f-kind")
+                    f_year = gr.Dropdown(label="年度", choices=[], multiselect=True, elem_id="sk-f-year")
+            gr.HTML('<h3 style="margin:4px 0">自治体ごとの回答</h3>')
+            answer_html = gr.HTML(elem_id="sk-answer")
+            with gr.Row():
+                with gr.Column(scale=3):
+                    gr.HTML('<h3 style="margin:4px 0">該当箇所</h3>')
+                    cards_html = gr.HTML(elem_id="sk-cards")
+                with gr.Column(scale=2):
+                    chart_html = gr.HTML(elem_id="sk-chart")
+
+        # ── 比較 ────────────────────────────────────────────────────────────────────────────
+        with gr.Tab("比較", id="compare"):
+            with gr.Row():
+                c_topic = gr.Textbox(label="テーマ", placeholder="例: 公共施設の保有量の削減", scale=4, elem_id="sk-topic")
+                c_munis = gr.Dropdown(label="比較する自治体（空なら上位の自治体）", choices=[], multiselect=True,
+                                      scale=4, elem_id="sk-c-munis")
+                c_top = gr.Slider(2, 8, value=4, step=1, label="上位何自治体", scale=2)
+            c_btn = gr.Button("比較", variant="primary", elem_id="sk-compare-btn")
+            c_html = gr.HTML(elem_id="sk-compare")
+            c_file = gr.File(label="CSV（UTF-8 BOM 付き、Excel でそのまま開けます）", interactive=False, elem_id="sk-csv")
+
+        # ── 文例 ────────────────────────────────────────────────────────────────────────────
+        with gr.Tab("文例", id="wording"):
+            with gr.Row():
+                w_text = gr.Textbox(label="下書きの文またはテーマ", placeholder="例: 職員一人ひとりがコストを意識する",
+                                    lines=2, scale=5, elem_id="sk-wording-text")
+                w_k = gr.Slider(3, 30, value=10, step=1, label="件数", scale=1)
+            w_btn = gr.Button("文例を探す", variant="primary", elem_id="sk-wording-btn")
+            w_html = gr.HTML(elem_id="sk-wording")
+
+        # ── 文書 ────────────────────────────────────────────────────────────────────────────
+        with gr.Tab("文書", id="documents"):
+            d_table = gr.HTML(elem_id="sk-docs")
+            d_refresh = gr.Button("一覧を更新", size="sm")
+            with gr.Accordion("文書を追加", open=True):
+                gr.HTML(f'<div class="sk-sub">取り込めるファイル: {V.esc(" ".join(ALLOWED_SUFFIXES))}、'
+                        f'{MAX_UPLOAD_BYTES // (1024 * 1024)} MB まで。</div>')
+                with gr.Row():
+                    u_file = gr.File(label="ファイル", file_types=list(ALLOWED_SUFFIXES), type="filepath",
+                                     elem_id="sk-upload", scale=2)
+                    with gr.Column(scale=3):
+                        with gr.Row():
+                            u_muni = gr.Textbox(label="自治体（必須）", elem_id="sk-u-muni")
+                            u_pref = gr.Textbox(label="都道府県", elem_id="sk-u-pref")
+                            u_year = gr.Textbox(label="年度", placeholder="2024", elem_id="sk-u-year")
+                        with gr.Row():
+                            u_title = gr.Textbox(label="題名", elem_id="sk-u-title")
+                            u_kind = gr.Dropdown(label="種類", choices=[], allow_custom_value=True, elem_id="sk-u-kind")
+                        u_url = gr.Textbox(label="URL（任意）", placeholder="https://", elem_id="sk-u-url")
+                u_btn = gr.Button("追加して索引を更新", variant="primary", elem_id="sk-upload-btn")
+                u_msg = gr.HTML(elem_id="sk-upload-msg")
+            with gr.Accordion("文書を削除", open=False):
+                with gr.Row():
+                    r_doc = gr.Dropdown(label="文書 ID", choices=[], elem_id="sk-r-doc", scale=4)
+                    r_delete = gr.Checkbox(label="ファイルも削除する", value=False, scale=1)
+                r_btn = gr.Button("削除", variant="stop", elem_id="sk-remove-btn")
+                r_msg = gr.HTML(elem_id="sk-remove-msg")
+
+        # ── handlers ────────────────────────────────────────────────────────────────────────
+        choice_outputs = [f_pref, f_muni, f_kind, f_year, c_munis, u_kind, r_doc]
+
+        def choice_updates() -> list[Any]:
+            if not state.ready:
+                return [gr.update() for _ in choice_outputs]
+            e = state.engine
+            munis, prefs, kinds, years = (_choices(e, n) for n in ("municipalities", "prefectures", "kinds", "years"))
+            docs = [d["doc_id"] for d in documents_of(e)]
+            return [gr.update(choices=prefs), gr.update(choices=munis), gr.update(choices=kinds),
+                    gr.update(choices=years), gr.update(choices=munis), gr.update(choices=kinds),
+                    gr.update(choices=docs)]
+
+        def docs_html() -> str:
+            if not state.ready:
+                return V.message_html(state.status, "empty")
+            return V.render_documents(documents_of(state.engine))
+
+        def on_load() -> list[Any]:
+            return [_status_html(state), gr.Timer(active=not state.ready), docs_html(), *choice_updates()]
+
+        def on_tick() -> list[Any]:
+            if state.ready or state.error:
+                return [_status_html(state), gr.Timer(active=False), docs_html(), *choice_updates()]
+            return [_status_html(state), gr.Timer(active=True), gr.update(), *[gr.update() for _ in choice_outputs]]
+
+        load_outputs = [status, timer, d_table, *choice_outputs]
+        demo.load(on_load, None, load_outputs, api_visibility="private", queue=False)
+        timer.tick(on_tick, None, load_outputs, api_visibility="private", queue=False)
+
+        def ui_search(query: str, prefs: list[str], munis: list[str], kinds: list[str], years: list[str]):
+            query = (query or "").strip()
+            if not query:
+                return V.message_html("質問を入力してください", "empty"), "", ""
+            try:
+                flt = _filters(prefs, munis, kinds, years)
+                results = run_search(state, query, k=CHART_K, filters=flt)
+                answer = run_answer(state, query, filters=flt)
+            except Exception as e:
+                return _err_html(e), "", ""
+            chart = V.bar_chart_svg(V.match_counts(results), f"自治体別の該当件数（上位 {len(results)} 件中）")
+            prefs_count = V.match_counts(results, "prefecture")
+            if len(prefs_count) > 1:
+                chart += V.bar_chart_svg(prefs_count, "都道府県別の該当件数")
+            return V.render_answer(answer), V.render_results(results[:SHOW_K], query), chart
+
+        search_inputs = [q, f_pref, f_muni, f_kind, f_year]
+        search_outputs = [answer_html, cards_html, chart_html]
+        btn.click(ui_search, search_inputs, search_outputs, api_visibility="private")
+        q.submit(ui_search, search_inputs, search_outputs, api_visibility="private")
+
+        def ui_compare(topic: str, munis: list[str], top: float):
+            if not (topic or "").strip():
+                return V.message_html("テーマを入力してください", "empty"), None
+            try:
+                data, table = run_compare(state, topic, munis or None, int(top))
+            except Exception as e:
+                return _err_html(e), None
+            csv_path = None
+            to_csv = getattr(table, "to_csv", None)
+            if callable(to_csv):
+                d = Path(tempfile.mkdtemp(prefix="seisaku-csv-"))
+                csv_path = d / "比較.csv"
+                csv_path.write_bytes(to_csv())
+            return V.render_comparison(data), (str(csv_path) if csv_path else None)
+
+        c_btn.click(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
+        c_topic.submit(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
+
+        def ui_wording(text: str, k: float):
+            if not (text or "").strip():
+                return V.message_html("文またはテーマを入力してください", "empty")
+            try:
+                return V.render_wording(run_wording(state, text, int(k)))
+            except Exception as e:
+                return _err_html(e)
+
+        w_btn.click(ui_wording, [w_text, w_k], [w_html], api_visibility="private")
+        w_text.submit(ui_wording, [w_text, w_k], [w_html], api_visibility="private")
+
+        def ui_upload(file: str | None, muni: str, pref: str, title: str, year: str, kind: str, url: str,
+                      progress: gr.Progress = gr.Progress()):
+            problems = validate_upload(file, muni, url)
+            if problems:
+                return ["".join(V.message_html(p, "error") for p in problems), gr.update(), *[gr.update() for _ in choice_outputs]]
+            from index.build import add_document
+
+            progress(0.1, desc="検証しました。索引を更新しています…")
+            try:
+                with state.write_lock:
+                    report = add_document(state.settings, Path(file), municipality=muni.strip(), prefecture=(pref or "").strip(),
+                                          title=(title or "").strip() or Path(file).stem, year=(year or "").strip(),
+                                          kind=(kind or "").strip(), url=(url or "").strip())
+                    progress(0.8, desc="検索エンジンを再読み込みしています…")
+                    if getattr(report, "ok", True):
+                        state.get_engine().reload()
+            except Exception as e:
+                return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
+            progress(1.0, desc="完了")
+            ok = getattr(report, "ok", True)
+            msgs = [V.message_html(("追加しました: " if ok else "追加できませんでした: ") + _summary(report), "info" if ok else "error")]
+            msgs += [V.message_html(str(m), "error" if getattr(m, "severity", "") == "error" else "empty")
+                     for m in getattr(report, "messages", []) or []]
+            return ["".join(msgs), docs_html(), *choice_updates()]
+
+        u_btn.click(ui_upload, [u_file, u_muni, u_pref, u_title, u_year, u_kind, u_url],
+                    [u_msg, d_table, *choice_outputs], api_visibility="private", concurrency_id="write", concurrency_limit=1)
+
+        def ui_remove(doc_id: str | None, delete_file: bool):
+            if not doc_id:
+                return [V.message_html("削除する文書を選んでください", "empty"), gr.update(), *[gr.update() for _ in choice_outputs]]
+            from index.build import remove_document
+
+            try:
+                with state.write_lock:
+                    report = remove_document(state.settings, doc_id, delete_file=bool(delete_file))
+                    if getattr(report, "ok", True):
+                        state.get_engine().reload()
+            except Exception as e:
+                return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
+            ok = getattr(report, "ok", True)
+            msgs = [V.message_html(("削除しました: " if ok else "削除できませんでした: ") + _summary(report), "info" if ok else "error")]
+            msgs += [V.message_html(str(m), "empty") for m in getattr(report, "messages", []) or []]
+            return ["".join(msgs), docs_html(), *choice_updates()]
+
+        r_btn.click(ui_remove, [r_doc, r_delete], [r_msg, d_table, *choice_outputs], api_visibility="private",
+                    concurrency_id="write", concurrency_limit=1)
+        d_refresh.click(lambda: [docs_html(), *choice_updates()], None, [d_table, *choice_outputs],
+                        api_visibility="private")
+
+        # ── named API endpoints (JSON) ──────────────────────────────────────────────────────
+        def search(query: str, k: int = 10, prefecture: list[str] | None = None, municipality: list[str] | None = None,
+                   kind: list[str] | None = None, year: list[str] | None = None, mode: str = "hybrid") -> dict:
+            """Ranked passages with citations: {"query", "results": [Result.to_json(), …]}."""
+            results = run_search(state, query, k=k, filters=_filters(prefecture, municipality, kind, year), mode=mode)
+            return {"query": query, "results": results}
+
+        def answer(query: str, prefecture: list[str] | None = None, municipality: list[str] | None = None,
+                   kind: list[str] | None = None, year: list[str] | None = None) -> dict:
+            """Which municipalities did X: MunicipalityAnswer.to_dict()."""
+            return run_answer(state, query, filters=_filters(prefecture, municipality, kind, year))
+
+        def compare(topic: str, municipalities: list[str] | None = None, top_n: int = 4) -> dict:
+            """How do municipalities approach X, side by side: ComparisonTable.to_dict()."""
+            return run_compare(state, topic, municipalities or None, top_n)[0]
+
+        def wording(text: str, k: int = 10, prefecture: list[str] | None = None, municipality: list[str] | None = None,
+                    kind: list[str] | None = None, year: list[str] | None = None) -> dict:
+            """How did others word X: WordingResult.to_dict() (verbatim sentences with citations)."""
+            return run_wording(state, text, k=k, filters=_filters(prefecture, municipality, kind, year))
+
+        gr.api(search, api_name="search")
+        gr.api(answer, api_name="answer")
+        gr.api(compare, api_name="compare")
+        gr.api(wording, api_name="wording")
+
+    demo.seisaku_state = state  # type: ignore[attr-defined]
+    return demo
+
+
+# ══ serving ═══════════════════════════════════════════════════════════════════════════════════
+
+def _authenticated(app: Any, request: Any) -> bool:
+    """The same check gradio's own routes make: no auth configured, or a valid login cookie."""
+    if getattr(app, "auth", None) is None and getattr(app, "auth_dependency", None) is None:
+        return True
+    cid = getattr(app, "cookie_id", "")
+    token = request.cookies.get(f"access-token-{cid}") or request.cookies.get(f"access-token-unsecure-{cid}")
+    return bool(token) and token in getattr(app, "tokens", {})
+
+
+def add_doc_route(app: Any, state: AppState) -> None:
+    """Register ``GET /doc/{doc_id}`` on the FastAPI app gradio launched (login-checked)."""
+    async def doc_page(doc_id: str, request: Request) -> HTMLResponse:
+        if not _authenticated(app, request):
+            return HTMLResponse(V.render_document_page({"title": "ログインが必要です"}, []), status_code=401)
+        try:
+            engine = state.get_engine()
+        except Exception as e:
+            return HTMLResponse(V.render_document_page({"title": str(e)}, []), status_code=503)
+        found = document_chunks(engine, doc_id)
+        if found is None:
+            return HTMLResponse(V.render_document_page({"title": f"文書が見つかりません: {doc_id}"}, []), status_code=404)
+        meta, chunks = found
+        return HTMLResponse(V.render_document_page(meta, chunks),
+                            headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+    app.add_api_route("/doc/{doc_id:path}", doc_page, methods=["GET"], response_class=HTMLResponse)
+    # Starlette matches routes in order: keep ours ahead of any catch-all.
+    routes = app.router.routes
+    routes.insert(0, routes.pop())
+
+
+def parse_auth(auth: str | Sequence[str] | None) -> tuple[str, str] | None:
+    """``"user:password"`` → ``("user", "password")``; None/empty → None."""
+    if not auth:
+        return None
+    if not isinstance(auth, str):
+        user, pw = auth
+        return str(user), str(pw)
+    if ":" not in auth:
+        raise SeisakuError("--auth は 'ユーザー名:パスワード' の形で指定してください。")
+    user, pw = auth.split(":", 1)
+    if not user or not pw:
+        raise SeisakuError("--auth のユーザー名とパスワードは空にできません。")
+    return user, pw
+
+
+def _theme() -> gr.themes.Base:
+    """Soft theme with local Japanese fonts only (no web-font download: the app works offline)."""
+    fonts = ["IPAexGothic", "IPAGothic", "Noto Sans CJK JP", "Hiragino Sans", "Meiryo", "sans-serif"]
+    return gr.themes.Soft(font=fonts, font_mono=["IPAGothic", "monospace"])
+
+
+def launch_app(target: Any, host: str = "127.0.0.1", port: int | None = 7860, auth: str | Sequence[str] | None = None,
+               prevent_thread_lock: bool = True, quiet: bool = False) -> tuple[gr.Blocks, str]:
+    """Build (unless ``target`` is already a Blocks from :func:`build_app`) and launch; returns (demo, url).
+
+    Never creates a share link. Adds the queue (several users at once), the CSS, the copy script and
+    the ``/doc`` route.
+    """
+    demo = target if isinstance(target, gr.Blocks) else build_app(target)
+    state: AppState = demo.seisaku_state  # type: ignore[attr-defined]
+    demo.queue(default_concurrency_limit=4, max_size=64)
+    app, url, _ = demo.launch(
+        server_name=host, server_port=port, auth=parse_auth(auth), share=False, prevent_thread_lock=prevent_thread_lock,
+        inbrowser=False, quiet=quiet, show_error=False, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False,
+        css=V.APP_CSS, head=V.COPY_SCRIPT, theme=_theme(), footer_links=["api"],
+        auth_message="seisaku にログインしてください",
+    )
+    add_doc_route(app, state)
+    return demo, url
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share: bool = False) -> int:
+    """Serve the app until interrupted; builds the index first when there is none. Returns an exit code.
+
+    ``share`` must stay False: seisaku never opens a public share link.
+    """
+    if share:
+        print("seisaku: 公開共有リンク (share) は使えません。--host と --auth を使ってください。", file=sys.stderr)
+        return 2
+    try:
+        parse_auth(auth)
+    except SeisakuError as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return 2
+    if host not in LOOPBACK_HOSTS:
+        msg = (f"警告: {host} で待ち受けます。同じネットワークの誰でもアクセスできます。"
+               + ("" if auth else " --auth user:password でログインを設定してください。"))
+        print(msg, file=sys.stderr, flush=True)
+    state = AppState(settings)
+    try:
+        state.get_engine()
+    except (IndexMissingError, IndexMismatchError):
+        # Serve at once; the build runs beside it, its progress in the console and the status line.
+        state.building = True
+        state.status = "インデックスを作成します"
+
+        def build() -> None:
+            try:
+                state.ensure_index(console=True)
+            except Exception:
+                pass  # already in the status line and on the console
+
+        threading.Thread(target=build, name="seisaku-build", daemon=True).start()
+    except Exception as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return 2
+    demo, url = launch_app(build_app(state), host=host, port=port, auth=auth, prevent_thread_lock=True)
+    print(f"seisaku: {url} で待ち受けています（終了は Ctrl+C）", file=sys.stderr, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        demo.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python ui.py [--host H] [--port N] [--auth user:pass] [--index DIR] [--corpus DIR] [--model M] [--config F]``."""
+    ap = argparse.ArgumentParser(prog="ui.py", description="seisaku の Web アプリ（Gradio）")
+    ap.add_argument("--host", default="127.0.0.1", help="既定はループバックのみ。公開には 0.0.0.0 を明示し --auth を推奨")
+    ap.add_argument("--port", type=int, default=7860)
+    ap.add_argument("--auth", help="ログイン 'user:password'")
+    ap.add_argument("--index", help="インデックスのディレクトリ")
+    ap.add_argument("--corpus", help="コーパスのディレクトリ（manifest.csv のある所）")
+    ap.add_argument("--model", help="埋め込みモデル")
+    ap.add_argument("--config", help="設定ファイル (TOML)")
+    args = ap.parse_args(argv)
+    try:
+        settings = load_settings(args.config, corpus_dir=args.corpus, index_dir=args.index, model=args.model)
+    except (ValueError, OSError) as e:
+        print(f"エラー: {e}", file=sys.stderr)
+        return 2
+    return serve(settings, host=args.host, port=args.port, auth=args.auth, share=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
