@@ -96,6 +96,13 @@ def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:
     if b"\x00" not in data:
         text = _strict(data, "utf-8")
         if text is not None:
+            # kana in UTF-16-LE without BOM is ASCII-looking ("B0D0" = あい): prefer UTF-16 only
+            # when it reads as clearly Japanese (kana score well above plain ASCII's 1.0)
+            if text.isascii() and len(data) % 2 == 0 and _utf16_score(data) > 1.5:
+                for enc in ("utf-16-le", "utf-16-be"):
+                    alt = _strict(data, enc)
+                    if alt is not None and text_score(alt) > 1.5:
+                        return Decoded(alt, enc)
             return Decoded(text, "utf-8")
         candidates += ["cp932", "euc_jp", "euc_jis_2004"]
     if len(data) % 2 == 0:
@@ -119,15 +126,32 @@ def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:
     return Decoded(data.decode("utf-8", errors="replace"), "utf-8", replaced=True)
 
 
+def _utf16_score(data: bytes) -> float:
+    """Best text score of the bytes read as UTF-16 LE or BE (-inf when neither decodes)."""
+    best = float("-inf")
+    if len(data) % 2:
+        data = data[:-1]
+    for enc in ("utf-16-le", "utf-16-be"):
+        text = _strict(data, enc)
+        if text is None and len(data) > 4:  # a surrogate pair cut by the sample
+            text = _strict(data[:-2], enc)
+        if text is not None:
+            best = max(best, text_score(text))
+    return best
+
+
 def utf16_like(data: bytes) -> bool:
-    """True when NUL bytes fall on every other byte, as in UTF-16 text with ASCII in it."""
+    """True when the bytes look like UTF-16 text: a UTF-16 BOM, NUL bytes on every other byte
+    (ASCII in UTF-16), or a strict UTF-16 decoding that reads as Japanese/plain text."""
     sample = data[:65536]
     if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return True
     half = max(len(sample) // 2, 1)
     even_nul = sample[0::2].count(0) > 0.2 * half
     odd_nul = sample[1::2].count(0) > 0.2 * half
-    return even_nul != odd_nul
+    if even_nul != odd_nul:
+        return True
+    return len(data) % 2 == 0 and _utf16_score(sample) >= 0.8
 
 
 def looks_binary(data: bytes) -> bool:
@@ -136,11 +160,8 @@ def looks_binary(data: bytes) -> bool:
     sample = data[:65536]
     if not sample:
         return False
-    if len(sample) % 2 == 0 and not sample.startswith(codecs.BOM_UTF8):
-        for enc in ("utf-16-le", "utf-16-be"):
-            text = _strict(sample, enc)
-            if text is not None and text_score(text) >= 0.8:
-                return False
+    if _utf16_score(sample) >= 0.8:
+        return False
     skip_nul = utf16_like(sample)
     ctrl = sum(
         1
