@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
 
 from corpus.records import Page
 
@@ -97,7 +98,7 @@ _KANJI_NUM = "一二三四五六七八九十"
 _BLOCK_START_RE = re.compile(
     rf"^\s*(?:"
     rf"第[{_DIGITS}{_KANJI_NUM}]+[章節部編款項]"
-    rf"|[（(][{_DIGITS}{_KANJI_NUM}]+[)）]"
+    rf"|[（(][{_DIGITS}{_KANJI_NUM}]+[)）](?![、，,との])"
     rf"|[{_CIRCLED}{_PAREN_NUM}]"
     rf"|[{_DIGITS}]+[.．、)）]"
     rf"|[{_DIGITS}]{{1,2}}[\s　][^、，,。]{{1,38}}$"
@@ -128,32 +129,57 @@ def _is_ascii_word_char(ch: str) -> bool:
 # --------------------------------------------------------------------------- hard wraps
 
 
-def join_wrapped_lines(lines: list[str], *, full_width: int | None = None) -> str:
+@dataclass(frozen=True)
+class WrapStyle:
+    """How a document was hard-wrapped, measured once on the whole document (see :func:`wrap_style`)
+    so that parts of it are joined consistently.
+
+    - ``full_width``: display width of a full line (90th percentile of the line widths);
+    - ``double_spaced``: the extraction put a blank line after every line;
+    - ``trailing_space_ends``: the extraction marks the end of a text block (paragraph, cell, label)
+      with a trailing space while wrapped lines have none.
+    """
+
+    full_width: int = 0
+    double_spaced: bool = False
+    trailing_space_ends: bool = False
+
+
+def wrap_style(lines: list[str]) -> WrapStyle:
+    """Measure the :class:`WrapStyle` of a document's lines."""
+    nonblank = [ln for ln in lines if ln.strip() and "\t" not in ln]
+    trailing = sum(1 for ln in nonblank if ln.endswith((" ", "\u3000")))
+    return WrapStyle(
+        full_width=reference_width(nonblank),
+        double_spaced=is_double_spaced(lines),
+        trailing_space_ends=len(nonblank) >= 6 and 0.15 <= trailing / len(nonblank) <= 0.85,
+    )
+
+
+def join_wrapped_lines(lines: list[str], style: WrapStyle | None = None) -> str:
     """Join hard-wrapped lines into paragraphs separated by ``\\n``.
 
     Within a paragraph, lines are joined with nothing between Japanese characters and with a
     single space between Latin words (「財政運」+「営」→「財政運営」, 「public」+「private」→
     「public private」). A paragraph ends
 
-    - at a blank line — unless the text is *double-spaced* (PDF extraction that puts a blank line
-      after every line; then single blank lines are ignored and only the rules below apply),
+    - at a blank line — unless the text is double-spaced (then single blank lines are ignored),
     - before a line that starts a bullet, numbered entry or heading, or an indented line,
-    - after a sentence-final 。！？, or after a line clearly shorter than the block's full lines
-      (``full_width``: display width of a full line; default the 90th percentile of the lines),
+    - after a line with a trailing space when the document marks block ends that way
+      (``style.trailing_space_ends``); otherwise after a sentence-final 。！？ or after a line
+      clearly shorter than a full line,
     - around table rows (lines with tabs), which are kept as they are.
 
     A line that begins with closing punctuation (「）」「、」「。」) always continues the previous one.
+    ``style`` describes the whole document (default: measured on ``lines``).
     """
-    stripped = [ln.rstrip() for ln in lines]
-    nonblank = [ln for ln in stripped if ln.strip()]
-    if full_width is None:
-        full_width = reference_width(nonblank)
-    double = is_double_spaced(stripped)
+    style = style or wrap_style(lines)
+    nonblank = [ln for ln in lines if ln.strip()]
     indented = [ln for ln in nonblank if ln[:1] in (" ", "\u3000")]
     use_indent = 0 < len(indented) < 0.5 * len(nonblank)
     paras: list[str] = []
     cur = ""
-    prev = ""
+    prev_raw = ""
     blank_run = 0
 
     def flush() -> None:
@@ -162,7 +188,7 @@ def join_wrapped_lines(lines: list[str], *, full_width: int | None = None) -> st
             paras.append(cur)
         cur = ""
 
-    for raw in stripped:
+    for raw in lines:
         if not raw.strip():
             blank_run += 1
             continue
@@ -170,21 +196,21 @@ def join_wrapped_lines(lines: list[str], *, full_width: int | None = None) -> st
         blank_run = 0
         if "\t" in raw:
             flush()
-            paras.append(raw)
-            prev = ""
+            paras.append(raw.rstrip())
+            prev_raw = ""
             continue
         line = raw.strip()
         if cur:
             if line[0] in _CONTINUES:
                 brk = False
-            elif gap >= 2 or (gap == 1 and not double):
+            elif gap >= 2 or (gap == 1 and not style.double_spaced):
                 brk = True
             else:
-                brk = (
-                    starts_block(line)
-                    or (use_indent and raw[:1] in (" ", "\u3000"))
-                    or _ends_paragraph(prev, full_width)
-                )
+                if style.trailing_space_ends:
+                    ends = prev_raw.endswith((" ", "\u3000"))
+                else:
+                    ends = _ends_paragraph(prev_raw.strip(), style.full_width)
+                brk = ends or starts_block(line) or (use_indent and raw[:1] in (" ", "\u3000"))
             if brk:
                 flush()
         if not cur:
@@ -192,7 +218,7 @@ def join_wrapped_lines(lines: list[str], *, full_width: int | None = None) -> st
         else:
             a, b = cur[-1], line[0]
             cur += (" " if _is_ascii_word_char(a) and _is_ascii_word_char(b) else "") + line
-        prev = line
+        prev_raw = raw
     flush()
     return "\n".join(paras)
 
@@ -269,7 +295,7 @@ def collapse_vertical_labels(lines: list[str], min_run: int = 3) -> list[str]:
                 last = j
             j += 1
         if len(chars) >= min_run:
-            out.append("".join(chars))
+            out.append("".join(chars) + " ")
             i = last + 1
         else:
             out.append(lines[i])
@@ -277,18 +303,22 @@ def collapse_vertical_labels(lines: list[str], min_run: int = 3) -> list[str]:
     return out
 
 
-def clean_display_text(text: str, *, full_width: int | None = None) -> str:
+def clean_display_text(text: str, style: WrapStyle | None = None) -> str:
     """The faithful display text of ``text``.
 
     Private-use bullets dropped, letter-spaced headings and one-character-per-line labels
-    collapsed, hard wraps joined (:func:`join_wrapped_lines`, ``full_width`` passed on; give the
-    document's :func:`reference_width` when cleaning a part of it), trailing spaces stripped.
+    collapsed, hard wraps joined (:func:`join_wrapped_lines`; pass the whole document's
+    :func:`wrap_style` when cleaning a part of it), trailing spaces stripped.
     No NFKC: the source's characters are kept.
     """
     text = drop_private_use(text).replace("\r\n", "\n").replace("\r", "\n").replace("\f", "\n")
-    lines = [collapse_letter_spacing(ln.rstrip()) for ln in text.split("\n")]
+    raw = text.split("\n")
+    if style is None:
+        style = wrap_style(raw)
+    # letter-spacing collapse keeps a trailing space (a block-end mark) where there was one
+    lines = [collapse_letter_spacing(ln) for ln in raw]
     lines = collapse_vertical_labels(lines)
-    return join_wrapped_lines(lines, full_width=full_width).strip()
+    return "\n".join(ln.rstrip() for ln in join_wrapped_lines(lines, style).split("\n")).strip()
 
 
 # --------------------------------------------------------------------------- page furniture

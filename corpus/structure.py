@@ -1,0 +1,322 @@
+"""Heading detection and the prose outline (plans such as 行財政改革大綱).
+
+Everything here is a pure function over lines. The outline rules:
+
+- **Numbered headings** have a fixed rank: 第N部/編 (-1) > 第N章 (0) > 第N節 (1) > 「N.」「N 」 (3)
+  > （N）/⑴/（一） (4) > ① (5) > ア/イ (6). A heading of rank r closes every open heading of rank ≥ r.
+- **Label headings** — a whole line in ＜…＞, 【…】, 《…》, 〈…〉, ≪…≫, or 方針N — nest one level
+  below the innermost open heading, and a label of the same kind that is still open is its sibling.
+- A heading is short (≤ 60 characters), does not end with 。, has no tab, and its number continues
+  the sequence of its kind (1, or the previous number + 1; + 2 tolerated for bracketed kinds, whose
+  documents are often excerpts). A bare 「N 」 heading must not contain 、 (sentences start with
+  numbers too: 「10 年の市政の…、」).
+- ○/・ bullets are not headings; they stay in the text.
+- Table-of-contents lines (a heading followed by a tab/leaders and a page number) are not headings:
+  they belong to the text of the 目次 heading, which any following heading closes.
+- A heading with no text and no sub-heading (a figure caption whose figure was lost, a heading
+  at the end of a page) is kept as a text line of the previous item.
+
+:func:`prose_items` turns the outline into :class:`~corpus.records.Item` s: one per heading that
+carries text (``section_path`` = its ancestors, ``title`` = the heading), plus one for the text
+before the first heading, titled by the document title.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+from corpus.normalize import (
+    clean_display_text,
+    collapse_letter_spacing,
+    drop_private_use,
+    WrapStyle,
+    wrap_style,
+)
+from corpus.records import Item, Page
+
+_D = "0-9０-９"
+_KN = "一二三四五六七八九十"
+_CIRCLED = "①②③④⑤⑥⑦⑧⑨⑩⑪⑫⑬⑭⑮⑯⑰⑱⑲⑳"
+_PAREN = "⑴⑵⑶⑷⑸⑹⑺⑻⑼⑽⑾⑿⒀⒁⒂⒃⒄⒅⒆⒇"
+_KATA = "アイウエオカキクケコサシスセソタチツテトナニヌネノハヒフヘホマミムメモヤユヨラリルレロワ"
+
+MAX_HEADING_CHARS = 60
+#: Label lines combining several bracket groups (「《推進手段(1)…》 × 《基本姿勢(1)…》」) may be longer.
+MAX_LABEL_CHARS = 90
+
+
+@dataclass(frozen=True)
+class Line:
+    """One source line with the page it is on."""
+
+    page: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Heading:
+    """A detected heading: ``kind`` (marker family), ``rank`` (smaller = higher; None for labels),
+    ``number`` (its value within the kind's sequence, 0 when unnumbered) and the display ``title``."""
+
+    kind: str
+    rank: float | None
+    number: int
+    title: str
+
+
+def lines_of(pages: list[Page]) -> list[Line]:
+    """The lines of ``pages`` in order, each with its page number."""
+    return [Line(p.number, ln) for p in pages for ln in p.text.split("\n")]
+
+
+def _num(s: str) -> int:
+    s = unicodedata.normalize("NFKC", s)
+    if s.isdigit():
+        return int(s)
+    # kanji numerals up to 99
+    vals = {c: i + 1 for i, c in enumerate(_KN[:9])}
+    if s == "十":
+        return 10
+    if "十" in s:
+        a, _, b = s.partition("十")
+        return (vals.get(a, 1) if a else 1) * 10 + (vals.get(b, 0) if b else 0)
+    return vals.get(s, 0)
+
+
+_NUMBERED: list[tuple[str, float, re.Pattern[str]]] = [
+    ("部", -1, re.compile(rf"^第([{_D}{_KN}]+)[部編](?:[\s　:：.．]*(.*))?$")),
+    ("章", 0, re.compile(rf"^第([{_D}{_KN}]+)章(?:[\s　:：.．]*(.*))?$")),
+    ("節", 1, re.compile(rf"^第([{_D}{_KN}]+)節(?:[\s　:：.．]*(.*))?$")),
+    ("N.", 3, re.compile(rf"^([{_D}]{{1,2}})[.．](?![{_D}])[\s　]*(\S.*)$")),
+    ("N", 3, re.compile(rf"^([{_D}]{{1,2}})[\s　]+(\S.*)$")),
+    ("(N)", 4, re.compile(rf"^[（(]([{_D}]{{1,2}})[)）][\s　]*(\S.*)$")),
+    ("⑴", 4, re.compile(rf"^([{_PAREN}])[\s　]*(\S.*)$")),
+    ("(一)", 4, re.compile(rf"^[（(]([{_KN}]{{1,3}})[)）][\s　]*(\S.*)$")),
+    ("①", 5, re.compile(rf"^([{_CIRCLED}])[\s　]*(\S.*)$")),
+    ("ア", 6, re.compile(rf"^([{_KATA}])[\s　.．、)）][\s　]*(\S.*)$")),
+]
+
+_LABELS: list[tuple[str, re.Pattern[str]]] = [
+    ("方針", re.compile(rf"^方針[\s　]*([{_D}{_KN}]+)(?:[\s　:：.．、]+(.*))?$")),
+    ("【】", re.compile(r"^【[^】]+】$")),
+    ("＜＞", re.compile(r"^[＜<〈][^＞>〉＜<]+[＞>〉]$")),
+    ("《》", re.compile(r"^[《≪][^》≫]+[》≫](?:[\s　]*[×＋+・][\s　]*[《≪][^》≫]+[》≫])*$")),
+]
+
+#: Headings whose marker makes them unambiguous enough to tolerate a skipped number.
+_TOLERANT = {"部", "章", "節", "N.", "(N)", "⑴", "(一)", "①", "方針"}
+
+_TOC_RE = re.compile(rf"^(?P<head>.*?\S)(?:\t+|[\s　]*[.．・…‥─―-]{{3,}}[\s　]*|[\s　]{{2,}})(?P<page>[{_D}]{{1,3}})$")
+_TOC_TITLE_RE = re.compile(r"^(目[\s　]*次|もくじ|CONTENTS|Contents)$")
+
+
+def heading_text(line: str) -> str:
+    """The display form of a heading line: PUA dropped, letter spacing collapsed, trimmed."""
+    return collapse_letter_spacing(drop_private_use(line)).strip()
+
+
+def is_toc_title(line: str) -> bool:
+    """True for the 目次 line that opens a table of contents."""
+    return bool(_TOC_TITLE_RE.match(heading_text(line)))
+
+
+def is_toc_line(line: str) -> bool:
+    """True for a table-of-contents entry: a heading-like line ending in a tab, leaders or a wide
+    gap and a page number (「(1) 市民満足度の向上\\t6」「第1章 総論……3」)."""
+    s = drop_private_use(line).strip()
+    m = _TOC_RE.match(s)
+    if not m:
+        return False
+    head = m.group("head").strip()
+    if "\t" in head:
+        return False
+    return classify_heading(head, check_sequence=False) is not None or len(head) <= 30
+
+
+def classify_heading(line: str, *, check_sequence: bool = False, last: dict[str, int] | None = None) -> Heading | None:
+    """The :class:`Heading` ``line`` is, or None for text (sentences, bullets, table rows, TOC lines).
+
+    With ``check_sequence``, a numbered heading must continue ``last[kind]`` (see module doc).
+    """
+    if "\t" in line:
+        return None
+    s = heading_text(line)
+    if not s or len(s) > MAX_LABEL_CHARS or s.endswith(("。", "．")):
+        return None
+    if is_toc_line(line):
+        return None
+    last = last if last is not None else {}
+    for kind, rank, rx in _NUMBERED if len(s) <= MAX_HEADING_CHARS else []:
+        m = rx.match(s)
+        if not m:
+            continue
+        raw = m.group(1)
+        if kind in ("①", "⑴"):
+            n = (_CIRCLED if kind == "①" else _PAREN).index(raw) + 1
+        elif kind == "ア":
+            n = _KATA.index(raw) + 1
+        else:
+            n = _num(raw)
+        rest = (m.group(2) or "").strip() if m.lastindex and m.lastindex >= 2 else ""
+        if kind == "N" and (re.search(r"[、，,。]", rest) or len(s) > 40 or rest[:1] in "年月日円人件%％倍か"):
+            return None
+        if kind == "ア" and (len(s) > 40 or "。" in s):
+            return None
+        if kind not in ("部", "章", "節") and not rest:
+            return None
+        if check_sequence and not _in_sequence(kind, n, last):
+            return None
+        return Heading(kind, rank, n, s)
+    for kind, rx in _LABELS:
+        m = rx.match(s)
+        if not m:
+            continue
+        n = _num(m.group(1)) if kind == "方針" else 0
+        if check_sequence and kind == "方針" and not _in_sequence(kind, n, last):
+            return None
+        return Heading(kind, None, n, s)
+    return None
+
+
+def _in_sequence(kind: str, n: int, last: dict[str, int]) -> bool:
+    if n <= 0:
+        return False
+    if n == 1:
+        return True
+    prev = last.get(kind)
+    if prev is None:
+        return kind in _TOLERANT and n <= 3
+    step = 2 if kind in _TOLERANT else 1
+    return prev < n <= prev + step
+
+
+@dataclass
+class _Node:
+    heading: Heading
+    rank: float
+    path: tuple[str, ...]
+    lines: list[Line] = field(default_factory=list)
+    has_children: bool = False
+
+
+@dataclass
+class OutlineSection:
+    """One heading (or the preamble) with the lines of its own text (children excluded)."""
+
+    section_path: tuple[str, ...]
+    title: str
+    lines: list[Line]
+    heading_line: Line | None = None
+
+
+def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
+    """Split ``lines`` into :class:`OutlineSection` s by the heading rules of the module doc.
+
+    The first section is the preamble (text before any heading, titled ``doc_title``). A heading
+    without text and without sub-headings is turned back into a text line of the preceding section.
+    """
+    out: list[OutlineSection] = [OutlineSection((), doc_title, [])]
+    stack: list[_Node] = []
+    last: dict[str, int] = {}
+    current: OutlineSection = out[0]
+
+    def open_heading(h: Heading, ln: Line) -> None:
+        nonlocal current
+        # the open node that is closed without text or children becomes text
+        if stack and not stack[-1].has_children and not any(x.text.strip() for x in stack[-1].lines):
+            node = stack[-1]
+            rank = _rank_for(h, stack)
+            if rank <= node.rank:
+                sec = out.pop()
+                assert sec.heading_line is not None
+                prev = out[-1]
+                prev.lines.append(sec.heading_line)
+        rank = _rank_for(h, stack)
+        if h.rank is None:
+            # a label: pop to an open sibling of the same kind, else nest under the top
+            for k in range(len(stack) - 1, -1, -1):
+                if stack[k].heading.kind == h.kind:
+                    del stack[k:]
+                    break
+                if stack[k].heading.rank is not None:
+                    break
+        else:
+            while stack and stack[-1].rank >= rank:
+                stack.pop()
+        while stack and stack[-1].heading.kind == "目次":
+            stack.pop()
+        if stack:
+            stack[-1].has_children = True
+        path = tuple(n.heading.title for n in stack)
+        node = _Node(h, rank, path)
+        stack.append(node)
+        current = OutlineSection(path, h.title, node.lines, heading_line=ln)
+        out.append(current)
+        if h.number:
+            last[h.kind] = h.number
+
+    for ln in lines:
+        if is_toc_title(ln.text):
+            stack.clear()
+            node = _Node(Heading("目次", -10, 0, heading_text(ln.text)), -10, ())
+            stack.append(node)
+            current = OutlineSection((), node.heading.title, node.lines, heading_line=ln)
+            out.append(current)
+            continue
+        h = classify_heading(ln.text, check_sequence=True, last=last)
+        if h is not None and not (stack and stack[-1].heading.kind == "目次" and is_toc_line(ln.text)):
+            open_heading(h, ln)
+        else:
+            current.lines.append(ln)
+    # a trailing empty heading: keep as text of the previous section
+    if len(out) > 1 and out[-1].heading_line is not None and not any(x.text.strip() for x in out[-1].lines):
+        sec = out.pop()
+        out[-1].lines.append(sec.heading_line)  # type: ignore[arg-type]
+    return out
+
+
+def _rank_for(h: Heading, stack: list[_Node]) -> float:
+    if h.rank is not None:
+        return h.rank
+    for k in range(len(stack) - 1, -1, -1):
+        if stack[k].heading.kind == h.kind:
+            return stack[k].rank
+        if stack[k].heading.rank is not None:
+            return stack[k].rank + 0.5
+    return stack[-1].rank + 0.5 if stack else -0.5
+
+
+def section_item(sec: OutlineSection, style: WrapStyle | None = None) -> Item | None:
+    """The :class:`Item` of one outline section (None when it has no text)."""
+    body = [ln for ln in sec.lines]
+    if not any(ln.text.strip() for ln in body):
+        return None
+    text = clean_display_text(
+        "\n".join(ln.text for ln in body), style
+    )
+    if not text:
+        return None
+    pages = [ln.page for ln in body if ln.text.strip()]
+    if sec.heading_line is not None:
+        pages.append(sec.heading_line.page)
+    return Item(
+        section_path=sec.section_path,
+        title=sec.title,
+        text=text,
+        page_start=min(pages),
+        page_end=max(pages),
+    )
+
+
+def prose_items(pages: list[Page], doc_title: str) -> list[Item]:
+    """Items of a prose document: one per heading that carries text (see module doc)."""
+    lines = lines_of(pages)
+    texts = [ln.text for ln in lines]
+    style = wrap_style(texts)
+    items: list[Item] = []
+    for sec in parse_outline(lines, doc_title):
+        it = section_item(sec, style)
+        if it is not None:
+            items.append(it)
+    return items
