@@ -157,6 +157,7 @@ class Signals:
     bm25: float
     bm25_norm: float
     coverage: float
+    coverage_idf: float = 0.0
 
     def confidence(self) -> float:
         """The calibrated confidence (0–1) of these signals (see docs/answers.md)."""
@@ -181,6 +182,12 @@ class _Query:
         self.dense_text = dense_text or text
         self.terms = content_terms(text)
         self.weights = {t: _term_weight(t) for t in self.terms}
+        idf = getattr(engine, "idf", None)
+        self.idf_weights = {t: float(idf(t)) * _term_weight(t) for t in self.terms} if callable(idf) else dict(self.weights)
+        try:
+            self.n_bm25_terms = max(1, len(set(_tokenizer(engine).tokenize(text))))
+        except Exception:  # pragma: no cover - a tokenizer that cannot read the text
+            self.n_bm25_terms = max(1, len(self.terms))
         self._vec: np.ndarray | None = None
         self.engine = engine
 
@@ -202,11 +209,13 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         m = _embed_passages(q.engine, [results[i].chunk.embed_text or results[i].chunk.text for i in need])
         for i, v in zip(need, m @ q.vec):
             cos[i] = float(v)
-    n_terms = max(1, len(q.terms))
     out = []
     for i, r in enumerate(results):
         bm = float(r.bm25_score or 0.0)
-        out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / n_terms, coverage=q.coverage(r.chunk.text)))
+        terms = term_set(r.chunk.text)
+        out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / q.n_bm25_terms,
+                           coverage=coverage(q.terms, terms, q.weights),
+                           coverage_idf=coverage(q.terms, terms, q.idf_weights)))
     return out
 
 

@@ -1,0 +1,101 @@
+"""Print the signals behind :func:`search.answers.municipality_answer` on the development questions.
+
+    python3 -m search.calibrate_answers [--index DIR] [--questions ../shared/eval/dev_queries.jsonl]
+
+For every "which"/"compare" question (and the unanswerable ``relevant: []`` ones) it lists each
+municipality's best passage with its signals (dense cosine, BM25 per query term, lemma
+coverage), the resulting confidence, and whether the passage is relevant (contains a
+``must_contain`` phrase of the question, as in shared/eval/README.md). docs/answers.md records
+the numbers this printed when the thresholds were chosen. With ``--fit`` it also fits a
+logistic regression on the rows (a sanity check for the hand-set weights, not used directly).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from search.answers import ANSWER_THRESHOLD, _best_per_municipality, _dense01, _Query
+from search.sentences import compact
+
+DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_queries.jsonl"
+
+
+def _relevant(chunk: Any, rel: list[dict[str, str]]) -> bool:
+    head = compact(chunk.text)[:1200]
+    return any(r["doc"] == chunk.doc_id and compact(r["must_contain"]) in head for r in rel)
+
+
+def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "compare")) -> list[dict[str, Any]]:
+    """One dict per (question, municipality): signals, confidence, relevance label."""
+    rows: list[dict[str, Any]] = []
+    for line in questions.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        qd = json.loads(line)
+        if qd["kind"] not in kinds and qd["relevant"]:
+            continue
+        q = _Query(engine, qd["query"])
+        results = engine.search(qd["query"], k=50)
+        for rank, (r, s) in enumerate(_best_per_municipality(q, results), 1):
+            rows.append({
+                "id": qd["id"], "kind": qd["kind"], "answerable": bool(qd["relevant"]), "rank": rank,
+                "municipality": r.chunk.municipality, "relevant": _relevant(r.chunk, qd["relevant"]),
+                "dense": s.dense, "dense01": _dense01(s.dense), "bm25_norm": s.bm25_norm,
+                "coverage": s.coverage, "cov_idf": s.coverage_idf, "confidence": s.confidence(), "item": r.chunk.item[:30],
+            })
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1, steps: int = 5000) -> np.ndarray:
+    """Plain L2-regularised logistic regression by gradient descent; returns [bias, w...]."""
+    xb = np.hstack([np.ones((len(x), 1)), x])
+    w = np.zeros(xb.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-xb @ w))
+        g = xb.T @ (p - y) / len(y) + l2 * np.r_[0, w[1:]]
+        w -= 0.5 * g
+    return w
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    from index.config import load_settings
+    from search.engine import Engine
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--index")
+    ap.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
+    ap.add_argument("--fit", action="store_true")
+    args = ap.parse_args(argv)
+    engine = Engine.from_settings(load_settings(index_dir=args.index))
+    rows = collect(engine, Path(args.questions))
+    print("id   kind     rk municipality   rel  cos    d01   bm25n  cov  covI  conf")
+    for r in rows:
+        print(f"{r['id']}  {r['kind']:<8} {r['rank']:>2} {r['municipality']:<12} {'Y' if r['relevant'] else '.':<3} "
+              f"{r['dense']:.3f}  {r['dense01']:.2f}  {r['bm25_norm']:.2f}  {r['coverage']:.2f}  {r['cov_idf']:.2f}  {r['confidence']:.2f}"
+              f"  {r['item']}")
+    top = [r for r in rows if r["rank"] == 1]
+    print()
+    for r in top:
+        verdict = "answered" if r["confidence"] >= ANSWER_THRESHOLD else "NOT answered"
+        print(f"{r['id']} answerable={r['answerable']} top={r['municipality']} rel={r['relevant']} "
+              f"conf={r['confidence']:.2f} -> {verdict}")
+    if args.fit:
+        x = np.array([[r["coverage"], r["dense01"], min(r["bm25_norm"], 1.0)] for r in rows])
+        y = np.array([1.0 if r["relevant"] else 0.0 for r in rows])
+        w = fit_logistic(x, y)
+        print("logistic fit [bias, coverage, dense01, bm25n]:", np.round(w, 2))
+        p = 1 / (1 + np.exp(-(np.hstack([np.ones((len(x), 1)), x]) @ w)))
+        ll = -np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9))
+        print(f"log-loss {ll:.3f}  (n={len(y)}, positives={int(y.sum())}; base rate {y.mean():.2f}, "
+              f"base log-loss {-(y.mean()*math.log(y.mean())+(1-y.mean())*math.log(1-y.mean())):.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
