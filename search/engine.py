@@ -78,6 +78,9 @@ class QueryInfo:
 # ---------------------------------------------------------------------------- shared embedder
 
 _EMBEDDERS: dict[tuple[Any, ...], Any] = {}
+#: Query vectors of recent queries (the answer views ask the same question several times).
+_QVEC_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
+QVEC_CACHE_SIZE = 512
 _EMBEDDER_LOCK = threading.Lock()
 
 
@@ -128,6 +131,19 @@ class _View:
     def df(self, term: str) -> int:
         """Number of chunks containing ``term`` (0 when unknown)."""
         return self._df.get(term, 0)
+
+    def query_vector(self, text: str) -> np.ndarray:
+        """The L2-normalised query embedding of ``text`` (cached per process, bounded, read-only)."""
+        key = (self.settings.model, self.settings.query_prompt, text)
+        v = _QVEC_CACHE.get(key)
+        if v is None:
+            v = np.asarray(self.embedder.encode_queries([text]), dtype=np.float32).reshape(-1)
+            v.setflags(write=False)
+            with _EMBEDDER_LOCK:
+                _QVEC_CACHE[key] = v
+                while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
+                    _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
+        return v
 
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` over the index (unknown terms get the maximum)."""
@@ -315,8 +331,7 @@ class Engine:
         bm25: dict[int, float] = {}
         qvec = None
         if mode in ("dense", "hybrid"):
-            emb = self.embedder
-            qvec = np.asarray(emb.encode_queries([text]), dtype=np.float32).reshape(-1)
+            qvec = self.query_vector(text)
             if store.dim and qvec.shape[0] != store.dim:
                 raise IndexMismatchError(
                     f"埋め込みの次元 {qvec.shape[0]} がインデックスの次元 {store.dim} と合いません: "

@@ -262,3 +262,54 @@ def format_report(report: EvalReport, title: str) -> str:
     if missed:
         lines += ["", f"Not found within {k}: {', '.join(missed)}."]
     return "\n".join(lines) + "\n"
+
+
+@dataclass
+class GridRow:
+    """One fusion setting of :func:`fusion_grid` and its overall metrics."""
+
+    method: str
+    dense_weight: float
+    bm25_weight: float
+    overall: Metrics
+    per_kind: dict[str, Metrics]
+
+
+def fusion_grid(
+    engine: Any,
+    questions_path: str | Path,
+    methods: Sequence[str] = ("rrf", "minmax", "zscore"),
+    dense_weights: Sequence[float] = (0.2, 0.3, 0.4, 0.5, 0.6),
+    k: int = 10,
+) -> list[GridRow]:
+    """Evaluate hybrid search for every (fusion method, dense weight) pair; bm25 weight = 1 − dense.
+
+    ``engine`` is a :class:`search.engine.Engine`; it is copied per setting (the copies share the
+    open index and the cached query vectors), so the grid costs one embedding per question.
+    """
+    import copy
+
+    rows: list[GridRow] = []
+    for method in methods:
+        for wd in dense_weights:
+            e = copy.copy(engine)
+            e.fusion = method
+            e.settings = engine.settings.with_overrides(dense_weight=float(wd), bm25_weight=round(1.0 - float(wd), 6))
+            rep = evaluate(e, questions_path, mode="hybrid", k=k)
+            rows.append(GridRow(method, float(wd), round(1.0 - float(wd), 6), rep.overall, rep.per_kind))
+    return rows
+
+
+def format_grid(rows: Sequence[GridRow]) -> str:
+    """The grid as a Markdown table (overall hit@1, MRR@10, recall@10, nDCG@10 per setting)."""
+    lines = [
+        "| fusion | w_dense | w_bm25 | hit@1 | MRR@10 | recall@10 | nDCG@10 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        m = r.overall
+        lines.append(
+            f"| {r.method} | {r.dense_weight:.2f} | {r.bm25_weight:.2f} | {m.hit1:.3f} | {m.mrr:.3f} "
+            f"| {m.recall:.3f} | {m.ndcg:.3f} |"
+        )
+    return "\n".join(lines) + "\n"

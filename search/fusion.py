@@ -1,7 +1,7 @@
 """Fusion of the dense and BM25 candidate lists, and the per-municipality diversity re-rank.
 
 Every function is pure and works on ``{id: score}`` dicts (higher is better), so the same code
-serves the engine, the measurement script (``bench/fusion_grid.py``) and the unit tests.
+serves the engine, the measurement grid (``search.evaluate.fusion_grid``) and the unit tests.
 
 Methods (see docs/quality.md for the measurements that chose the default):
 
