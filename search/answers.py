@@ -259,6 +259,12 @@ def field_ranges(chunk: Chunk) -> list[tuple[str, int, int]]:
     return out
 
 
+def _is_label(piece: str) -> bool:
+    """True for fragments that are not sentences: too short, or a 「見出し：」 label."""
+    c = compact(piece)
+    return len(c) < _MIN_SENTENCE or (len(c) <= 16 and c[-1] in "：:")
+
+
 def _is_status_field(name: str) -> bool:
     return any(s in name for s in STATUS_FIELDS)
 
@@ -281,7 +287,7 @@ def chunk_sentences(chunk: Chunk, prefer_status: bool = True) -> list[tuple[int,
     ranges = field_ranges(chunk)
     out: list[tuple[int, int, str]] = []
     for a, b in split_sentences(text):
-        if len(compact(text[a:b])) < _MIN_SENTENCE:
+        if _is_label(text[a:b]):
             continue
         fname = ""
         for name, fa, fb in ranges:
@@ -921,8 +927,7 @@ def wording(engine: Any, text: str, k: int = 10, filters: Filters | None = None)
         t = r.chunk.text
         for a, b in split_sentences(t):
             s = t[a:b]
-            n = len(compact(s))
-            if n < 12:
+            if len(compact(s)) < 12 or _is_label(s):
                 continue
             cands.append(_Cand(r, a, b, one_line(s)))
     if not cands:

@@ -34,6 +34,8 @@ _LINE_START = re.compile(
     r"|[0-9０-９]+[.．、)]|第[0-9０-９一二三四五六七八九十]+[章節条項]|[ア-ン][.．、)]"
     r"|[^\s：:。、]{1,15}[：:])"
 )
+#: A field label at the start of a line (「R6取組状況：」「内容：」); group 1 is the label with its colon.
+_LABEL = re.compile(r"(?m)^[ \t\u3000]*([^\s：:。、「」（）()]{1,15}[：:])(?=\S)")
 #: Longest stretch without a terminator before line breaks are used as boundaries too.
 MAX_SENTENCE_CHARS = 300
 _WS = " \t\r\n\u3000"
@@ -70,12 +72,17 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tupl
     """Sentence spans ``[(start, end), …]`` of ``text`` (offsets into ``text``, whitespace trimmed).
 
     Boundaries: after 。！？ (plus closing brackets), at blank lines, and before a line that
-    starts with a bullet, a numbered heading or a 「見出し：」 label. A single hard line break
+    starts with a bullet, a numbered heading or a 「見出し：」 label (the label itself, colon
+    included, becomes its own piece, so the sentence after it starts with its first word). A single hard line break
     inside a sentence is kept inside it. A stretch longer than ``max_chars`` without a
     boundary (table cells, lists) is cut at line breaks.
     """
     cuts: list[int] = [0]
     n = len(text)
+    # a 「見出し：」 label at the start of a line is not part of the sentence that follows it
+    for m in _LABEL.finditer(text):
+        cuts.append(m.start(1))
+        cuts.append(m.end(1))
     i = 0
     while i < n:
         ch = text[i]
@@ -99,6 +106,7 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tupl
                     cuts.append(i + 1)
         i += 1
     cuts.append(n)
+    cuts = sorted(set(cuts))
     spans: list[tuple[int, int]] = []
     for a, b in zip(cuts, cuts[1:]):
         a, b = _trim(text, a, b)
