@@ -1,0 +1,333 @@
+"""Items → chunks: shape dispatch, token-budget splitting, stable ids, embed text.
+
+:func:`chunk_document` is what the loader calls. It
+
+1. infers pages from lone page-number lines when the reader gave one page of running text, and
+   strips page furniture (repeated headers/footers, page numbers);
+2. picks the parser by the *shape of the text* (never the file name): records layout (one item per
+   page, e.g. spreadsheet rows) → progress table (:mod:`corpus.tables`, when present) → case
+   collection (:mod:`corpus.cases`) → evaluation sheet (:mod:`corpus.sheets`) → prose outline
+   (:mod:`corpus.structure`);
+3. merges prose items too small to stand alone into a neighbour, splits over-long items at
+   sentence ends under the token budget, and builds :class:`~corpus.records.Chunk` s.
+
+:func:`chunk_document_detailed` also returns the parser used and the removed boilerplate lines,
+which the nothing-lost check (:mod:`corpus.coverage`) needs.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field, replace
+
+from corpus.cases import case_items, is_case_collection, parse_prefecture_map
+from corpus.morph import count_tokens
+from corpus.normalize import drop_private_use, split_at_page_number_lines, strip_page_furniture
+from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
+from corpus.sheets import is_evaluation_sheet, sheet_items
+from corpus.structure import lines_of, prose_items
+
+#: Parts and items below this many tokens are merged into a neighbour instead of standing alone.
+MIN_TOKENS = 20
+
+try:  # the progress-table parser (engineer C); optional so that a missing module never breaks chunking
+    from corpus.tables import looks_like_progress_table, parse_progress_table
+except ImportError:  # pragma: no cover - exercised only when corpus.tables is absent
+    looks_like_progress_table = None  # type: ignore[assignment]
+    parse_progress_table = None  # type: ignore[assignment]
+try:
+    from corpus.tables import parse_progress_table_detailed
+except ImportError:  # pragma: no cover
+    parse_progress_table_detailed = None  # type: ignore[assignment]
+
+
+@dataclass
+class ChunkResult:
+    """Chunks of one document plus how they were made."""
+
+    chunks: list[Chunk]
+    #: "records", "progress_table", "cases", "sheet" or "prose"
+    shape: str
+    #: Lines removed as boilerplate (page furniture, lone page numbers), as they were.
+    removed: list[str] = field(default_factory=list)
+    #: The pages after page inference and furniture stripping.
+    pages: list[Page] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def prepare_pages(raw: RawDocument) -> tuple[list[Page], list[str]]:
+    """Pages ready for parsing: page numbers inferred from lone number lines when the reader gave a
+    single page of running text, then page furniture stripped. Returns pages and removed lines."""
+    pages = [Page(p.number, p.text.replace("\r\n", "\n").replace("\r", "\n"), p.label) for p in raw.pages]
+    removed: list[str] = []
+    if len(pages) == 1 and raw.layout == "text":
+        split, rm = split_at_page_number_lines(pages[0].text, pages[0].number)
+        if rm:
+            pages = [replace(p, label=pages[0].label) for p in split]
+            removed.extend(rm)
+    if raw.layout == "text":
+        pages, rm = strip_page_furniture(pages)
+        removed.extend(rm)
+    return pages, removed
+
+
+# --------------------------------------------------------------------------- records layout
+
+_NAME_KEYS = ("事務事業名", "事業名", "取組名", "取組項目", "具体的取組", "改革項目", "項目名", "項目", "名称", "件名")
+_DEPT_KEYS = ("所管課", "担当課", "所管部署", "担当部署", "所管部課", "担当部局", "課名")
+_KV_RE = re.compile(r"^[\s　]*([^:：\t]{1,30}?)[\s　]*[:：\t][\s　]*(.*)$")
+
+
+def record_items(pages: list[Page], doc_title: str) -> list[Item]:
+    """Items of a records-layout document: one per page (a spreadsheet row rendered as
+    「見出し：値」 lines). ``section_path`` = (the sheet part of ``Page.label``,); ``title`` = the
+    value of the first name-like column (事務事業名, 事業名, 取組名, 項目 …), else the first value."""
+    items: list[Item] = []
+    for p in pages:
+        lines = [drop_private_use(ln).rstrip() for ln in p.text.split("\n")]
+        lines = [ln for ln in lines if ln.strip()]
+        if not lines:
+            continue
+        kv: dict[str, str] = {}
+        for ln in lines:
+            m = _KV_RE.match(ln)
+            if m and m.group(2).strip():
+                kv.setdefault(m.group(1).strip(), m.group(2).strip())
+        title = ""
+        for key in _NAME_KEYS:
+            hit = next((v for k, v in kv.items() if k == key), None) or next(
+                (v for k, v in kv.items() if key in k), None
+            )
+            if hit:
+                title = hit
+                break
+        if not title:
+            title = next(iter(kv.values()), lines[0].strip())[:80]
+        dept = next((v for k, v in kv.items() if any(d in k for d in _DEPT_KEYS)), "")
+        sheet = re.sub(r"[\s　]*(?:行|row)[\s　]*\d+[\s　]*$", "", p.label or "").strip()
+        items.append(
+            Item(
+                section_path=(sheet,) if sheet else (),
+                title=title,
+                text="\n".join(ln.strip() for ln in lines),
+                page_start=p.number,
+                page_end=p.number,
+                department=dept,
+                fields=kv,
+            )
+        )
+    return items
+
+
+# --------------------------------------------------------------------------- budget split
+
+_SENT_RE = re.compile(r"[^。！？!?]*[。！？!?]+[」』）)]*|[^。！？!?]+$")
+
+
+def sentence_units(text: str) -> list[str]:
+    """``text`` cut after sentence ends (。！？) and at line ends; the units concatenate back to
+    ``text`` exactly (line breaks stay attached to the unit they end)."""
+    units: list[str] = []
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        parts = [m.group(0) for m in _SENT_RE.finditer(line)] or [line]
+        if i < len(lines) - 1:
+            parts[-1] += "\n"
+        units.extend(parts)
+    return [u for u in units if u]
+
+
+def _hard_split(unit: str, max_tokens: int) -> list[str]:
+    """Split one over-long sentence at 、 and then by characters so each piece fits."""
+    pieces = re.findall(r"[^、，,]*[、，,]|[^、，,]+$", unit) or [unit]
+    out: list[str] = []
+    cur = ""
+    for piece in pieces:
+        if count_tokens(cur + piece) <= max_tokens or not cur:
+            cur += piece
+        else:
+            out.append(cur)
+            cur = piece
+        while count_tokens(cur) > max_tokens and len(cur) > 1:
+            # by characters: find the longest prefix that fits
+            lo, hi = 1, len(cur)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                if count_tokens(cur[:mid]) <= max_tokens:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            out.append(cur[:lo])
+            cur = cur[lo:]
+    if cur:
+        out.append(cur)
+    return out
+
+
+def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> list[str]:
+    """Split ``text`` into parts of at most ``max_tokens`` tokens (corpus.morph.count_tokens) at
+    sentence ends and line ends; a trailing part under ``min_tokens`` joins the previous part
+    (which may then exceed the budget by less than ``min_tokens``). Parts concatenate back to
+    ``text`` (then stripped)."""
+    if count_tokens(text) <= max_tokens:
+        return [text]
+    units: list[str] = []
+    for u in sentence_units(text):
+        units.extend(_hard_split(u, max_tokens) if count_tokens(u) > max_tokens else [u])
+    parts: list[str] = []
+    cur = ""
+    cur_tokens = 0
+    for u in units:
+        t = count_tokens(u)
+        if cur and cur_tokens + t > max_tokens:
+            parts.append(cur)
+            cur, cur_tokens = u, t
+        else:
+            cur += u
+            cur_tokens += t
+    if cur:
+        if parts and count_tokens(cur) < min_tokens:
+            parts[-1] += cur
+        else:
+            parts.append(cur)
+    return [p.strip("\n") for p in parts if p.strip()]
+
+
+# --------------------------------------------------------------------------- chunks
+
+
+def chunk_id(doc_id: str, section_path: tuple[str, ...], item: str, text: str) -> str:
+    """A short stable id: hash of doc id, section path, item and text (suffixes added by the
+    caller for exact duplicates)."""
+    key = "\x1f".join([doc_id, SECTION_SEP.join(section_path), item, text])
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:12]
+
+
+def embed_header(municipality: str, prefecture: str, title: str, section_path: tuple[str, ...], item: str, department: str) -> str:
+    """The header lines put before a chunk's text in ``embed_text``."""
+    who = f"{prefecture}{municipality}" if prefecture and prefecture != municipality else municipality
+    lines = [f"{who}『{title}』" if title else who]
+    if section_path:
+        lines.append(SECTION_SEP.join(section_path))
+    if item and (not section_path or item != section_path[-1]):
+        lines.append(item)
+    if department:
+        lines.append(f"所管課：{department}")
+    return "\n".join(ln for ln in lines if ln.strip())
+
+
+def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS) -> list[Item]:
+    """Merge prose items whose text is under ``min_tokens`` into a neighbour: the next item when it
+    is a sibling or a descendant (the small item's heading and text are prepended), else the
+    previous item (appended). Items of another municipality are never merged."""
+    out = list(items)
+    i = 0
+    while i < len(out) and len(out) > 1:
+        it = out[i]
+        if count_tokens(it.text) >= min_tokens:
+            i += 1
+            continue
+        own = it.section_path + (it.title,)
+        nxt = out[i + 1] if i + 1 < len(out) else None
+        prv = out[i - 1] if i > 0 else None
+        heading = it.title if it.section_path or i > 0 else ""
+        if nxt is not None and nxt.municipality == it.municipality and (
+            nxt.section_path[: len(own)] == own or nxt.section_path == it.section_path or prv is None
+        ):
+            prefix = "\n".join(x for x in (heading, it.text) if x)
+            out[i + 1] = replace(
+                nxt,
+                text=prefix + "\n" + nxt.text,
+                page_start=min(nxt.page_start, it.page_start),
+                page_end=max(nxt.page_end, it.page_end),
+            )
+            del out[i]
+            continue
+        if prv is not None and prv.municipality == it.municipality:
+            suffix = "\n".join(x for x in (heading, it.text) if x)
+            out[i - 1] = replace(
+                prv,
+                text=prv.text + "\n" + suffix,
+                page_start=min(prv.page_start, it.page_start),
+                page_end=max(prv.page_end, it.page_end),
+            )
+            del out[i]
+            continue
+        i += 1
+    return out
+
+
+def items_to_chunks(items: list[Item], meta: DocumentMeta, *, max_tokens: int = 400) -> list[Chunk]:
+    """Turn items into chunks: budget split (each part repeats the item header in ``embed_text``),
+    municipality/prefecture (the item's own where set, else the document's), stable ids."""
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for it in items:
+        muni = it.municipality or meta.municipality
+        pref = it.prefecture or meta.prefecture
+        header = embed_header(muni, pref, meta.title, it.section_path, it.title, it.department)
+        parts = split_text(it.text, max_tokens)
+        for k, part in enumerate(parts):
+            cid = chunk_id(meta.doc_id, it.section_path, it.title, part)
+            n = seen.get(cid, 0)
+            seen[cid] = n + 1
+            if n:
+                cid = f"{cid}-{n + 1}"
+            label = f"（{k + 1}/{len(parts)}）" if len(parts) > 1 else ""
+            chunks.append(
+                Chunk(
+                    chunk_id=cid,
+                    doc_id=meta.doc_id,
+                    municipality=muni,
+                    prefecture=pref,
+                    title=meta.title,
+                    section_path=tuple(it.section_path),
+                    item=it.title,
+                    department=it.department,
+                    page_start=it.page_start,
+                    page_end=it.page_end,
+                    text=part,
+                    embed_text=f"{header}{label}\n{part}",
+                    kind=meta.kind,
+                    year=meta.year,
+                    url=meta.url,
+                    part=k,
+                    parts=len(parts),
+                    fields=dict(it.fields),
+                )
+            )
+    return chunks
+
+
+def document_items(raw: RawDocument, meta: DocumentMeta) -> tuple[list[Item], str, list[str], list[Page]]:
+    """Parse ``raw`` into items by its shape. Returns (items, shape, removed lines, pages)."""
+    pages, removed = prepare_pages(raw)
+    doc_title = meta.title or meta.path
+    if raw.layout == "records":
+        return record_items(pages, doc_title), "records", removed, pages
+    text = "\n".join(p.text for p in pages)
+    if looks_like_progress_table is not None and looks_like_progress_table(text):
+        if parse_progress_table_detailed is not None:
+            parsed = parse_progress_table_detailed(pages)
+            return list(parsed.items), "progress_table", removed + list(getattr(parsed, "furniture", [])), pages
+        return list(parse_progress_table(pages)), "progress_table", removed, pages
+    lines = lines_of(pages)
+    if is_case_collection(text):
+        pmap = parse_prefecture_map(meta.extra.get("prefectures", "") if meta.extra else "")
+        return merge_small_items(case_items(lines, doc_title, prefecture_map=pmap)), "cases", removed, pages
+    if is_evaluation_sheet(text):
+        return sheet_items(lines, doc_title), "sheet", removed, pages
+    return merge_small_items(prose_items(pages, doc_title)), "prose", removed, pages
+
+
+def chunk_document_detailed(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> ChunkResult:
+    """:func:`chunk_document` plus the shape used, the removed boilerplate and the prepared pages."""
+    items, shape, removed, pages = document_items(raw, meta)
+    return ChunkResult(items_to_chunks(items, meta, max_tokens=max_tokens), shape, removed, pages)
+
+
+def chunk_document(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> list[Chunk]:
+    """The chunks of one document (see the module doc)."""
+    return chunk_document_detailed(raw, meta, max_tokens=max_tokens).chunks
