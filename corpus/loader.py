@@ -13,6 +13,10 @@ from corpus.manifest import normalize_rel_path, read_manifest
 from corpus.readers import DEFAULT_MAX_BYTES, read_document
 from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
 
+#: Version of what readers + loader produce; recorded in the index (index.build) so that an index
+#: built from older reader output is rebuilt. Bump it when a reader's text output changes.
+VERSION = "1"
+
 
 @dataclass
 class CorpusLoad:

@@ -111,6 +111,20 @@ def test_binary_named_txt(tmp_path: Path):
     assert "binary" in errors(read_document(p, "bin.txt"))[0].message
 
 
+from hypothesis import given, settings, strategies as st
+
+_JA_CHARS = st.sampled_from(list("あいうえおかきくけこアイウエオ行財政改革大綱事務事業評価担当課、。「」（）１２３ABCabc 0123\n"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(text=st.text(_JA_CHARS, min_size=12, max_size=200), enc=st.sampled_from(["utf-8", "cp932", "euc_jp", "utf-16"]))
+def test_decode_roundtrip(text: str, enc: str):
+    # Japanese text of a dozen characters or more decodes back from every supported encoding
+    if sum(1 for c in text if ord(c) > 0x7F) < 6:
+        return  # (nearly) ASCII: any ASCII-compatible reading is right
+    assert decode_bytes(text.encode(enc)).text.lstrip("\ufeff") == text
+
+
 def test_decode_bytes_hint():
     assert decode_bytes("事務事業".encode("cp932"), declared="Shift_JIS").encoding == "cp932"
 
@@ -191,6 +205,19 @@ def test_not_a_pdf(tmp_path: Path):
     p.write_text("<html>これは PDF ではない</html>", encoding="utf-8")
     doc = read_document(p, "fake.pdf")
     assert doc.pages == [] and "not a PDF" in errors(doc)[0].message
+
+
+def test_pdf_garbled_page_retried_with_pdfplumber(tmp_path: Path):
+    # private-use code points drawn with a CID font: pypdfium2 returns them as they are,
+    # pdfplumber (pdfminer) maps them differently; the page is reported and the better text kept
+    p = tmp_path / "pua.pdf"
+    p.write_bytes(_pdf(["第１章　総論", "\ue000\ue001\ue002\ue003\ue004\ue005\ue006 あ"]))
+    doc = read_document(p, "pua.pdf")
+    assert not errors(doc) and [pg.number for pg in doc.pages] == [1, 2]
+    (w,) = warnings(doc)
+    assert w.page == 2 and "garbled" in w.message and "文字化け" in w.message
+    assert "あ" in doc.pages[1].text
+    assert garbage_ratio(doc.pages[1].text) < 0.3
 
 
 def test_garbage_ratio_and_choice():
