@@ -101,6 +101,16 @@ def pages_label(page_start: Any, page_end: Any) -> str:
     return f"pp.{page_start}–{page_end}"
 
 
+def confidence_html(conf: Any) -> str:
+    """確度 as a label and number: 高 (≥ 0.75), 中 (≥ 0.6), 低 — or the value as given when not a number."""
+    try:
+        x = float(conf)
+    except (TypeError, ValueError):
+        return esc(conf)
+    level, cls = ("高", "hi") if x >= 0.75 else (("中", "mid") if x >= 0.6 else ("低", "lo"))
+    return f'<span class="sk-lv sk-lv-{cls}" title="確度 {x:.2f}">{level}</span> <span class="sk-sub">{x:.2f}</span>'
+
+
 def message_html(text: str, kind: str = "info") -> str:
     """A one-paragraph notice (``kind``: info, warn, error, empty)."""
     return f'<div class="sk-msg sk-{esc(kind)}">{esc(text)}</div>'
@@ -127,7 +137,14 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
     rows = list(answer.get("rows") or [])
     if not answer.get("answered", bool(rows)) or not rows:
         msg = answer.get("message") or "見つかりませんでした"
-        return message_html(msg, "empty")
+        out = message_html(msg, "empty")
+        near = answer.get("nearest")
+        if isinstance(near, Mapping) and near.get("citation"):
+            out += (
+                '<div class="sk-note">最も近かった箇所（確度が低いため回答にはしていません）: '
+                f'{esc(near.get("citation"))}</div>'
+            )
+        return out
     head = "".join(f"<th>{h}</th>" for h in ("自治体", "該当項目", "回答となる文", "所管課", "ページ", "確度", "出典"))
     body = []
     for r in rows:
@@ -135,15 +152,13 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
         pref = _first(r, "prefecture")
         item = _first(r, "item", "section")
         section = _first(r, "section") if item != _first(r, "section") else ""
-        sentence = _first(r, "sentence", "text")
+        sentence = _first(r, "sentence_text", "sentence", "text")
         page = _first(r, "page")
         if not page:
             page = pages_label(r.get("page_start"), r.get("page_end"))
         elif isinstance(page, int) or str(page).isdigit():
             page = f"p.{page}"
-        conf = _first(r, "confidence", "confidence_label")
-        if isinstance(conf, float):
-            conf = f"{conf:.2f}"
+        conf_html = confidence_html(_first(r, "confidence", "confidence_label"))
         citation = _first(r, "citation")
         link = ""
         if r.get("doc_id"):
@@ -157,11 +172,11 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
             f'<td class="sk-sentence">{esc(sentence)}</td>'
             f"<td>{esc(_first(r, 'department'))}</td>"
             f'<td class="sk-nowrap">{esc(page)}</td>'
-            f'<td class="sk-conf sk-conf-{esc(conf)}">{esc(conf)}</td>'
+            f'<td class="sk-conf">{conf_html}</td>'
             f'<td class="sk-citecell">{copy_widget(citation) if citation else ""}{link}</td>'
             "</tr>"
         )
-    note = answer.get("message")
+    note = answer.get("message") if answer.get("message") not in (None, "") else ""
     note_html = f'<div class="sk-note">{esc(note)}</div>' if note else ""
     return (
         f'<div class="sk-answer"><table class="sk-table"><thead><tr>{head}</tr></thead>'
@@ -268,8 +283,8 @@ def render_comparison(table: Mapping[str, Any] | None) -> str:
     cells = []
     for c in columns:
         entries = c.get("entries") or c.get("cells") or c.get("rows") or []
-        if not entries:
-            cells.append(f'<td class="sk-emptycell">{esc(c.get("message") or "該当なし")}</td>')
+        if not entries or not isinstance(entries, list):
+            cells.append(f'<td class="sk-emptycell">{esc(c.get("cell") or c.get("message") or "該当なし")}</td>')
             continue
         parts = []
         for e in entries:
@@ -282,7 +297,7 @@ def render_comparison(table: Mapping[str, Any] | None) -> str:
             parts.append(
                 '<div class="sk-entry">'
                 + (f'<div class="sk-where">{esc(where)}</div>' if where else "")
-                + f'<div class="sk-sentence">{esc(e.get("sentence") or e.get("text") or "")}</div>'
+                + f'<div class="sk-sentence">{esc(e.get("sentence_text") or e.get("sentence") or e.get("text") or "")}</div>'
                 + '<div class="sk-sub">'
                 + (f"所管課: {esc(e.get('department'))} " if e.get("department") else "")
                 + esc(page)
@@ -293,7 +308,7 @@ def render_comparison(table: Mapping[str, Any] | None) -> str:
             )
         cells.append("<td>" + "".join(parts) + "</td>")
     topic = table.get("topic")
-    cap = f"<caption>{esc(topic)}</caption>" if topic else ""
+    cap = f"<caption>比較: {esc(topic)}</caption>" if topic else ""
     return (
         f'<div class="sk-compare"><table class="sk-table">{cap}<thead><tr>{head}</tr></thead>'
         f'<tbody><tr>{"".join(cells)}</tr></tbody></table></div>'
@@ -306,19 +321,21 @@ def render_wording(found: Mapping[str, Any] | None) -> str:
     """Verbatim sentences with copy buttons (sentence and citation) from ``WordingResult.to_dict()``."""
     if not found:
         return ""
-    items = list(found.get("sentences") or found.get("items") or found.get("rows") or [])
+    items = list(found.get("hits") or found.get("sentences") or found.get("items") or found.get("rows") or [])
     if not items:
         return message_html(found.get("message") or "文例は見つかりませんでした", "empty")
-    out = []
+    out = [message_html(found["message"], "info")] if found.get("message") else []
     for i, s in enumerate(items, 1):
-        sentence = s.get("sentence") or s.get("text") or ""
+        sentence = s.get("sentence_text") or s.get("sentence") or s.get("text") or ""
         citation = s.get("citation") or ""
+        also = [a.get("citation") for a in (s.get("also") or []) if isinstance(a, Mapping) and a.get("citation")]
+        also_html = "".join(f'<div class="sk-sub">同じ文: {esc(a)}</div>' for a in also)
         href = doc_href(s["doc_id"], s.get("chunk_id")) if s.get("doc_id") else ""
         link = f'<a class="sk-open" href="{esc(href)}" target="_blank" rel="noopener">文書のこの箇所を開く</a>' if href else ""
         out.append(
             '<article class="sk-card sk-wording">'
             f'<div class="sk-quote"><span class="sk-rank">{i}</span>{esc(sentence)}</div>'
-            f'<div class="sk-sub">{esc(citation)}</div>'
+            f'<div class="sk-sub">{esc(citation)}</div>{also_html}'
             f'<footer>{copy_widget(sentence, "文をコピー")}{copy_widget(citation) if citation else ""}{link}</footer>'
             "</article>"
         )
@@ -432,6 +449,10 @@ APP_CSS = """
 .sk-entry{border-bottom:1px dashed #e5e7eb;padding:4px 0}
 .sk-id{font-family:monospace;font-size:12px}
 .sk-status{font-size:13px;color:#374151}
+.sk-status .sk-msg{padding:4px 10px;margin:0}
+.sk-lv{display:inline-block;padding:0 6px;border-radius:4px;color:#fff}
+.sk-lv-hi{background:#15803d}.sk-lv-mid{background:#ca8a04}.sk-lv-lo{background:#9ca3af}
+.sk-note{font-size:13px;color:#4b5563;margin-top:4px}
 """
 
 COPY_SCRIPT = """

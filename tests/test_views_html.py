@@ -1,0 +1,221 @@
+"""Pure HTML rendering of the app (search/views_html.py) and ui.py helpers: no gradio server, no model."""
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from search import views_html as V
+
+XSS = "<script>alert(1)</script> **bold** [x](javascript:alert(2)) ${alert(3)} {{value}} <img src=x onerror=alert(4)>"
+
+
+class _Tags(HTMLParser):
+    """Collects start tags and attributes, to assert what markup a rendering really contains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def parse(html_text: str) -> _Tags:
+    p = _Tags()
+    p.feed(html_text)
+    p.close()
+    return p
+
+
+def assert_inert(html_text: str) -> None:
+    """No script/img/iframe tags, no on* handlers, no javascript: URLs, no template syntax."""
+    p = parse(html_text)
+    for tag, attrs in p.tags:
+        assert tag not in {"script", "img", "iframe", "object", "embed"}, tag
+        for k, v in attrs.items():
+            assert not k.startswith("on"), (tag, k)
+            if k in {"href", "src", "action"}:
+                assert not (v or "").strip().lower().startswith("javascript:"), v
+    assert "${" not in html_text and "{{" not in html_text
+
+
+def result(text: str = "斎場の建て替えにPFIを検討する。次の文。", **kw) -> dict:
+    d = {
+        "rank": 1, "score": 0.9, "chunk_id": "abc123", "doc_id": "004_x.txt", "municipality": "会津若松市",
+        "prefecture": "福島県", "title": "行財政改革の取組状況", "section": "公共施設", "item": "斎場の整備",
+        "department": "市民課", "page_start": 12, "page_end": 12, "text": text, "url": "",
+        "citation": "会津若松市『行財政改革の取組状況』公共施設 › 斎場の整備（市民課） p.12",
+        "spans": [{"start": 0, "end": 2, "kind": "term"}, {"start": 0, "end": 15, "kind": "sentence"}],
+    }
+    d.update(kw)
+    return d
+
+
+def test_esc_escapes_markup_and_template_characters() -> None:
+    out = V.esc(XSS)
+    assert "<" not in out and ">" not in out and "${" not in out and "{{" not in out
+    assert V.esc(None) == ""
+    assert V.esc('"\'') == "&quot;&#x27;"
+
+
+def test_highlight_marks_terms_and_sentence_and_escapes() -> None:
+    text = "斎場<b>の整備。次"
+    out = V.highlight(text, [{"start": 0, "end": 2, "kind": "term"}, {"start": 0, "end": 9, "kind": "sentence"}])
+    assert out.startswith('<mark class="sent term">斎場</mark><mark class="sent">&lt;b&gt;の整備。</mark>')
+    assert out.endswith("次")
+    # out-of-range and malformed spans are ignored or clipped
+    assert V.highlight("abc", [{"start": 2, "end": 99}, {"start": "x", "end": 1}]) == 'ab<mark class="term">c</mark>'
+    assert V.highlight("<x>", []) == "&lt;x&gt;"
+
+
+def test_highlight_accepts_span_objects() -> None:
+    from search.records import Span
+
+    assert V.highlight("abcd", [Span(1, 3, "term")]) == 'a<mark class="term">bc</mark>d'
+
+
+def test_result_card_has_citation_copy_and_doc_link() -> None:
+    out = V.render_results([result()], "火葬場")
+    p = parse(out)
+    hrefs = [a.get("href") for t, a in p.tags if t == "a"]
+    assert "/doc/004_x.txt#chunk-abc123" in hrefs
+    buttons = [a for t, a in p.tags if t == "button"]
+    assert buttons and buttons[0]["data-copy"].startswith("会津若松市『行財政改革の取組状況』")
+    fields = [a for t, a in p.tags if t == "input"]
+    assert fields and fields[0]["value"] == buttons[0]["data-copy"] and "readonly" in fields[0]
+    assert "<mark" in out and "所管課: 市民課" in out and "p.12" in out
+
+
+def test_document_text_is_inert_everywhere() -> None:
+    r = result(text=XSS, title=XSS, item=XSS, section=XSS, department=XSS, municipality=XSS, citation=XSS,
+               url="javascript:alert(5)", spans=[{"start": 0, "end": 8, "kind": "term"}])
+    outputs = [
+        V.render_results([r], XSS),
+        V.render_answer({"answered": True, "message": XSS, "rows": [{**r, "sentence": XSS, "confidence": 0.9}]}),
+        V.render_answer({"answered": False, "message": XSS, "rows": [], "nearest": {"citation": XSS}}),
+        V.render_comparison({"topic": XSS, "columns": [{"municipality": XSS, "prefecture": XSS, "entries": [r]},
+                                                        {"municipality": XSS, "entries": [], "cell": XSS}]}),
+        V.render_wording({"text": XSS, "message": XSS, "hits": [{**r, "sentence": XSS, "also": [{"citation": XSS}]}]}),
+        V.render_documents([{"doc_id": XSS, "municipality": XSS, "title": XSS, "kind": XSS, "year": XSS,
+                             "n_chunks": 1, "warnings": [XSS]}]),
+        V.render_document_page({"title": XSS, "municipality": XSS, "url": "javascript:alert(6)", "doc_id": XSS},
+                               [{"chunk_id": XSS, "section_path": [XSS], "item": XSS, "text": XSS, "page_start": 1, "page_end": 1}]),
+        V.bar_chart_svg([(XSS, 3), ("小平市", 1)], XSS),
+        V.message_html(XSS, XSS),
+    ]
+    for out in outputs:
+        assert_inert(out)
+        assert "&lt;script&gt;" in out or "&lt;script" in out  # shown as literal text
+    # the literal text survives in what the user sees
+    text = "".join(parse(outputs[0]).text)
+    assert "<script>alert(1)</script>" in text and "**bold**" in text
+
+
+def test_answer_table_columns_and_not_found() -> None:
+    row = {**result(), "sentence": "斎場の建て替えにPFIを検討する。", "sentence_text": "斎場の建て替えにPFIを検討する。",
+           "confidence": 0.82, "page": 12}
+    out = V.render_answer({"answered": True, "message": "", "rows": [row]})
+    heads = re.findall(r"<th>(.*?)</th>", out)
+    assert heads == ["自治体", "該当項目", "回答となる文", "所管課", "ページ", "確度", "出典"]
+    assert "会津若松市" in out and "p.12" in out and "高" in out and "0.82" in out
+    out = V.render_answer({"answered": False, "message": "", "rows": []})
+    assert "見つかりませんでした" in out and "<table" not in out
+
+
+def test_comparison_one_column_per_municipality() -> None:
+    table = {"topic": "公共施設", "columns": [
+        {"municipality": "つくばみらい市", "prefecture": "茨城県", "entries": [
+            {"item": "施設の統廃合", "sentence_text": "統廃合を進める。", "page": 5, "citation": "つくばみらい市『x』 p.5",
+             "doc_id": "001.txt", "chunk_id": "c9"}]},
+        {"municipality": "小平市", "entries": [], "cell": "該当なし"}]}
+    out = V.render_comparison(table)
+    assert re.findall(r"<th>([^<]*)", out) == ["つくばみらい市", "小平市"]
+    assert "該当なし" in out and "p.5" in out and "/doc/001.txt#chunk-c9" in out
+    assert "見つかりませんでした" in V.render_comparison({"topic": "x", "columns": [], "message": "見つかりませんでした"})
+
+
+def test_bar_chart_and_counts() -> None:
+    rs = [result(), result(municipality="小平市", prefecture="東京都"), result()]
+    counts = V.match_counts(rs)
+    assert counts == [("会津若松市", 2), ("小平市", 1)]
+    assert V.match_counts(rs, "prefecture")[0] == ("福島県", 2)
+    svg = V.bar_chart_svg(counts, "自治体別")
+    assert svg.startswith("<svg") and svg.count("<rect") == 2 and "会津若松市" in svg
+    assert V.bar_chart_svg([]) == ""
+
+
+def test_doc_href_quotes_ids() -> None:
+    assert V.doc_href("uploads/a b#.txt", "c/1") == "/doc/uploads/a%20b%23.txt#chunk-c%2F1"
+    assert V.chunk_anchor("c/1") == "chunk-c%2F1"
+    assert V.safe_url("https://example.jp/x") == "https://example.jp/x"
+    assert V.safe_url("javascript:alert(1)") == "" and V.safe_url(" data:text/html,x") == ""
+
+
+def test_document_page_has_anchor_per_chunk() -> None:
+    out = V.render_document_page({"doc_id": "d.txt", "title": "題"}, [
+        {"chunk_id": "c1", "section_path": ["節"], "item": "項目", "text": "本文1", "page_start": 1, "page_end": 1},
+        {"chunk_id": "c2", "section_path": [], "item": "", "text": "本文2", "page_start": 2, "page_end": 3}])
+    assert 'id="chunk-c1"' in out and 'id="chunk-c2"' in out and "節 › 項目" in out and "pp.2–3" in out
+    assert out.startswith("<!doctype html>") and 'charset="utf-8"' in out
+
+
+# ── ui.py helpers (importing ui imports gradio, but nothing is launched) ──────────────────────
+
+def test_validate_upload(tmp_path: Path) -> None:
+    ui = pytest.importorskip("ui")
+    ok = tmp_path / "plan.txt"
+    ok.write_text("本文", encoding="utf-8")
+    assert ui.validate_upload(ok, "南国市") == []
+    bad = tmp_path / "evil.exe"
+    bad.write_bytes(b"MZ")
+    assert any("取り込めません" in p for p in ui.validate_upload(bad, "南国市"))
+    assert any("自治体名" in p for p in ui.validate_upload(ok, " "))
+    assert any("URL" in p for p in ui.validate_upload(ok, "南国市", url="javascript:alert(1)"))
+    assert any("大きすぎます" in p for p in ui.validate_upload(ok, "南国市", max_bytes=1))
+    empty = tmp_path / "empty.md"
+    empty.write_bytes(b"")
+    assert any("空" in p for p in ui.validate_upload(empty, "南国市"))
+    assert any("ファイルを選んで" in p for p in ui.validate_upload(None, "南国市"))
+
+
+def test_parse_auth() -> None:
+    ui = pytest.importorskip("ui")
+    from corpus.errors import SeisakuError
+
+    assert ui.parse_auth(None) is None and ui.parse_auth("") is None
+    assert ui.parse_auth("staff:pa:ss") == ("staff", "pa:ss")
+    with pytest.raises(SeisakuError):
+        ui.parse_auth("nopassword")
+    with pytest.raises(SeisakuError):
+        ui.parse_auth(":x")
+
+
+def test_document_helpers_with_a_stub_engine() -> None:
+    ui = pytest.importorskip("ui")
+    from types import SimpleNamespace
+
+    from corpus.records import Chunk
+
+    chunks = [Chunk("c1", "d.txt", "小平市", "東京都", "題", ("節",), "項目", "課", 1, 1, "本文", ""),
+              Chunk("c2", "e.txt", "会津若松市", "福島県", "題2", (), "", "", 2, 2, "別", "")]
+
+    class Stub:
+        store = SimpleNamespace(chunks=chunks)
+
+        def documents(self):
+            return [{"doc_id": "d.txt", "municipality": "小平市", "title": "題", "n_chunks": 1, "messages": ["warning: x"]}]
+
+    docs = ui.documents_of(Stub())
+    assert docs[0]["chunks"] == 1 and docs[0]["warnings"] == ["warning: x"]
+    meta, cs = ui.document_chunks(Stub(), "d.txt")
+    assert meta["title"] == "題" and [c["chunk_id"] for c in cs] == ["c1"]
+    meta, cs = ui.document_chunks(Stub(), "e.txt")  # not in documents(): metadata from its chunks
+    assert meta["municipality"] == "会津若松市" and len(cs) == 1
+    assert ui.document_chunks(Stub(), "nope.txt") is None
