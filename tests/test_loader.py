@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import importlib
 import io
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -13,28 +11,10 @@ from corpus.loader import load_corpus, load_document
 from corpus.records import Chunk, DocumentMeta, RawDocument
 
 
-def _fallback_chunk_document(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int) -> list[Chunk]:
-    """One chunk per page: used only while corpus.chunker does not exist yet."""
-    return [
-        Chunk(
-            chunk_id=f"{meta.path}#{p.number}", doc_id=meta.path, municipality=meta.municipality,
-            prefecture=meta.prefecture, title=meta.title, section_path=(), item="", department="",
-            page_start=p.number, page_end=p.number, text=p.text, embed_text=p.text,
-        )
-        for p in raw.pages
-    ]
-
-
 @pytest.fixture
-def chunker(monkeypatch: pytest.MonkeyPatch):
-    """The real corpus.chunker when it exists, else a trivial stand-in module."""
-    try:
-        return importlib.import_module("corpus.chunker")
-    except ImportError:
-        mod = types.ModuleType("corpus.chunker")
-        mod.chunk_document = _fallback_chunk_document  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "corpus.chunker", mod)
-        return mod
+def chunker():
+    """The real corpus.chunker (the loader must call corpus.chunker.chunk_document)."""
+    return importlib.import_module("corpus.chunker")
 
 
 def _pdf(pages: list[str | None]) -> bytes:
@@ -95,8 +75,9 @@ def test_mixed_corpus(mixed_corpus: Path, chunker):
     assert docs_with_chunks == {"good.txt", "scan.pdf"}
     good = res.chunks_of("good.txt")
     assert all(c.municipality == "小平市" for c in good)
-    assert "事務事業" in "".join(c.text for c in good)
-    assert any("定員管理" in c.text for c in res.chunks_of("scan.pdf"))
+    assert "事務事業" in "".join(c.section + c.item + c.text for c in good)
+    assert "職員数を計画的に削減" in "".join(c.text for c in res.chunks_of("scan.pdf"))
+    assert "定員管理" in "".join(c.section + c.item + c.text for c in res.chunks_of("scan.pdf"))
     assert all(c.page_start == 1 for c in res.chunks_of("scan.pdf"))
     assert res.page_counts == {"good.txt": 1, "corrupt.pdf": 0, "empty.txt": 0, "scan.pdf": 1}
 

@@ -243,7 +243,7 @@ def _workbook(path: Path) -> None:
     ws.append(["事務事業名", "担当課", "事業費\n（千円）", "評価", "備考"])
     ws.append(["道路維持管理事業", "建設課", 12500, "継続", None])
     ws.append([None, None, None, None, None])
-    ws.append(["広報紙発行事業", "秘書広報課", 3400.0, "改善", "電子化を検討"])
+    ws.append(["広報紙発行事業", "秘書広報課", 3400.0, "改善", "電子化を検討\n（令和7年度から）"])
     ws2 = wb.create_sheet("補助金")
     ws2.append(["補助金名", "所管課", "方向性"])
     ws2.append(["商店街活性化補助金", "商工観光課", "縮小"])
@@ -261,7 +261,7 @@ def test_xlsx_one_record_per_row(tmp_path: Path):
         (4, "評価シート 行4"), (6, "評価シート 行6"), (2, "補助金 行2"),
     ]
     assert doc.pages[0].text.splitlines() == ["事務事業名：道路維持管理事業", "担当課：建設課", "事業費（千円）：12500", "評価：継続"]
-    assert "事業費（千円）：3400" in doc.pages[1].text and "備考：電子化を検討" in doc.pages[1].text
+    assert "事業費（千円）：3400" in doc.pages[1].text and "備考：電子化を検討 （令和7年度から）" in doc.pages[1].text
     assert doc.pages[2].text == "補助金名：商店街活性化補助金\n所管課：商工観光課\n方向性：縮小"
 
 

@@ -63,9 +63,13 @@ def is_header_row(values: list[Any]) -> bool:
 
 
 def render_record(headers: list[str], values: list[str]) -> str:
-    """「見出し：値」 lines for the non-empty values of a row (headers missing → 「列X」)."""
+    """「見出し：値」 lines for the non-empty values of a row (headers missing → 「列X」).
+
+    A value typed over several lines in its cell is put on one line (its lines joined with a
+    space), so that every line of the record is one 「見出し：値」 pair."""
     lines = []
     for i, v in enumerate(values):
+        v = " ".join(part.strip() for part in v.splitlines() if part.strip())
         if not v:
             continue
         h = headers[i] if i < len(headers) and headers[i] else f"列{_column_letter(i)}"
