@@ -75,6 +75,8 @@ def load_document(
     if any(m.severity == "error" for m in raw.messages) and not raw.pages:
         return [], messages
     if not raw.pages:
+        if messages:  # the reader already said why (e.g. every page is a scan)
+            return [], messages
         messages.append(
             IngestMessage("warning", meta.path, "文字情報がないためチャンクを作れませんでした / no text, no chunks")
         )

@@ -141,3 +141,12 @@ def test_append_creates_manifest_and_refuses_escape(tmp_path: Path):
         append_entry(tmp_path, DocumentMeta("../x.txt", "南国市"))
     with pytest.raises(ManifestError):
         append_entry(tmp_path, DocumentMeta("a.txt", " "))
+
+
+def test_symlink_inside_corpus_is_followed(tmp_path: Path):
+    outside = tmp_path / "shared.txt"
+    outside.write_text("本文", encoding="utf-8")
+    root = _corpus(tmp_path, f"{HEADER}\nlink.txt,小平市,,,,,\n")
+    (root / "link.txt").symlink_to(outside)
+    res = read_manifest(root)
+    assert [e.path for e in res.entries] == ["link.txt"] and not res.messages

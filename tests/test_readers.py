@@ -286,6 +286,14 @@ def test_xlsx_not_a_zip(tmp_path: Path):
 
 
 @pytest.mark.parametrize("ext", [".xlsx", ".docx"])
+def test_encrypted_office_file(tmp_path: Path, ext: str):
+    # password-protected Office files are OLE compound files, not zips
+    p = tmp_path / f"locked{ext}"
+    p.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 1000)
+    assert "encrypted" in errors(read_document(p, p.name))[0].message
+
+
+@pytest.mark.parametrize("ext", [".xlsx", ".docx"])
 def test_zip_bomb_refused(tmp_path: Path, ext: str):
     p = tmp_path / f"bomb{ext}"
     with zipfile.ZipFile(p, "w", compression=zipfile.ZIP_DEFLATED) as zf:

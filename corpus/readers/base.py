@@ -63,6 +63,16 @@ def check_zip_container(
     declared sizes bound what the Office libraries can read.
     """
     try:
+        with path.open("rb") as f:
+            magic = f.read(8)
+    except OSError as e:
+        return f"ファイルを読めません / cannot read file: {e}"
+    if magic.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        return (
+            f"パスワード付き（暗号化）か旧形式（.xls/.doc）の Office ファイルです。保護を解除して {fmt} で"
+            f"保存し直してください / encrypted (password-protected) or legacy binary Office file, not {fmt}"
+        )
+    try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
