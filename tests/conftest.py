@@ -40,3 +40,22 @@ def artifacts_dir() -> Path:
     """Where tests save screenshots and other artefacts (git-ignored)."""
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def built_index(tmp_path_factory: pytest.TempPathFactory):
+    """The bundled corpus built once per session with the real default model (index/build.py).
+
+    Returns the :class:`index.config.Settings` used: ``.index_dir`` is the built index (a temp
+    dir), ``.corpus_dir`` the bundled corpus, ``.cache_dir`` the user cache (converted model).
+    """
+    import os
+
+    from index.build import build_index
+    from index.config import Settings, default_cache_dir
+
+    cache = Path(os.environ.get("SEISAKU_CACHE") or default_cache_dir())
+    settings = Settings(corpus_dir=BUNDLED, index_dir=tmp_path_factory.mktemp("built") / "index", cache_dir=cache)
+    report = build_index(settings, progress=False)
+    assert report.n_chunks > 0, report.messages
+    return settings
