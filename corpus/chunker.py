@@ -168,7 +168,7 @@ def _hard_split(unit: str, max_tokens: int) -> list[str]:
 
 def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> list[str]:
     """Split ``text`` into parts of at most ``max_tokens`` tokens (corpus.morph.count_tokens) at
-    sentence ends and line ends; a trailing part under ``min_tokens`` joins the previous part
+    sentence ends and line ends, balanced (each near total / number of parts); a trailing part under ``min_tokens`` joins the previous part
     (which may then exceed the budget by less than ``min_tokens``). Parts concatenate back to
     ``text`` (then stripped)."""
     if count_tokens(text) <= max_tokens:
@@ -176,12 +176,16 @@ def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> l
     units: list[str] = []
     for u in sentence_units(text):
         units.extend(_hard_split(u, max_tokens) if count_tokens(u) > max_tokens else [u])
+    # balanced parts: aim at total / n tokens each, never above max_tokens
+    counts = [count_tokens(u) for u in units]
+    total = sum(counts)
+    n = -(-total // max_tokens)
+    target = min(max_tokens, int(total / n * 1.1) + 1)
     parts: list[str] = []
     cur = ""
     cur_tokens = 0
-    for u in units:
-        t = count_tokens(u)
-        if cur and cur_tokens + t > max_tokens:
+    for u, t in zip(units, counts):
+        if cur and (cur_tokens + t > max_tokens or (cur_tokens + t > target and cur_tokens >= target * 0.6)):
             parts.append(cur)
             cur, cur_tokens = u, t
         else:
@@ -218,10 +222,12 @@ def embed_header(municipality: str, prefecture: str, title: str, section_path: t
     return "\n".join(ln for ln in lines if ln.strip())
 
 
-def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS) -> list[Item]:
+def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS, *, doc_title: str = "") -> list[Item]:
     """Merge prose items whose text is under ``min_tokens`` into a neighbour: the next item when it
     is a sibling or a descendant (the small item's heading and text are prepended), else the
-    previous item (appended). Items of another municipality are never merged."""
+    previous item (appended). Items of another municipality are never merged. The heading of a
+    merged item (and any ancestor heading the receiving item does not share) goes into the text,
+    except for the preamble's title (``doc_title``, not a heading)."""
     out = list(items)
     i = 0
     while i < len(out) and len(out) > 1:
@@ -232,11 +238,12 @@ def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS) -> list[I
         own = it.section_path + (it.title,)
         nxt = out[i + 1] if i + 1 < len(out) else None
         prv = out[i - 1] if i > 0 else None
-        heading = it.title if it.section_path or i > 0 else ""
+        heading = "" if (not it.section_path and it.title == doc_title) else it.title
         if nxt is not None and nxt.municipality == it.municipality and (
             nxt.section_path[: len(own)] == own or nxt.section_path == it.section_path or prv is None
         ):
-            prefix = "\n".join(x for x in (heading, it.text) if x)
+            lost = [h for h in it.section_path if h not in nxt.section_path]
+            prefix = "\n".join(x for x in (*lost, heading, it.text) if x)
             out[i + 1] = replace(
                 nxt,
                 text=prefix + "\n" + nxt.text,
@@ -246,7 +253,8 @@ def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS) -> list[I
             del out[i]
             continue
         if prv is not None and prv.municipality == it.municipality:
-            suffix = "\n".join(x for x in (heading, it.text) if x)
+            lost = [h for h in it.section_path if h not in prv.section_path and h != prv.title]
+            suffix = "\n".join(x for x in (*lost, heading, it.text) if x)
             out[i - 1] = replace(
                 prv,
                 text=prv.text + "\n" + suffix,
@@ -316,10 +324,10 @@ def document_items(raw: RawDocument, meta: DocumentMeta) -> tuple[list[Item], st
     lines = lines_of(pages)
     if is_case_collection(text):
         pmap = parse_prefecture_map(meta.extra.get("prefectures", "") if meta.extra else "")
-        return merge_small_items(case_items(lines, doc_title, prefecture_map=pmap)), "cases", removed, pages
+        return merge_small_items(case_items(lines, doc_title, prefecture_map=pmap), doc_title=doc_title), "cases", removed, pages
     if is_evaluation_sheet(text):
         return sheet_items(lines, doc_title), "sheet", removed, pages
-    return merge_small_items(prose_items(pages, doc_title)), "prose", removed, pages
+    return merge_small_items(prose_items(pages, doc_title), doc_title=doc_title), "prose", removed, pages
 
 
 def chunk_document_detailed(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> ChunkResult:

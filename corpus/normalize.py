@@ -170,7 +170,8 @@ def join_wrapped_lines(lines: list[str], style: WrapStyle | None = None) -> str:
       clearly shorter than a full line,
     - around table rows (lines with tabs), which are kept as they are.
 
-    A line that begins with closing punctuation (「）」「、」「。」) always continues the previous one.
+    A line that begins with closing punctuation (「）」「、」「。」), or that closes a bracket the
+    previous line left open, continues the previous one.
     ``style`` describes the whole document (default: measured on ``lines``).
     """
     style = style or wrap_style(lines)
@@ -201,7 +202,7 @@ def join_wrapped_lines(lines: list[str], style: WrapStyle | None = None) -> str:
             continue
         line = raw.strip()
         if cur:
-            if line[0] in _CONTINUES:
+            if line[0] in _CONTINUES or (gap <= 1 and _closes_open_bracket(cur, line)):
                 brk = False
             elif gap >= 2 or (gap == 1 and not style.double_spaced):
                 brk = True
@@ -221,6 +222,22 @@ def join_wrapped_lines(lines: list[str], style: WrapStyle | None = None) -> str:
         prev_raw = raw
     flush()
     return "\n".join(paras)
+
+
+_BRACKETS = {"(": ")", "（": "）", "「": "」", "『": "』", "【": "】", "［": "］", "[": "]"}
+
+
+def _closes_open_bracket(cur: str, line: str) -> bool:
+    """True when ``cur`` ends inside an open bracket that ``line`` closes (「(仕事と生活の調」+「和)」)."""
+    tail = cur[-80:]
+    for o, c in _BRACKETS.items():
+        if tail.count(o) > tail.count(c) and tail.rfind(o) > tail.rfind(c):
+            head = line[:40]
+            ci = head.find(c)
+            oi = head.find(o)
+            if ci >= 0 and (oi < 0 or ci < oi):
+                return True
+    return False
 
 
 _CONTINUES = "）)」』】〕］]、。，,．ー"
@@ -350,15 +367,15 @@ def is_page_number_line(line: str) -> bool:
 
 
 def _furniture_key(line: str) -> str:
-    # page headers often carry the page number: compare with digits masked
-    return re.sub(r"\d+", "#", compact(line))
+    # page headers often carry the page number at one end: compare with that number masked
+    return re.sub(r"^\d+|\d+$", "#", compact(line))
 
 
 def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[list[Page], list[str]]:
     """Remove repeated page headers/footers and page-number lines.
 
     A header/footer is a line among the first/last ``edge_lines`` non-blank lines of a page whose
-    text (digits masked) appears at the edges of at least 3 pages and 40 % of all pages. Page-number
+    text (a number at either end masked) appears at the edges of at least 3 pages and 40 % of all pages. Page-number
     lines are removed at page edges. Returns the cleaned pages (same numbers and labels) and the
     removed lines (as they were), for the nothing-lost check.
     """

@@ -4,8 +4,9 @@ Everything here is a pure function over lines. The outline rules:
 
 - **Numbered headings** have a fixed rank: 第N部/編 (-1) > 第N章 (0) > 第N節 (1) > 「N.」「N 」 (3)
   > （N）/⑴/（一） (4) > ① (5) > ア/イ (6). A heading of rank r closes every open heading of rank ≥ r.
-- **Label headings** — a whole line in ＜…＞, 【…】, 《…》, 〈…〉, ≪…≫, or 方針N — nest one level
-  below the innermost open heading, and a label of the same kind that is still open is its sibling.
+- **Label headings** — a whole line in ＜…＞, 【…】, 《…》, 〈…〉, ≪…≫ (also 「《…》 × 《…》」), or
+  方針N — nest one level below the innermost open numbered heading; a label of the same kind that
+  is still open (anywhere up the stack) is its sibling.
 - A heading is short (≤ 60 characters), does not end with 。, has no tab, and its number continues
   the sequence of its kind (1, or the previous number + 1; + 2 tolerated for bracketed kinds, whose
   documents are often excerpts). A bare 「N 」 heading must not contain 、 (sentences start with
@@ -235,11 +236,10 @@ def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
         rank = _rank_for(h, stack)
         if h.rank is None:
             # a label: pop to an open sibling of the same kind, else nest under the top
+            # an open label of the same kind is an ancestor: the new label is its sibling
             for k in range(len(stack) - 1, -1, -1):
                 if stack[k].heading.kind == h.kind:
                     del stack[k:]
-                    break
-                if stack[k].heading.rank is not None:
                     break
         else:
             while stack and stack[-1].rank >= rank:
@@ -282,6 +282,7 @@ def _rank_for(h: Heading, stack: list[_Node]) -> float:
     for k in range(len(stack) - 1, -1, -1):
         if stack[k].heading.kind == h.kind:
             return stack[k].rank
+    for k in range(len(stack) - 1, -1, -1):
         if stack[k].heading.rank is not None:
             return stack[k].rank + 0.5
     return stack[-1].rank + 0.5 if stack else -0.5
