@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -178,3 +179,164 @@ def test_unanswered_text_is_plain() -> None:
     ans = MunicipalityAnswer("競輪場", False, [], "該当する取組は見つかりませんでした（最も近いもの: X）")
     assert "該当する取組は見つかりませんでした" in ans.to_text()
     assert json.loads(json.dumps(ans.to_dict(), ensure_ascii=False))["answered"] is False
+
+
+# ------------------------------------------------------------------ real index, real model
+
+
+
+@pytest.fixture(scope="module")
+def engine(built_index):
+    """An Engine over the session's real index (``built_index`` is the Settings used)."""
+    from search.engine import Engine
+
+    return Engine.from_settings(built_index)
+
+
+def _assert_row_cited(row) -> None:
+    e = row.evidence
+    assert e.municipality and e.doc_id and e.chunk_id
+    assert "p." in e.citation and e.municipality in e.citation
+    assert row.sentence and row.passage[row.sentence_start:row.sentence_end] == row.sentence
+    assert any(s.kind == "sentence" and (s.start, s.end) == (row.sentence_start, row.sentence_end) for s in row.spans)
+    assert 0.0 <= row.confidence <= 1.0
+
+
+@pytest.mark.slow
+def test_which_school_lunch_centre_ppp_pfi(engine) -> None:
+    from search.answers import municipality_answer
+
+    ans = municipality_answer(engine, "学校給食センターを新しく作るときにPPP/PFIを検討している市")
+    assert ans.answered, ans.message
+    top = ans.rows[0]
+    _assert_row_cited(top)
+    assert top.municipality == "会津若松市"
+    assert "学校給食センター" in compact(top.evidence.item + top.sentence)
+    assert top.evidence.department
+    assert top.field in ("取組状況", "今後の課題・方向性")
+    assert top.evidence.page_start > 0 and f"p.{top.evidence.page_start}" in top.evidence.citation
+    assert any(s.kind == "term" for s in top.spans)
+    confs = [r.confidence for r in ans.rows]
+    assert confs == sorted(confs, reverse=True)
+    assert len({r.municipality for r in ans.rows}) == len(ans.rows)  # one row per municipality
+
+
+@pytest.mark.slow
+def test_which_crematorium_rebuilding(engine) -> None:
+    from search.answers import municipality_answer
+
+    ans = municipality_answer(engine, "火葬場の建て替えで民間の資金やノウハウを使うか検討している自治体")
+    assert ans.answered, ans.message
+    row = next(r for r in ans.rows if r.municipality == "会津若松市")
+    _assert_row_cited(row)
+    assert "斎場" in row.evidence.item + row.sentence
+
+
+@pytest.mark.slow
+def test_which_prefecture_uses_business_chat(engine) -> None:
+    from search.answers import municipality_answer
+
+    ans = municipality_answer(engine, "チャットツールで県内の市町と連絡を取り合っている県")
+    assert ans.answered, ans.message
+    top = ans.rows[0]
+    _assert_row_cited(top)
+    assert top.municipality == "三重県"  # the case's municipality, not the case collection's issuer
+    assert top.evidence.doc_id == "003_66002c05080786b4.txt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("query", ["競輪場の民営化を実施した市", "庁舎の窓口で電子マネーやキャッシュレス決済を使えるようにした例"])
+def test_unanswerable_questions_say_so(engine, query: str) -> None:
+    from search.answers import municipality_answer
+
+    ans = municipality_answer(engine, query)
+    assert not ans.answered
+    assert ans.rows == []
+    assert ans.message.startswith("該当する取組は見つかりませんでした（最も近いもの: ")
+    assert ans.nearest is not None and ans.nearest.evidence.citation in ans.message
+    assert ans.to_dict()["answered"] is False
+
+
+@pytest.mark.slow
+def test_compare_facility_reduction(engine) -> None:
+    from search.answers import compare
+
+    table = compare(engine, "公共施設の保有量を人口や財政規模に合わせて減らす方針",
+                    municipalities=["つくばみらい市", "小平市", "存在しない村"])
+    assert table.municipalities == ["つくばみらい市", "小平市", "存在しない村"]
+    for col in table.columns[:2]:
+        assert col.found and col.entries
+        for e in col.entries:
+            assert e.evidence.municipality == col.municipality
+            assert e.evidence.citation and e.passage[e.sentence_start:e.sentence_end] == e.sentence
+    assert not table.columns[2].found
+    assert NOT_FOUND in table.to_text()
+    data = table.to_csv()
+    assert data.startswith(BOM)
+    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
+    assert rows[0][:3] == ["自治体", "順位", "項目"]
+    assert {r[0] for r in rows[1:]} == {"つくばみらい市", "小平市", "存在しない村"}
+    assert ["存在しない村", "", NOT_FOUND] == rows[-1][:3]
+    wide = list(csv.reader(io.StringIO(table.to_csv(layout="wide").decode("utf-8-sig"), newline="")))
+    assert wide[0] == ["順位", "つくばみらい市", "小平市", "存在しない村"]
+    json.dumps(table.to_dict(), ensure_ascii=False)
+
+
+@pytest.mark.slow
+def test_compare_top_municipalities(engine) -> None:
+    from search.answers import compare
+
+    table = compare(engine, "市民ボランティアと協働して公園や道路を管理する取組", top_n=2)
+    assert 1 <= len(table.columns) <= 2
+    assert table.columns[0].municipality == "小平市" and table.columns[0].found
+
+
+@pytest.mark.slow
+def test_wording_cost_per_hour(engine) -> None:
+    from search.answers import wording
+
+    res = wording(engine, "職員一人ひとりが時間あたりのコストを意識するよう求める文言")
+    assert res.hits
+    top3 = res.hits[:3]
+    assert any("日給・時給・分給・秒給" in h.sentence and h.evidence.municipality == "つくばみらい市" for h in top3)
+    for h in res.hits:
+        assert h.sentence in h.passage and h.passage[h.start:h.end] == h.sentence
+        for o in h.also:
+            assert o.sentence
+    keys = [compact(h.sentence) for h in res.hits]
+    assert len(keys) == len(set(keys))
+    from search.sentences import is_near_duplicate
+
+    for i, a in enumerate(res.hits):
+        for b in res.hits[i + 1:]:
+            assert not is_near_duplicate(a.sentence, b.sentence)
+    assert res.to_csv().startswith(BOM)
+    json.dumps(res.to_dict(), ensure_ascii=False)
+
+
+@pytest.mark.slow
+def test_wording_sentences_are_verbatim_in_the_stored_chunks(engine) -> None:
+    from search.answers import wording
+
+    res = wording(engine, "定型的な内部事務を委託や集約で効率化するという表現", k=5)
+    assert res.hits
+    by_id = {c.chunk_id: c for c in engine.store.chunks}
+    for h in res.hits:
+        assert h.sentence in by_id[h.evidence.chunk_id].text
+
+
+@pytest.mark.slow
+def test_cli_answer_json(built_index) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, SEISAKU_CACHE=str(built_index.cache_dir))
+    cmd = [sys.executable, "-m", "search.cli", "answer", "チャットツールで県内の市町と連絡を取り合っている県",
+           "--json", "--index", str(built_index.index_dir), "--corpus", str(built_index.corpus_dir)]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600,
+                         cwd=str(Path(__file__).resolve().parent.parent))
+    assert out.returncode == 0, out.stderr
+    d = json.loads(out.stdout)
+    assert d["answered"] is True and d["rows"][0]["municipality"] == "三重県"
+    assert d["rows"][0]["citation"]
