@@ -575,6 +575,27 @@ def sanitise_filename(name: str) -> str:
     return base
 
 
+class _ManifestSnapshot:
+    """The manifest's exact bytes, to put back (atomically) when an add/remove is rolled back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.data = self.path.read_bytes() if self.path.exists() else None
+
+    def restore(self) -> None:
+        """Write the saved bytes back (or delete a manifest that did not exist before)."""
+        with contextlib.suppress(OSError):
+            if self.data is None:
+                self.path.unlink(missing_ok=True)
+                return
+            tmp = self.path.with_name(self.path.name + f".rollback-{os.getpid()}")
+            with open(tmp, "wb") as f:
+                f.write(self.data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+
+
 def _refused(doc_id: str, message: str, settings: Settings, action: str) -> BuildReport:
     n_docs = n_chunks = 0
     with contextlib.suppress(Exception):
@@ -622,7 +643,7 @@ def add_document(
     built with another model), a full build runs instead.
     """
     from corpus.loader import load_document
-    from corpus.manifest import append_entry, manifest_path, read_manifest, remove_entry
+    from corpus.manifest import append_entry, manifest_path, read_manifest
 
     t0 = time.monotonic()
     settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
@@ -659,19 +680,16 @@ def add_document(
             year=str(year or ""), kind=kind, url=url,
         )
         uploads.mkdir(parents=True, exist_ok=True)
+        snapshot = _ManifestSnapshot(manifest_path(corpus_dir))
         shutil.copy2(src, dest)
-        appended = False
 
         def rollback() -> None:
-            if appended:
-                with contextlib.suppress(Exception):
-                    remove_entry(corpus_dir, doc_id)
+            snapshot.restore()
             with contextlib.suppress(OSError):
                 dest.unlink()
 
         try:
             append_entry(corpus_dir, meta)
-            appended = True
             new_chunks, messages = load_document(corpus_dir, meta, max_tokens=settings.max_item_tokens)
             new_chunks = list(new_chunks)
             messages = list(messages)
@@ -753,7 +771,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
     With ``delete_file`` the file under the corpus directory is deleted too (only a file inside the
     corpus directory). A document that is neither in the manifest nor in the index is refused.
     """
-    from corpus.manifest import append_entry, read_manifest, remove_entry
+    from corpus.manifest import manifest_path, read_manifest, remove_entry
 
     t0 = time.monotonic()
     settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
@@ -770,6 +788,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
         in_index = current is not None and doc_id in current.documents
         if meta is None and not in_index:
             return _refused(doc_id, f"その文書はコーパスにもインデックスにもありません: {doc_id}", settings, "remove")
+        snapshot = _ManifestSnapshot(manifest_path(corpus_dir))
         if meta is not None:
             remove_entry(corpus_dir, doc_id)
         messages: list[IngestMessage] = []
@@ -803,9 +822,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                     IngestMessage("warning", doc_id, "インデックスがまだありません。`seisaku build` を実行してください")
                 )
         except BaseException:
-            if meta is not None:
-                with contextlib.suppress(Exception):
-                    append_entry(corpus_dir, meta)
+            snapshot.restore()
             raise
         if delete_file:
             target = (corpus_dir / doc_id).resolve()
