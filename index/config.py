@@ -59,6 +59,8 @@ class Settings:
     #: FAISS: "flat" (exact), "hnsw", or "auto" (HNSW above ``ann_threshold`` chunks).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
+    #: HNSW search breadth (efSearch), applied when an HNSW index is opened.
+    hnsw_ef_search: int = 128
     #: Token budget (fugashi tokens) above which an item is split at sentence ends.
     max_item_tokens: int = 400
     #: Hybrid fusion weights and per-municipality cap for diversity.
