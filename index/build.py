@@ -298,11 +298,22 @@ def _doc_record(corpus_dir: Path, meta: DocumentMeta, n_chunks: int, messages: S
     )
 
 
-def _base_info(settings: Settings, embedder: Any, tokenizer: Tokenizer) -> dict[str, Any]:
+def embedder_dim(embedder: Any, index_dir: Path | None = None) -> int:
+    """The embedder's dimension, taken from the current index when it was built with the same
+    model, so that a build with nothing to embed never loads the model."""
+    if index_dir is not None:
+        with contextlib.suppress(Exception):
+            info = json.loads((resolve_index_dir(Path(index_dir)) / INDEX_JSON).read_text(encoding="utf-8"))
+            if info.get("model_id") == str(embedder.model_id) and int(info.get("dim", 0)) > 0:
+                return int(info["dim"])
+    return int(embedder.dim)
+
+
+def _base_info(settings: Settings, embedder: Any, tokenizer: Tokenizer, dim: int) -> dict[str, Any]:
     return {
         "model": settings.model,
         "model_id": str(embedder.model_id),
-        "dim": int(embedder.dim),
+        "dim": int(dim),
         "query_prompt": embedder.query_prompt or "",
         "passage_prompt": embedder.passage_prompt or "",
         "tokenizer_version": tokenizer.version,
@@ -339,13 +350,15 @@ def _embed(
     batch_size: int,
     progress: bool,
     known: dict[str, np.ndarray] | None = None,
+    dim: int | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Vectors for ``texts`` (one per key): from ``known``, the cache ``sources``, else embedded.
 
     Every vector used is written to ``new_cache``. Returns ``(vectors, n_embedded, n_cached)``
     counted over distinct keys.
     """
-    model_id, dim = str(embedder.model_id), int(embedder.dim)
+    model_id = str(embedder.model_id)
+    dim = int(dim) if dim is not None else int(embedder.dim)
     unique: dict[str, str] = {}
     for k, t in zip(keys, texts):
         unique.setdefault(k, t)
@@ -488,6 +501,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
     messages = [*extra_messages, *loaded.messages]
     chunks: list[Chunk] = list(loaded.chunks)
     embedder = get_embedder(settings)
+    dim = embedder_dim(embedder, index_dir)
     tokenizer = Tokenizer()
     prompt = embedder.passage_prompt or ""
     keys = [embed_key(prompt, c.embed_text) for c in chunks]
@@ -511,11 +525,12 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
             cache,
             batch_size=settings.batch_size,
             progress=progress,
+            dim=dim,
         )
         result.update(n_embedded=n_emb, n_cached=n_cached)
         return vecs
 
-    info = _finish_info(_base_info(settings, embedder, tokenizer), settings.corpus_dir, documents, built_by="build")
+    info = _finish_info(_base_info(settings, embedder, tokenizer, dim), settings.corpus_dir, documents, built_by="build")
     _write_and_swap(
         settings,
         chunks=chunks,
@@ -745,7 +760,7 @@ def _add_to_store(
     def fill(cache: EmbeddingCache) -> np.ndarray:
         vecs, n_emb, n_cached = _embed(
             embedder, keys, [c.embed_text for c in chunks], _cache_sources(Path(settings.index_dir), []),
-            cache, batch_size=settings.batch_size, progress=False, known=known,
+            cache, batch_size=settings.batch_size, progress=False, known=known, dim=current.dim,
         )
         result.update(n_embedded=n_emb, n_cached=n_cached)
         return vecs
@@ -781,10 +796,13 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
         _recover(index_dir)
         entries = read_manifest(corpus_dir).entries
         meta = next((e for e in entries if e.doc_id == doc_id), None)
+        stale_index = False
         try:
             current: IndexStore | None = IndexStore.open(index_dir, mmap=False)
         except IndexMissingError:
             current = None
+        except IndexMismatchError:  # cannot be rewritten here; the next full build drops the document
+            current, stale_index = None, True
         in_index = current is not None and doc_id in current.documents
         if meta is None and not in_index:
             return _refused(doc_id, f"その文書はコーパスにもインデックスにもありません: {doc_id}", settings, "remove")
@@ -818,9 +836,8 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                     info=info, progress=False,
                 )
             elif current is None:
-                messages.append(
-                    IngestMessage("warning", doc_id, "インデックスがまだありません。`seisaku build` を実行してください")
-                )
+                why = "インデックスが古い形式か別のモデルで作られています" if stale_index else "インデックスがまだありません"
+                messages.append(IngestMessage("warning", doc_id, f"{why}。`seisaku build` を実行してください"))
         except BaseException:
             snapshot.restore()
             raise
