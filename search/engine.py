@@ -35,6 +35,13 @@ CANDIDATES = 100
 DEFAULT_FUSION = "minmax"
 #: Longer queries are cut to this many characters (the embedder reads ~512 tokens anyway).
 MAX_QUERY_CHARS = 1000
+#: Lemmas that frame a question rather than name its topic (「…している自治体」「…した例」
+#: 「…という書き方」): left out of the BM25 query and the highlights unless nothing else is left.
+#: The dense query keeps the whole question.
+QUESTION_FRAME_TERMS = frozenset({
+    "自治体", "自治", "体", "市", "町", "村", "県", "区", "都道府県", "市町村", "市区町村", "各市", "各",
+    "何の", "どう", "何", "例", "事例", "文言", "記述", "表現", "書く", "振り", "方", "言い方",
+})
 #: Terms found in more than this share of chunks are not highlighted (too common to help).
 HIGHLIGHT_MAX_DF = 0.3
 
@@ -132,19 +139,6 @@ class _View:
         """Number of chunks containing ``term`` (0 when unknown)."""
         return self._df.get(term, 0)
 
-    def query_vector(self, text: str) -> np.ndarray:
-        """The L2-normalised query embedding of ``text`` (cached per process, bounded, read-only)."""
-        key = (self.settings.model, self.settings.query_prompt, text)
-        v = _QVEC_CACHE.get(key)
-        if v is None:
-            v = np.asarray(self.embedder.encode_queries([text]), dtype=np.float32).reshape(-1)
-            v.setflags(write=False)
-            with _EMBEDDER_LOCK:
-                _QVEC_CACHE[key] = v
-                while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
-                    _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
-        return v
-
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` over the index (unknown terms get the maximum)."""
         return bm25_idf(max(1, self.n_chunks), self._df.get(term, 0))
@@ -172,6 +166,8 @@ class Engine:
         base = settings if settings is not None else load_settings()
         self.settings: Settings = base.with_overrides(index_dir=Path(index_dir))
         self.fusion: str = fusion or DEFAULT_FUSION
+        #: Leave question-frame words out of the BM25 query (see QUESTION_FRAME_TERMS).
+        self.drop_frame_terms: bool = True
         if self.fusion not in METHODS:
             raise ValueError(f"unknown fusion {self.fusion!r}; use one of {', '.join(METHODS)}")
         self._lock = threading.Lock()
@@ -222,6 +218,19 @@ class Engine:
             )
         return emb
 
+    def query_vector(self, text: str) -> np.ndarray:
+        """The L2-normalised query embedding of ``text`` (cached per process, bounded, read-only)."""
+        key = (self.settings.model, self.settings.query_prompt, text)
+        v = _QVEC_CACHE.get(key)
+        if v is None:
+            v = np.asarray(self.embedder.encode_queries([text]), dtype=np.float32).reshape(-1)
+            v.setflags(write=False)
+            with _EMBEDDER_LOCK:
+                _QVEC_CACHE[key] = v
+                while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
+                    _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
+        return v
+
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` in the current index (for highlight weighting)."""
         return self._view.idf(term)
@@ -271,6 +280,15 @@ class Engine:
     def last_query_info(self) -> QueryInfo | None:
         """What the last :meth:`search` of *this thread* recognised and applied."""
         return getattr(self._local, "info", None)
+
+    def query_terms(self, query: str) -> list[str]:
+        """The BM25 terms of ``query``: the tokeniser's terms without the question-frame words
+        (:data:`QUESTION_FRAME_TERMS`), unless those are all there is."""
+        terms = self._view.store.tokenizer.tokenize(query)
+        if not self.drop_frame_terms:
+            return terms
+        content = [t for t in terms if t not in QUESTION_FRAME_TERMS]
+        return content or terms
 
     def resolve_filters(self, query: str, filters: Filters | None) -> tuple[Filters, str, tuple[str, ...]]:
         """The filters a search applies: the caller's when non-empty, else the municipality names
@@ -323,7 +341,7 @@ class Engine:
             if not len(allowed):
                 info.note = "no chunk passes the filters"
                 return []
-        terms = store.tokenizer.tokenize(text)
+        terms = self.query_terms(text)
         info.terms = tuple(dict.fromkeys(terms))
         n_cand = max(CANDIDATES, 3 * k)
 
