@@ -636,7 +636,7 @@ def parse_auth(auth: str | Sequence[str] | None) -> tuple[str, str] | None:
 
 def _theme() -> gr.themes.Base:
     """Soft theme with local Japanese fonts only (no web-font download: the app works offline)."""
-    fonts = ["IPAexGothic", "IPAGothic", "Noto Sans CJK JP", "Hiragino Sans", "Meiryo", "sans-serif"]
+    fonts = ["IPAPGothic", "IPAexGothic", "Noto Sans CJK JP", "Hiragino Sans", "Meiryo", "IPAGothic", "sans-serif"]
     return gr.themes.Soft(font=fonts, font_mono=["IPAGothic", "monospace"])
 
 
@@ -695,7 +695,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     except Exception as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 2
-    demo, url = launch_app(build_app(state), host=host, port=port, auth=auth, prevent_thread_lock=True)
+    demo, url = launch_app(build_app(state), host=host, port=port, auth=auth, prevent_thread_lock=True, quiet=True)
     print(f"seisaku: {url} で待ち受けています（終了は Ctrl+C）", file=sys.stderr, flush=True)
     try:
         while True:

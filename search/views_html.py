@@ -139,7 +139,7 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
         msg = answer.get("message") or "見つかりませんでした"
         out = message_html(msg, "empty")
         near = answer.get("nearest")
-        if isinstance(near, Mapping) and near.get("citation"):
+        if isinstance(near, Mapping) and near.get("citation") and str(near["citation"]) not in str(msg):
             out += (
                 '<div class="sk-note">最も近かった箇所（確度が低いため回答にはしていません）: '
                 f'{esc(near.get("citation"))}</div>'
@@ -408,7 +408,7 @@ def render_document_page(meta: Mapping[str, Any], chunks: Sequence[Mapping[str, 
 
 
 DOC_PAGE_CSS = """
-body{font-family:"IPAGothic","IPAexGothic","Noto Sans CJK JP",sans-serif;max-width:960px;margin:0 auto;padding:16px;color:#1f2937;line-height:1.7}
+body{font-family:"IPAPGothic","IPAexGothic","Noto Sans CJK JP","IPAGothic",sans-serif;max-width:960px;margin:0 auto;padding:16px;color:#1f2937;line-height:1.7}
 header{border-bottom:2px solid #3b82f6;margin-bottom:16px}
 h1{font-size:1.3em;margin:.2em 0}.info{color:#4b5563;font-size:.9em}
 section{border:1px solid #e5e7eb;border-radius:8px;padding:8px 14px;margin:12px 0}
@@ -425,6 +425,8 @@ APP_CSS = """
 .sk-sub{color:#6b7280;font-size:12px}
 .sk-nowrap{white-space:nowrap}.sk-num{text-align:right}
 .sk-sentence{line-height:1.6}
+.sk-answer th:nth-child(1){width:7em}.sk-answer th:nth-child(2){width:24%}.sk-answer th:nth-child(3){width:34%}
+.sk-answer th:nth-child(7){width:14em}
 .sk-conf{white-space:nowrap;font-weight:bold}
 .sk-msg{padding:10px 14px;border-radius:8px;background:#f3f4f6;margin:6px 0}
 .sk-empty{background:#fef3c7}.sk-error{background:#fee2e2;color:#991b1b}.sk-warn{color:#92400e;font-size:12px}

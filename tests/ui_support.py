@@ -49,7 +49,15 @@ def _settings_from(value: Any) -> Settings:
 
 
 def real_settings(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Settings of the real index of the bundled corpus (``built_index`` or a build of our own)."""
+    """Settings of the real index of the bundled corpus (``built_index`` or a build of our own).
+
+    ``SEISAKU_UI_TEST_INDEX=<dir>`` (development only) uses an index already built from the
+    bundled corpus instead.
+    """
+    import os
+
+    if os.environ.get("SEISAKU_UI_TEST_INDEX"):
+        return load_settings(corpus_dir=BUNDLED, index_dir=Path(os.environ["SEISAKU_UI_TEST_INDEX"]))
     try:
         return _settings_from(request.getfixturevalue("built_index"))
     except pytest.FixtureLookupError:
