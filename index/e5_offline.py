@@ -98,8 +98,21 @@ def _installed_version() -> str:
         return "unknown"
 
 
+_FINGERPRINTS: dict[tuple[str, int, int], dict] = {}
+
+
 def fingerprint(model_file: Path) -> dict:
-    """What the converted folder was built from: converter version, wheel version, file hash."""
+    """What the converted folder was built from: converter version, wheel version, file hash.
+
+    The sha256 is computed once per process per (path, size, mtime)."""
+    st = model_file.stat()
+    key = (str(model_file), st.st_size, st.st_mtime_ns)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = _fingerprint(model_file)
+    return dict(_FINGERPRINTS[key])
+
+
+def _fingerprint(model_file: Path) -> dict:
     h = hashlib.sha256()
     with model_file.open("rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
