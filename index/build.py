@@ -497,7 +497,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
     own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
     salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
 
-    loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens)
+    loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, max_bytes=settings.max_file_bytes)
     messages = [*extra_messages, *loaded.messages]
     chunks: list[Chunk] = list(loaded.chunks)
     embedder = get_embedder(settings)
@@ -705,7 +705,9 @@ def add_document(
 
         try:
             append_entry(corpus_dir, meta)
-            new_chunks, messages = load_document(corpus_dir, meta, max_tokens=settings.max_item_tokens)
+            new_chunks, messages = load_document(
+                corpus_dir, meta, max_tokens=settings.max_item_tokens, max_bytes=settings.max_file_bytes
+            )
             new_chunks = list(new_chunks)
             messages = list(messages)
             if any(m.severity == "error" for m in messages) or not new_chunks:

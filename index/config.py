@@ -63,6 +63,8 @@ class Settings:
     hnsw_ef_search: int = 128
     #: Token budget (fugashi tokens) above which an item is split at sentence ends.
     max_item_tokens: int = 400
+    #: Corpus files larger than this (bytes) are refused without being read (reported by name).
+    max_file_bytes: int = 200 * 1024 * 1024
     #: Hybrid fusion weights and per-municipality cap for diversity.
     dense_weight: float = 0.4
     bm25_weight: float = 0.6
