@@ -66,6 +66,7 @@ class AppState:
         self.status = "準備完了" if engine is not None else "インデックスを読み込んでいません"
         self.error: str | None = None
         self.building = False
+        self.build_started: float | None = None
         self.write_lock = threading.Lock()
         self._load_lock = threading.Lock()
 
@@ -83,6 +84,19 @@ class AppState:
                 self.engine = Engine.from_settings(self.settings)
                 self.status = "準備完了"
         return self.engine
+
+    def status_text(self) -> str:
+        """The status line: what is happening, with the elapsed time while building."""
+        if self.building and self.build_started is not None:
+            return f"{self.status}（{time.monotonic() - self.build_started:.0f} 秒経過。進捗はコンソールに表示）"
+        return self.status
+
+    def warm_up(self) -> None:
+        """Load the embedding model with one tiny search so the first user does not wait for it."""
+        try:
+            self.get_engine().search("行財政改革", k=1)
+        except Exception:  # only an optimisation
+            log.debug("warm-up failed", exc_info=True)
 
     @property
     def ready(self) -> bool:
@@ -102,6 +116,7 @@ class AppState:
         except IndexMismatchError as e:
             reason = f"インデックスを作り直します（{e}）"
         self.building = True
+        self.build_started = time.monotonic()
         self.status = reason
         if console:
             print(f"seisaku: {reason}: {self.settings.index_dir}", file=sys.stderr, flush=True)
@@ -320,6 +335,20 @@ def validate_upload(path: str | os.PathLike[str] | None, municipality: str, url:
 
 # ══ the Blocks app ════════════════════════════════════════════════════════════════════════════
 
+def _user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an API function so that a :class:`SeisakuError` reaches the client as its message."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        try:
+            return fn(*args, **kw)
+        except SeisakuError as e:
+            raise gr.Error(str(e)) from e
+
+    return wrapper
+
+
 def _err_html(e: BaseException) -> str:
     if isinstance(e, SeisakuError):
         return V.message_html(str(e), "error")
@@ -329,7 +358,7 @@ def _err_html(e: BaseException) -> str:
 
 def _status_html(state: AppState) -> str:
     kind = "error" if state.error else ("info" if state.ready else "empty")
-    return f'<div class="sk-status">{V.message_html("状態: " + state.status, kind)}</div>'
+    return f'<div class="sk-status">{V.message_html("状態: " + state.status_text(), kind)}</div>'
 
 
 def _to_state(target: Any) -> AppState:
@@ -577,10 +606,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             """How did others word X: WordingResult.to_dict() (verbatim sentences with citations)."""
             return run_wording(state, text, k=k, filters=_filters(prefecture, municipality, kind, year))
 
-        gr.api(search, api_name="search")
-        gr.api(answer, api_name="answer")
-        gr.api(compare, api_name="compare")
-        gr.api(wording, api_name="wording")
+        for fn in (search, answer, compare, wording):
+            gr.api(_user_errors(fn), api_name=fn.__name__, api_description=fn.__doc__)
 
     demo.seisaku_state = state  # type: ignore[attr-defined]
     return demo
@@ -660,6 +687,15 @@ def launch_app(target: Any, host: str = "127.0.0.1", port: int | None = 7860, au
     return demo, url
 
 
+def host_warning(host: str, auth: str | Sequence[str] | None) -> str | None:
+    """The console warning for a non-loopback ``host`` (None on 127.0.0.1 / localhost / ::1)."""
+    if host in LOOPBACK_HOSTS:
+        return None
+    return (f"警告: {host} で待ち受けます。ネットワーク上の他の端末からアクセスできます。"
+            + ("ログインを設定していません: --auth user:password の指定を強く推奨します。" if not auth
+               else "（--auth のログインが必要です。通信は暗号化されないため信頼できるネットワークでのみ使ってください）"))
+
+
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: str | None = None, share: bool = False) -> int:
     """Serve the app until interrupted; builds the index first when there is none. Returns an exit code.
 
@@ -673,13 +709,13 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     except SeisakuError as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 2
-    if host not in LOOPBACK_HOSTS:
-        msg = (f"警告: {host} で待ち受けます。同じネットワークの誰でもアクセスできます。"
-               + ("" if auth else " --auth user:password でログインを設定してください。"))
-        print(msg, file=sys.stderr, flush=True)
+    warning = host_warning(host, auth)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     state = AppState(settings)
     try:
         state.get_engine()
+        threading.Thread(target=state.warm_up, name="seisaku-warm-up", daemon=True).start()
     except (IndexMissingError, IndexMismatchError):
         # Serve at once; the build runs beside it, its progress in the console and the status line.
         state.building = True
@@ -688,6 +724,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
         def build() -> None:
             try:
                 state.ensure_index(console=True)
+                state.warm_up()
             except Exception:
                 pass  # already in the status line and on the console
 

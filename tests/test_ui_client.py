@@ -107,3 +107,71 @@ def test_login_protects_api_and_document_route(request: pytest.FixtureRequest, t
             Client(url + "/", verbose=False)
         c = Client(url + "/", auth=("staff", "s3cret"), verbose=False)
         assert c.predict(CREMATORIUM_Q, k=3, api_name="/search")["results"]
+
+
+def test_several_users_at_once(client: Any) -> None:
+    """Two searches submitted together both complete (queue concurrency ≥ 2)."""
+    jobs = [client.submit(q, k=3, api_name="/search") for q in (CREMATORIUM_Q, LUNCH_Q)]
+    outs = [j.result(timeout=300) for j in jobs]
+    assert all(o["results"] for o in outs)
+    assert [o["query"] for o in outs] == [CREMATORIUM_Q, LUNCH_Q]
+
+
+def test_python_ui_py_builds_missing_index_then_serves(tmp_path: Path) -> None:
+    """`python ui.py --corpus C --index I --port N` with no index: serves at once, builds, then answers."""
+    import subprocess
+    import sys
+    import time
+
+    from gradio_client import Client
+
+    from tests.ui_support import REPO, free_port
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "plan.txt").write_text(
+        "第1章 公共施設\n\n1 斎場の建替え\n老朽化した斎場の建替えにあたり、PFI方式による民間資金の活用を検討する。所管課：市民課\n",
+        encoding="utf-8")
+    (corpus / "manifest.csv").write_text(
+        "path,municipality,prefecture,title,year,kind,url\nplan.txt,試験市,高知県,試験市公共施設計画,2025,計画,\n",
+        encoding="utf-8")
+    port = free_port()
+    log = (tmp_path / "ui.log").open("w")
+    proc = subprocess.Popen([sys.executable, str(REPO / "ui.py"), "--corpus", str(corpus), "--index", str(tmp_path / "index"),
+                             "--port", str(port)], cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 300
+        out: dict = {}
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, (tmp_path / "ui.log").read_text()
+            try:
+                out = Client(url, verbose=False).predict("斎場 民間資金", k=3, api_name="/search")
+                break
+            except Exception:
+                time.sleep(2)  # not listening yet, or still building (the endpoint says so)
+        assert out.get("results"), (tmp_path / "ui.log").read_text()
+        assert out["results"][0]["municipality"] == "試験市"
+        console = (tmp_path / "ui.log").read_text()
+        assert "インデックスがないため作成します" in console and "127.0.0.1" in console
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_user_errors_reach_the_client(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """With no index the endpoint fails with the message saying how to build one (not a bare 'Error')."""
+    import ui
+    from gradio_client import Client
+
+    from index.config import load_settings
+    from tests.ui_support import free_port
+
+    demo, url = ui.launch_app(load_settings(index_dir=tmp_path / "none"), port=free_port(), quiet=True)
+    try:
+        with pytest.raises(Exception) as e:
+            Client(url, verbose=False).predict("斎場", api_name="/search")
+        assert "seisaku build" in str(e.value) or "インデックス" in str(e.value)
+    finally:
+        demo.close()

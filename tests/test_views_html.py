@@ -219,3 +219,11 @@ def test_document_helpers_with_a_stub_engine() -> None:
     meta, cs = ui.document_chunks(Stub(), "e.txt")  # not in documents(): metadata from its chunks
     assert meta["municipality"] == "会津若松市" and len(cs) == 1
     assert ui.document_chunks(Stub(), "nope.txt") is None
+
+
+def test_host_warning_only_off_loopback() -> None:
+    ui = pytest.importorskip("ui")
+    assert ui.host_warning("127.0.0.1", None) is None and ui.host_warning("localhost", None) is None
+    w = ui.host_warning("0.0.0.0", None)
+    assert w and "--auth" in w
+    assert "--auth" in (ui.host_warning("0.0.0.0", "a:b") or "")
