@@ -36,6 +36,7 @@ import shutil
 import struct
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,6 +464,17 @@ def ensure_model(cache_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
     fp = fingerprint(model_file)
     if read_stamp(target) == fp:
         return target
+    with _CONVERT_LOCK:  # one conversion at a time in this process
+        if read_stamp(target) == fp:
+            return target
+        _convert_into_place(model_file, target, fp, quiet)
+    return target
+
+
+_CONVERT_LOCK = threading.Lock()
+
+
+def _convert_into_place(model_file: Path, target: Path, fp: dict, quiet: bool) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     if not quiet:
         print("埋め込みモデルを準備しています（初回のみ）… "
@@ -478,7 +490,6 @@ def ensure_model(cache_dir: str | os.PathLike, *, quiet: bool = False) -> Path:
     if not quiet:
         print(f"埋め込みモデルの準備ができました（{time.perf_counter() - t0:.0f} 秒）: {target}",
               file=sys.stderr, flush=True)
-    return target
 
 
 def _swap_into_place(new: Path, target: Path, fp: dict) -> None:

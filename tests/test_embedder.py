@@ -222,9 +222,9 @@ def test_path_model_through_the_generic_route(emb, conversion) -> None:
 
 @pytest.mark.slow
 def test_batches_restore_input_order(emb) -> None:
-    texts = [SAMPLES[i] for i in (3, 7, 0, 4, 1, 6)]
+    texts = [SAMPLES[i] for i in (3, 7, 0, 6)]
     together = emb.encode_passages(texts, batch_size=2, show_progress=False)
-    assert together.dtype == np.float32 and together.shape == (6, 384)
+    assert together.dtype == np.float32 and together.shape == (4, 384)
     np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
     one_by_one = np.vstack([emb.encode_passages([t]) for t in texts])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
