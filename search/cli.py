@@ -44,7 +44,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
     from corpus.loader import load_corpus
 
     s = _settings(args)
-    loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens)
+    loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, max_bytes=s.max_file_bytes)
     _print_messages(loaded.messages)
     for c in loaded.chunks:
         if args.json:

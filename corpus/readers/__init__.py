@@ -38,6 +38,11 @@ _ADVICE = {
 }
 
 
+def _size(n: int) -> str:
+    """A byte count for messages: MB from 1 MB up, else kB (a small configured limit stays legible)."""
+    return f"{n / 2**20:.0f} MB" if n >= 2**20 else f"{max(1, round(n / 1024))} kB"
+
+
 def reader_for(path: str | Path) -> Reader | None:
     """The reader for ``path``'s extension (case-insensitive), or None when unsupported."""
     return READERS.get(Path(path).suffix.lower())
@@ -68,7 +73,7 @@ def read_document(path: Path, rel: str, *, max_bytes: int = DEFAULT_MAX_BYTES) -
     if size > max_bytes:
         return failed(
             rel,
-            f"ファイルが大きすぎます（{size / 2**20:.0f} MB > {max_bytes / 2**20:.0f} MB）。読みませんでした"
+            f"ファイルが大きすぎます（{_size(size)} > {_size(max_bytes)}）。読みませんでした"
             f" / file too large, not read",
         )
     try:

@@ -123,7 +123,35 @@ def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:
     if scored:
         _, _, enc, text = max(scored)
         return Decoded(text, enc)
+    if b"\x00" not in data:
+        return _decode_lines(data)
     return Decoded(data.decode("utf-8", errors="replace"), "utf-8", replaced=True)
+
+
+#: :attr:`Decoded.encoding` of a file whose lines are in different encodings.
+MIXED = "mixed"
+
+
+def _decode_lines(data: bytes) -> Decoded:
+    """No single encoding reads the whole file: decode line by line (strict UTF-8, else the
+    better-scoring of CP932 and EUC-JP), for files pieced together from parts saved in different
+    encodings. Lines no candidate decodes get U+FFFD (``replaced``). ``encoding`` is :data:`MIXED`
+    when the lines needed more than one encoding."""
+    lines: list[str] = []
+    used: set[str] = set()
+    replaced = False
+    for raw in data.split(b"\n"):
+        text, enc = _strict(raw, "utf-8"), "utf-8"
+        if text is None:
+            best = [(text_score(t), e, t) for e in ("cp932", "euc_jp") if (t := _strict(raw, e)) is not None]
+            if best:
+                _, enc, text = max(best)
+            else:
+                text, enc, replaced = raw.decode("utf-8", errors="replace"), "", True
+        if enc and not raw.isascii():
+            used.add(enc)
+        lines.append(text)
+    return Decoded("\n".join(lines), MIXED if len(used) > 1 else (used.pop() if used else "utf-8"), replaced)
 
 
 def _utf16_score(data: bytes) -> float:
