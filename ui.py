@@ -398,11 +398,10 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                     f_muni = gr.Dropdown(label="自治体", choices=[], multiselect=True, elem_id="sk-f-muni")
                     f_kind = gr.Dropdown(label="文書の種類", choices=[], multiselect=True, elem_id="sk-f-kind")
                     f_year = gr.Dropdown(label="年度", choices=[], multiselect=True, elem_id="sk-f-year")
-            gr.HTML('<h3 style="margin:4px 0">自治体ごとの回答</h3>')
-            answer_html = gr.HTML(elem_id="sk-answer")
+            answer_html = gr.HTML(V.message_html("質問を入力して「検索」を押すと、該当する自治体の一覧と根拠の箇所を出典つきで表示します。"),
+                                  elem_id="sk-answer")
             with gr.Row():
                 with gr.Column(scale=3):
-                    gr.HTML('<h3 style="margin:4px 0">該当箇所</h3>')
                     cards_html = gr.HTML(elem_id="sk-cards")
                 with gr.Column(scale=2):
                     chart_html = gr.HTML(elem_id="sk-chart")
@@ -499,7 +498,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             prefs_count = V.match_counts(results, "prefecture")
             if len(prefs_count) > 1:
                 chart += V.bar_chart_svg(prefs_count, "都道府県別の該当件数")
-            return V.render_answer(answer), V.render_results(results[:SHOW_K], query), chart
+            return (V.heading("自治体ごとの回答") + V.render_answer(answer),
+                    V.heading("該当箇所") + V.render_results(results[:SHOW_K], query), chart)
 
         search_inputs = [q, f_pref, f_muni, f_kind, f_year]
         search_outputs = [answer_html, cards_html, chart_html]

@@ -111,6 +111,11 @@ def confidence_html(conf: Any) -> str:
     return f'<span class="sk-lv sk-lv-{cls}" title="確度 {x:.2f}">{level}</span> <span class="sk-sub">{x:.2f}</span>'
 
 
+def heading(text: str) -> str:
+    """A small section heading (escaped)."""
+    return f'<h3 class="sk-h">{esc(text)}</h3>'
+
+
 def message_html(text: str, kind: str = "info") -> str:
     """A one-paragraph notice (``kind``: info, warn, error, empty)."""
     return f'<div class="sk-msg sk-{esc(kind)}">{esc(text)}</div>'
@@ -231,7 +236,7 @@ def bar_chart_svg(items: Sequence[tuple[str, float]], title: str = "", unit: str
     plot_w = width - label_w - 50
     h = top + len(items) * (bar_h + gap) + 4
     parts = [
-        f'<svg class="sk-chart" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{h}" '
+        f'<svg class="sk-chart" xmlns="http://www.w3.org/2000/svg" width="100%" style="max-width:{width}px" '
         f'viewBox="0 0 {width} {h}" role="img" aria-label="{esc(title)}">'
     ]
     if title:
@@ -451,6 +456,8 @@ APP_CSS = """
 .sk-entry{border-bottom:1px dashed #e5e7eb;padding:4px 0}
 .sk-id{font-family:monospace;font-size:12px}
 .sk-status{font-size:13px;color:#374151}
+.sk-h{margin:6px 0 6px;font-size:1.1em}
+.sk-compare table{table-layout:fixed}
 .sk-status .sk-msg{padding:4px 10px;margin:0}
 .sk-lv{display:inline-block;padding:0 6px;border-radius:4px;color:#fff}
 .sk-lv-hi{background:#15803d}.sk-lv-mid{background:#ca8a04}.sk-lv-lo{background:#9ca3af}
