@@ -38,6 +38,7 @@ from search.sentences import (
     compact,
     content_terms,
     coverage,
+    concept_coverage,
     merge_near_duplicates,
     one_line,
     split_sentences,
@@ -49,24 +50,28 @@ from search.sentences import (
 # Calibration (docs/answers.md explains how these numbers were chosen)
 # ------------------------------------------------------------------------------------------
 
-#: Dense cosine rescaling: cos ≤ DENSE_LO counts 0, cos ≥ DENSE_HI counts 1.
+#: Dense cosine rescaling: cos ≤ DENSE_LO counts 0, cos ≥ DENSE_HI counts 1 (e5-small cosines of
+#: unrelated Japanese policy text sit around 0.80–0.84, good matches at 0.87–0.91).
 DENSE_LO = 0.75
 DENSE_HI = 0.90
-#: Confidence = sigmoid(BIAS + W_COVERAGE·coverage + W_DENSE·dense01 + W_BM25·min(bm25/|q|, 1)).
-BIAS = -6.0
-W_COVERAGE = 6.0
-W_DENSE = 4.0
-W_BM25 = 1.0
-#: The best row must reach this for the question to count as answered.
+#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 1.75).
+W_DENSE = 0.5
+W_BM25 = 0.25
+#: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
+SCORE_MID = 1.2
+STEEPNESS = 8.0
+#: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
 ANSWER_THRESHOLD = 0.5
 #: Further rows are listed when they reach this (and the question is answered).
 ROW_THRESHOLD = 0.5
-#: A comparison cell lists items reaching this; below it the municipality shows 「該当なし」.
-COMPARE_THRESHOLD = 0.35
+#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03): a
+#: comparison shows how others approach a topic, so partial matches belong in it; below it the
+#: municipality shows 「該当なし」.
+COMPARE_MIN_SCORE = 0.75
 
 NOT_FOUND = "該当なし"
-#: How many top results per municipality are scored for the answer row.
-_PER_MUNI_SCORED = 3
+#: How many top results per municipality are scored for the answer row (all of the top k).
+_PER_MUNI_SCORED = 50
 #: Sentences shorter than this (compact characters) are labels, not answers.
 _MIN_SENTENCE = 8
 #: Wording: the candidate chunks taken from the engine and the sentences embedded at most.
@@ -159,14 +164,19 @@ class Signals:
     coverage: float
     coverage_idf: float = 0.0
 
+    def score(self) -> float:
+        """The evidence score: coverage + 0.5·dense01 + 0.25·min(bm25 per term, 1)."""
+        return self.coverage + W_DENSE * _dense01(self.dense) + W_BM25 * min(self.bm25_norm, 1.0)
+
     def confidence(self) -> float:
         """The calibrated confidence (0–1) of these signals (see docs/answers.md)."""
-        x = BIAS + W_COVERAGE * self.coverage + W_DENSE * _dense01(self.dense) + W_BM25 * min(self.bm25_norm, 1.0)
-        return _sigmoid(x)
+        return _sigmoid(STEEPNESS * (self.score() - SCORE_MID))
 
     def to_dict(self) -> dict[str, float]:
-        """Rounded values for JSON."""
-        return {k: round(float(v), 4) for k, v in asdict(self).items()}
+        """Rounded values for JSON (the evidence score included)."""
+        d = {k: round(float(v), 4) for k, v in asdict(self).items()}
+        d["score"] = round(self.score(), 4)
+        return d
 
 
 def _term_weight(t: str) -> float:
@@ -198,7 +208,8 @@ class _Query:
         return self._vec
 
     def coverage(self, text: str) -> float:
-        return coverage(self.terms, term_set(text), self.weights)
+        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage)."""
+        return concept_coverage(self.text, text)
 
 
 def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
@@ -214,7 +225,7 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         bm = float(r.bm25_score or 0.0)
         terms = term_set(r.chunk.text)
         out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / q.n_bm25_terms,
-                           coverage=coverage(q.terms, terms, q.weights),
+                           coverage=q.coverage(r.chunk.text),
                            coverage_idf=coverage(q.terms, terms, q.idf_weights)))
     return out
 
@@ -732,7 +743,7 @@ def _entries_for(engine: Any, q: _Query, results: Sequence[Result], per_municipa
     out: list[ComparisonEntry] = []
     seen_items: set[tuple[str, str]] = set()
     for r, s in ranked:
-        if s.confidence() < COMPARE_THRESHOLD or len(out) >= per_municipality:
+        if s.score() < COMPARE_MIN_SCORE or len(out) >= per_municipality:
             break
         key = (r.chunk.doc_id, item_label(r.chunk))
         if key in seen_items and r.chunk.parts > 1:
@@ -770,7 +781,7 @@ def compare(
 
     With ``municipalities``, exactly those columns in that order; otherwise the ``top_n``
     municipalities whose best passage for ``topic`` scores highest (and reaches
-    :data:`COMPARE_THRESHOLD`). Each column lists up to ``per_municipality`` matching items
+    :data:`COMPARE_MIN_SCORE`). Each column lists up to ``per_municipality`` matching items
     (item, key sentence, citation); a column with nothing reaching the threshold is 「該当なし」.
     """
     q = _Query(engine, topic)
@@ -781,7 +792,7 @@ def compare(
     else:
         results = engine.search(topic, k=50)
         ranked = _best_per_municipality(q, results)
-        names = [r.chunk.municipality for r, s in ranked if s.confidence() >= COMPARE_THRESHOLD][:top_n]
+        names = [r.chunk.municipality for r, s in ranked if s.score() >= COMPARE_MIN_SCORE][:top_n]
         if not names:
             message = "該当する取組は見つかりませんでした。"
     columns = []

@@ -46,7 +46,7 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
                 "id": qd["id"], "kind": qd["kind"], "answerable": bool(qd["relevant"]), "rank": rank,
                 "municipality": r.chunk.municipality, "relevant": _relevant(r.chunk, qd["relevant"]),
                 "dense": s.dense, "dense01": _dense01(s.dense), "bm25_norm": s.bm25_norm,
-                "coverage": s.coverage, "cov_idf": s.coverage_idf, "confidence": s.confidence(), "item": r.chunk.item[:30],
+                "coverage": s.coverage, "cov_idf": s.coverage_idf, "score": s.score(), "confidence": s.confidence(), "item": r.chunk.item[:30],
             })
     return rows
 
@@ -74,10 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     engine = Engine.from_settings(load_settings(index_dir=args.index))
     rows = collect(engine, Path(args.questions))
-    print("id   kind     rk municipality   rel  cos    d01   bm25n  cov  covI  conf")
+    print("id   kind     rk municipality   rel  cos    d01   bm25n  cov  covI  score conf")
     for r in rows:
         print(f"{r['id']}  {r['kind']:<8} {r['rank']:>2} {r['municipality']:<12} {'Y' if r['relevant'] else '.':<3} "
-              f"{r['dense']:.3f}  {r['dense01']:.2f}  {r['bm25_norm']:.2f}  {r['coverage']:.2f}  {r['cov_idf']:.2f}  {r['confidence']:.2f}"
+              f"{r['dense']:.3f}  {r['dense01']:.2f}  {r['bm25_norm']:.2f}  {r['coverage']:.2f}  {r['cov_idf']:.2f}  {r['score']:.2f}  {r['confidence']:.2f}"
               f"  {r['item']}")
     top = [r for r in rows if r["rank"] == 1]
     print()

@@ -145,8 +145,139 @@ FRAME_TERMS = frozenset(
         "文言", "表現", "書き方", "書く", "書きぶり", "書き振り", "振り", "記述", "言い回し", "触れる",
         "取り組み", "取組", "取り組む", "時", "体", "方", "ところ", "場合", "他", "ほか", "いる", "居る",
         "為る", "ため", "よう", "様", "こと", "事", "もの", "物", "など", "等",
+        # light verbs: 「〜を使う／行う／用いる／図る」 say nothing about the topic
+        "使う", "行う", "用いる", "図る",
     }
 )
+
+#: Administrative paraphrases (行政用語の言い換え): a question word counts as present in a passage
+#: when the passage has the word itself or another member of its group. Groups are general
+#: equivalences of policy documents, not answers to particular questions; see docs/answers.md.
+EQUIVALENTS: tuple[tuple[str, ...], ...] = (
+    ("火葬場", "斎場", "葬斎場"),
+    ("建て替え", "建替え", "建替", "改築", "建設", "更新"),
+    ("民間の資金", "ノウハウ", "民間活力", "民間資金", "PPP", "PFI", "官民連携", "公民連携"),
+    ("外部委託", "民間委託", "委託", "アウトソーシング"),
+    ("残業", "時間外勤務", "超過勤務"),
+    ("滞納", "未納", "督促", "催告", "徴収"),
+    ("チャットツール", "チャット", "ビジネスチャット"),
+    ("ボランティア", "アダプト", "協働"),
+    ("ごみ", "ゴミ", "廃棄物"),
+    ("看板", "広告"),
+    ("球場", "野球場", "体育館", "スポーツ施設", "運動施設", "ネーミングライツ"),
+    ("減らす", "削減", "縮減", "圧縮", "縮小"),
+    ("保有量", "総量", "延床面積"),
+    ("跡地", "未利用地", "遊休地", "未利用財産"),
+    ("キャッシュレス", "電子決済", "スマートフォン決済", "電子マネー"),
+    ("庁舎", "市役所", "本庁舎"),
+    ("職員派遣", "派遣"),
+    ("下水道", "生活排水", "汚水処理"),
+    ("会社", "株式会社", "法人"),
+)
+
+
+_GENERIC_PARTS = frozenset({"民間", "電子", "時間", "施設", "処理", "本庁", "スポーツ", "運動", "未利用"})
+
+
+@lru_cache(maxsize=1)
+def _groups_by_term() -> dict[str, frozenset[int]]:
+    """Question lemma → indices of the :data:`EQUIVALENTS` groups it stands for."""
+    out: dict[str, set[int]] = {}
+    for gi, group in enumerate(EQUIVALENTS):
+        for member in group:
+            terms = _terms_cached(member)
+            for t in terms:
+                # a generic part of a compound (民間 of 民間活力) does not stand for the group
+                if len(t) >= 2 and (len(terms) == 1 or t not in _GENERIC_PARTS):
+                    out.setdefault(t, set()).add(gi)
+    return {t: frozenset(v) for t, v in out.items()}
+
+
+@lru_cache(maxsize=None)
+def _group_spellings(gi: int) -> tuple[str, ...]:
+    return tuple(sorted({compact(m).lower() for m in EQUIVALENTS[gi]}))
+
+
+def equivalents(term: str) -> tuple[str, ...]:
+    """Spellings (compact, lower-cased) that count as ``term`` being present (may be empty)."""
+    return tuple(sorted({sp for gi in _groups_by_term().get(term, ()) for sp in _group_spellings(gi)}))
+
+
+#: One-character suffixes that only qualify the noun before them (競輪「場」, 民営「化」).
+_SUFFIX_LEMMAS = frozenset({"場", "化", "内", "的", "性", "費", "所", "館", "者", "別", "率", "外"})
+
+
+@lru_cache(maxsize=2000)
+def concepts(text: str) -> tuple[tuple[str, ...], ...]:
+    """The content of a question as concepts: tuples of lemmas.
+
+    A compound noun (content lemmas that touch in ``text``: 火葬+場, 電子+マネー) is one
+    concept; concepts whose lemmas stand for the same :data:`EQUIVALENTS` group (電子マネー,
+    キャッシュレス決済) are merged; question-frame words are left out.
+    """
+    runs: list[list[str]] = []
+    last_end = -1
+    for t, a, b in _unigram_tokenizer().tokenize_with_spans(text):
+        if t in FRAME_TERMS or t.isdigit():
+            last_end = -1
+            continue
+        if runs and last_end >= 0 and a <= last_end:  # touching or overlapping (ppp/pfi, ppp)
+            if t not in runs[-1]:
+                runs[-1].append(t)
+        else:
+            runs.append([t])
+        last_end = max(b, last_end)
+    groups = _groups_by_term()
+    merged: list[list[str]] = []
+    owner: dict[int, int] = {}
+    for run in runs:
+        gids = {g for t in run for g in groups.get(t, ())}
+        hit = next((owner[g] for g in gids if g in owner), None)
+        if hit is None:
+            merged.append(list(run))
+            hit = len(merged) - 1
+        else:
+            merged[hit].extend(t for t in run if t not in merged[hit])
+        for g in gids:
+            owner.setdefault(g, hit)
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for c in merged:
+        key = tuple(c)
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return tuple(out)
+
+
+def _concept_weight(concept: Sequence[str]) -> float:
+    return 1.0 if any(len(t) >= 2 for t in concept) else 0.5
+
+
+def concept_coverage(question: str, text: str) -> float:
+    """Weighted share (0–1) of the question's concepts (:func:`concepts`) present in ``text``.
+
+    A concept scores 1 when a spelling of one of its :data:`EQUIVALENTS` groups occurs in
+    ``text`` (火葬場 ↔ 斎場, 残業 ↔ 時間外勤務); otherwise the share of its lemmas that occur
+    (one-character suffixes such as 場・化 not counted when the concept has other lemmas). A
+    concept weighs 1 (0.5 when it is a single character), so a question that names one idea in
+    several words (「電子マネーやキャッシュレス決済」) does not count it several times.
+    """
+    cs = concepts(question)
+    if not cs:
+        return 0.0
+    have = term_set(text)
+    flat = compact(text).lower()
+    total = got = 0.0
+    for c in cs:
+        w = _concept_weight(c)
+        total += w
+        if any(e in flat for t in c for e in equivalents(t)):
+            got += w
+            continue
+        core = [t for t in c if t not in _SUFFIX_LEMMAS] or list(c)
+        got += w * sum(1 for t in core if t in have) / len(core)
+    return got / total
 
 
 @lru_cache(maxsize=1)
