@@ -60,6 +60,30 @@ class IndexBusyError(SeisakuError):
     """Another build/add/remove holds the index lock."""
 
 
+class IndexWriteError(SeisakuError):
+    """The index (or the corpus, for add/remove) could not be written: disk full, read-only
+    directory, I/O error. The previous index is left as it was; the message says what to check."""
+
+
+def write_failure_message(where: Path, e: BaseException) -> str:
+    """A user message for a failed write of ``where`` (disk full, permission, other I/O error)."""
+    import errno
+
+    code = getattr(e, "errno", None)
+    text = str(e)
+    if code in (errno.ENOSPC, errno.EDQUOT) or "disk is full" in text or "No space" in text:
+        why = "ディスクの空き容量が足りません / no space left on device"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in text or "read-only" in text:
+        why = "書き込む権限がありません（読み取り専用） / permission denied or read-only file system"
+    else:
+        why = "書き込みに失敗しました / write failed"
+    return (
+        f"{where} に書き込めませんでした: {why}（{type(e).__name__}: {e}）。"
+        f"以前のインデックスはそのまま使えます。空き容量と書き込み権限を確認してから、もう一度実行してください。"
+        f" The previous index is unchanged."
+    )
+
+
 # --------------------------------------------------------------------------- report
 
 
@@ -132,9 +156,12 @@ def build_lock(index_dir: Path) -> Iterator[Path]:
     automatically when the holding process exits or is killed, so it never goes stale.
     """
     index_dir = Path(index_dir)
-    index_dir.parent.mkdir(parents=True, exist_ok=True)
     path = lock_path(index_dir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        index_dir.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IndexWriteError(write_failure_message(path, e)) from e
     try:
         try:
             import fcntl
@@ -201,7 +228,13 @@ def _swap_in(tmp: Path, index_dir: Path) -> None:
         if old.exists():
             shutil.rmtree(old)
         os.rename(index_dir, old)
-    os.rename(tmp, index_dir)
+    try:
+        os.rename(tmp, index_dir)
+    except BaseException:
+        if old is not None:  # put the previous index back at once
+            with contextlib.suppress(OSError):
+                os.rename(old, index_dir)
+        raise
     _fsync_dir(index_dir.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
@@ -446,8 +479,13 @@ def _write_and_swap(
 
     ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``chunks``.
     """
+    import sqlite3
+
     index_dir = Path(settings.index_dir)
-    tmp = _new_tmp(index_dir)
+    try:
+        tmp = _new_tmp(index_dir)
+    except OSError as e:
+        raise IndexWriteError(write_failure_message(index_dir.parent, e)) from e
     try:
         with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
             vecs = vectors(cache)
@@ -465,6 +503,9 @@ def _write_and_swap(
         )
         _swap_in(tmp, index_dir)
         return info
+    except (OSError, sqlite3.Error) as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise IndexWriteError(write_failure_message(index_dir, e)) from e
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -603,12 +644,17 @@ class _ManifestSnapshot:
             if self.data is None:
                 self.path.unlink(missing_ok=True)
                 return
+            if self.path.is_file() and self.path.read_bytes() == self.data:
+                return  # unchanged (e.g. the write that failed never replaced it)
             tmp = self.path.with_name(self.path.name + f".rollback-{os.getpid()}")
-            with open(tmp, "wb") as f:
-                f.write(self.data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(self.data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            finally:
+                tmp.unlink(missing_ok=True)
 
 
 def _refused(doc_id: str, message: str, settings: Settings, action: str) -> BuildReport:
@@ -694,15 +740,19 @@ def add_document(
             path=doc_id, municipality=municipality.strip(), prefecture=prefecture, title=title or src.stem,
             year=str(year or ""), kind=kind, url=url,
         )
-        uploads.mkdir(parents=True, exist_ok=True)
         snapshot = _ManifestSnapshot(manifest_path(corpus_dir))
-        shutil.copy2(src, dest)
 
         def rollback() -> None:
             snapshot.restore()
             with contextlib.suppress(OSError):
                 dest.unlink()
 
+        try:
+            uploads.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest)
+        except OSError as e:
+            rollback()
+            raise IndexWriteError(write_failure_message(dest, e)) from e
         try:
             append_entry(corpus_dir, meta)
             new_chunks, messages = load_document(
@@ -728,6 +778,9 @@ def add_document(
             rep = _add_to_store(settings, current, embedder, meta, new_chunks, messages)
             rep.elapsed = time.monotonic() - t0
             return rep
+        except OSError as e:  # e.g. the manifest could not be rewritten (disk full)
+            rollback()
+            raise IndexWriteError(write_failure_message(corpus_dir, e)) from e
         except BaseException:
             rollback()
             raise
