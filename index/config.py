@@ -66,8 +66,11 @@ class Settings:
     #: Corpus files larger than this (bytes) are refused without being read (reported by name).
     max_file_bytes: int = 200 * 1024 * 1024
     #: Hybrid fusion weights and per-municipality cap for diversity.
-    dense_weight: float = 0.4
-    bm25_weight: float = 0.6
+    #: Fusion: "zscore" (weighted sum of z-scored dense and BM25 scores), "minmax" or "rrf";
+    #: default and weights measured in docs/quality.md.
+    fusion: str = "zscore"
+    dense_weight: float = 0.45
+    bm25_weight: float = 0.55
     per_municipality_cap: int = 3
 
     def with_overrides(self, **kw: Any) -> "Settings":
