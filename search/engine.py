@@ -6,10 +6,12 @@ of the open index (:class:`_View`); :meth:`Engine.reload` opens the new index an
 reference under a lock, so a query in flight finishes on the store it started with. The
 embedding model is loaded on the first dense query, once per process (shared between engines).
 
-Fusion (measured on ../shared/eval/dev_queries.jsonl, see docs/quality.md): the union of the top
-:data:`CANDIDATES` dense and top :data:`CANDIDATES` BM25 chunks is scored exactly in *both*
-retrievers, each score list is min-max normalised over that union, and the fused score is
-``dense_weight · dense + bm25_weight · bm25`` (``Settings.dense_weight`` / ``bm25_weight``).
+Fusion (measured on ../shared/eval/dev_queries.jsonl and 20 more questions, see docs/quality.md):
+the union of the top :data:`CANDIDATES` dense and top :data:`CANDIDATES` BM25 chunks is scored
+exactly in *both* retrievers, each score list is z-scored over that union, and the fused score is
+``dense_weight · z(dense) + bm25_weight · z(bm25)`` (``Settings.fusion`` = "zscore",
+``Settings.dense_weight`` = 0.45, ``Settings.bm25_weight`` = 0.55). BM25 runs on the question's
+content terms: question-frame words (「…している自治体」「…という書き方」) are left out.
 """
 from __future__ import annotations
 
@@ -31,8 +33,8 @@ from search.records import Filters, Result
 MODES = ("hybrid", "dense", "bm25")
 #: Candidates taken from each retriever before fusion.
 CANDIDATES = 100
-#: The fusion method chosen by measurement (docs/quality.md); weights come from Settings.
-DEFAULT_FUSION = "minmax"
+#: The fusion method chosen by measurement (docs/quality.md) when Settings has none.
+DEFAULT_FUSION = "zscore"
 #: Longer queries are cut to this many characters (the embedder reads ~512 tokens anyway).
 MAX_QUERY_CHARS = 1000
 #: Lemmas that frame a question rather than name its topic (「…している自治体」「…した例」
@@ -160,12 +162,12 @@ class Engine:
         """Open the index at ``index_dir`` and check it was built with ``settings.model``.
 
         ``settings`` defaults to :func:`index.config.load_settings` (config file, environment);
-        ``fusion`` overrides :data:`DEFAULT_FUSION` (one of ``search.fusion.METHODS``).
+        ``fusion`` overrides ``Settings.fusion`` (one of ``search.fusion.METHODS``).
         Raises ``IndexMissingError`` / ``IndexMismatchError`` with a message saying how to rebuild.
         """
         base = settings if settings is not None else load_settings()
         self.settings: Settings = base.with_overrides(index_dir=Path(index_dir))
-        self.fusion: str = fusion or DEFAULT_FUSION
+        self.fusion: str = fusion or getattr(self.settings, "fusion", None) or DEFAULT_FUSION
         #: Leave question-frame words out of the BM25 query (see QUESTION_FRAME_TERMS).
         self.drop_frame_terms: bool = True
         if self.fusion not in METHODS:

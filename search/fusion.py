@@ -85,9 +85,9 @@ def weighted_sum(
 def fuse(
     dense: Mapping[K, float],
     bm25: Mapping[K, float],
-    method: str = "minmax",
-    dense_weight: float = 0.4,
-    bm25_weight: float = 0.6,
+    method: str = "zscore",
+    dense_weight: float = 0.45,
+    bm25_weight: float = 0.55,
     rrf_k: int = RRF_K,
 ) -> dict[K, float]:
     """Fuse the dense and BM25 scores of the candidates with ``method`` (one of :data:`METHODS`)."""
