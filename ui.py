@@ -555,7 +555,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                 return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
             progress(1.0, desc="完了")
             ok = getattr(report, "ok", True)
-            msgs = [V.message_html(("追加しました: " if ok else "追加できませんでした: ") + _summary(report), "info" if ok else "error")]
+            msgs = [V.message_html(_summary(report) or ("追加しました" if ok else "追加できませんでした"), "info" if ok else "error")]
             msgs += [V.message_html(str(m), "error" if getattr(m, "severity", "") == "error" else "empty")
                      for m in getattr(report, "messages", []) or []]
             return ["".join(msgs), docs_html(), *choice_updates()]
@@ -576,7 +576,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             except Exception as e:
                 return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
             ok = getattr(report, "ok", True)
-            msgs = [V.message_html(("削除しました: " if ok else "削除できませんでした: ") + _summary(report), "info" if ok else "error")]
+            msgs = [V.message_html(_summary(report) or ("削除しました" if ok else "削除できませんでした"), "info" if ok else "error")]
             msgs += [V.message_html(str(m), "empty") for m in getattr(report, "messages", []) or []]
             return ["".join(msgs), docs_html(), *choice_updates()]
 

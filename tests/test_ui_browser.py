@@ -137,6 +137,7 @@ def _docs_screenshot(page: Page) -> None:
     """docs/screenshot-search.png: the top of the 検索 tab with the answer (kept < 300 KB)."""
     out = REPO / "docs" / "screenshot-search.png"
     page.page.evaluate("window.scrollTo(0, 0)")
+    page.page.wait_for_timeout(2000)  # the copy button's 「コピーしました」 fades back
     page.page.screenshot(path=str(out), clip={"x": 0, "y": 0, "width": 1280, "height": 1100})
     assert out.stat().st_size < 300_000, out.stat().st_size
 
@@ -177,10 +178,26 @@ def test_wording_tab_shows_verbatim_sentences(page: Page, artifacts_dir: Path) -
     page.page.screenshot(path=str(artifacts_dir / "ui-wording.png"), full_page=True)
 
 
+def _choose(page: Page, elem_id: str, value: str) -> None:
+    """Choose one value in a gradio (single-select) dropdown."""
+    box = page.page.locator(f"#{elem_id} input").first
+    box.click()
+    box.fill(value)
+    page.page.get_by_role("option", name=value, exact=True).first.click()
+
+
 def _upload(page: Page, file: Path, muni: str, pref: str, title: str, year: str) -> str:
     page.tab("文書")
-    page.page.locator("#sk-upload input[type=file]").set_input_files(str(file))
-    page.page.locator("#sk-upload").get_by_text(file.name).first.wait_for()
+    page.page.locator("#sk-upload-btn").wait_for()
+    shown = page.page.locator("#sk-upload").get_by_text(file.name).first
+    for attempt in range(3):  # the tab renders lazily: retry if the input was not wired up yet
+        page.page.locator("#sk-upload input[type=file]").set_input_files(str(file))
+        try:
+            shown.wait_for(timeout=15_000)
+            break
+        except Exception:
+            if attempt == 2:
+                raise
     page.fill("sk-u-muni", muni)
     page.fill("sk-u-pref", pref)
     page.fill("sk-u-title", title)
@@ -204,6 +221,14 @@ def test_upload_then_find_it(browser: Any, upload_app_url: str, tmp_path: Path, 
         p.search(phrase)
         first = p.page.locator("#sk-cards .sk-card").first
         assert "テスト町" in first.inner_text() and phrase in first.inner_text()
+        # and remove it again
+        p.tab("文書")
+        p.page.get_by_text("文書を削除", exact=True).first.click()  # open the accordion
+        _choose(p, "sk-r-doc", "uploads/kouchi_dx_plan.txt")
+        p.page.click("#sk-remove-btn")
+        p.page.locator("#sk-remove-msg .sk-msg").first.wait_for()
+        assert "削除しました" in p.page.locator("#sk-remove-msg").inner_text()
+        assert "テスト町" not in p.page.locator("#sk-docs").inner_text()
     finally:
         p.close()
     assert p.dialogs == []
