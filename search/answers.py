@@ -938,8 +938,8 @@ def wording(engine: Any, text: str, k: int = 10, filters: Filters | None = None)
         t = r.chunk.text
         for a, b in split_sentences(t):
             s = t[a:b]
-            if len(compact(s)) < 12 or _is_label(s):
-                continue
+            if len(compact(s)) < 12 or _is_label(s) or "\t" in s:
+                continue  # labels, fragments and table rows (tab-separated cells) are not wording
             cands.append(_Cand(r, a, b, one_line(s)))
     if not cands:
         return WordingResult(text, [], "該当する文例は見つかりませんでした。")

@@ -35,7 +35,10 @@ _LINE_START = re.compile(
     r"|[^\s：:。、]{1,15}[：:])"
 )
 #: A field label at the start of a line (「R6取組状況：」「内容：」); group 1 is the label with its colon.
-_LABEL = re.compile(r"(?m)^[ \t\u3000]*([^\s：:。、「」（）()]{1,15}[：:])(?=\S)")
+_LABEL = re.compile(r"(?m)^[ \t\u3000]*([^\s：:。、「」（）()]{1,15}[：:])(?=[ \t\u3000]*\S)")
+#: A line shorter than this that does not end a sentence is a heading or a field, not a hard wrap
+#: (chunk text is display text: PDF wraps are already joined, so short lines are real breaks).
+WRAP_MIN = 24
 #: Longest stretch without a terminator before line breaks are used as boundaries too.
 MAX_SENTENCE_CHARS = 300
 _WS = " \t\r\n\u3000"
@@ -71,7 +74,9 @@ def _split_long(text: str, a: int, b: int, limit: int) -> list[tuple[int, int]]:
 def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tuple[int, int]]:
     """Sentence spans ``[(start, end), …]`` of ``text`` (offsets into ``text``, whitespace trimmed).
 
-    Boundaries: after 。！？ (plus closing brackets), at blank lines, and before a line that
+    Boundaries: after 。！？ (plus closing brackets), at blank lines, after a line shorter than
+    :data:`WRAP_MIN` characters (a heading or a field: in display text PDF wraps are already
+    joined, so a long line without a full stop is the only kind taken for a wrap), and before a line that
     starts with a bullet, a numbered heading or a 「見出し：」 label (the label itself, colon
     included, becomes its own piece, so the sentence after it starts with its first word). A single hard line break
     inside a sentence is kept inside it. A stretch longer than ``max_chars`` without a
@@ -97,8 +102,12 @@ def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tupl
             j = i + 1
             while j < n and text[j] in " \t\r\u3000":
                 j += 1
+            ls = text.rfind("\n", 0, i) + 1
+            prev = text[ls:i].strip(" \t\r\u3000")
             if j < n and text[j] == "\n":  # blank line
                 cuts.append(i)
+            elif prev and len(prev) < WRAP_MIN:  # after a heading / short field line
+                cuts.append(i + 1)
             else:
                 eol = text.find("\n", i + 1)
                 line = text[i + 1 : n if eol < 0 else eol]

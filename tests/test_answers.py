@@ -49,11 +49,19 @@ def _chunk(text: str, **kw) -> Chunk:
 
 
 def test_split_keeps_hard_wraps_inside_a_sentence() -> None:
-    text = "　予算編成方針とともに中期財政見通しを作\n成・公表した。\n　今後も継続する。"
+    text = "　予算編成方針とともに令和７年度の中期財政見通しを作\n成・公表した。\n　今後も継続する。"
     spans = split_sentences(text)
     got = [text[a:b] for a, b in spans]
-    assert got == ["予算編成方針とともに中期財政見通しを作\n成・公表した。", "今後も継続する。"]
-    assert one_line(got[0]) == "予算編成方針とともに中期財政見通しを作成・公表した。"
+    assert got == ["予算編成方針とともに令和７年度の中期財政見通しを作\n成・公表した。", "今後も継続する。"]
+    assert one_line(got[0]) == "予算編成方針とともに令和７年度の中期財政見通しを作成・公表した。"
+
+
+def test_split_after_a_short_heading_line() -> None:
+    text = "行政規模に見合った社会資本の最適化\n今後の人口動向や財政見通しを踏まえ、保有量を最適化していく必要があります。"
+    got = [text[a:b] for a, b in split_sentences(text)]
+    assert got == ["行政規模に見合った社会資本の最適化", "今後の人口動向や財政見通しを踏まえ、保有量を最適化していく必要があります。"]
+    labelled = "今後の課題・方向性：　新斎場整備基本計画を策定する。"
+    assert [labelled[a:b] for a, b in split_sentences(labelled)] == ["今後の課題・方向性：", "新斎場整備基本計画を策定する。"]
 
 
 def test_split_at_blank_lines_bullets_labels_and_brackets() -> None:
@@ -119,8 +127,8 @@ def test_strip_frame() -> None:
 
 
 def test_status_field_sentences_are_preferred() -> None:
-    content = "新たな施設の整備に\nあたり、手法を検討します。"
-    status = "基本計画を策定\nした。民間活力の導入を検討した。"
+    content = "新たな施設の整備にあたり、手法を検討します。"
+    status = "基本計画を策定した。民間活力の導入を検討した。"
     direction = "引き続き、PFIの導入可能性を検討する。"
     text = f"具体的取組：新施設の整備\n内容：{content}\n所管課：給食課\nR6取組状況：{status}\n今後の課題・方向性：{direction}"
     ch = _chunk(text, fields={"内容": content, "取組状況": status, "今後の課題・方向性": direction})
@@ -128,10 +136,10 @@ def test_status_field_sentences_are_preferred() -> None:
     assert names == {"内容", "取組状況", "今後の課題・方向性"}
     sents = chunk_sentences(ch)
     assert sents and all(f in ("取組状況", "今後の課題・方向性") for _, _, f in sents)
-    assert [text[a:b] for a, b, _ in sents] == ["基本計画を策定\nした。", "民間活力の導入を検討した。", direction]
+    assert [text[a:b] for a, b, _ in sents] == ["基本計画を策定した。", "民間活力の導入を検討した。", direction]
     # without preference every sentence of the passage is a candidate
     every = [text[a:b] for a, b, _ in chunk_sentences(ch, prefer_status=False)]
-    assert "新たな施設の整備に\nあたり、手法を検討します。" in every and "基本計画を策定\nした。" in every
+    assert content in every and "基本計画を策定した。" in every
     assert not any(s.endswith("：") for s in every)  # labels are not sentences
 
 
