@@ -417,8 +417,16 @@ class IndexStore:
                 f"（現在 {tokenizer.version}）: {_rebuild_hint(asked)} で作り直してください。"
             )
 
-        chunks, documents = _read_sqlite(path / DB_FILE)
-        index = faiss.read_index(str(path / FAISS_FILE))
+        try:
+            chunks, documents = _read_sqlite(path / DB_FILE)
+            index = faiss.read_index(str(path / FAISS_FILE))
+        except IndexMismatchError:
+            raise
+        except (sqlite3.Error, RuntimeError, OSError, ValueError, TypeError, KeyError) as e:
+            raise IndexMismatchError(
+                f"インデックス {asked} が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
+                f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
+            ) from e
         if index.d != dim or index.ntotal != len(chunks) or int(info.get("n_chunks", -1)) != len(chunks):
             raise IndexMismatchError(
                 f"インデックス {asked} が壊れています（次元 {index.d}/{dim}、ベクトル {index.ntotal}、"
@@ -427,7 +435,13 @@ class IndexStore:
         set_ef_search(index, ef_search or int(info.get("ef_search") or DEFAULT_EF_SEARCH))
         bm25 = None
         if info.get("bm25") and (path / BM25_DIR).is_dir():
-            bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=mmap, load_corpus=False, show_progress=False)
+            try:
+                bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=mmap, load_corpus=False, show_progress=False)
+            except (OSError, ValueError, KeyError, EOFError) as e:
+                raise IndexMismatchError(
+                    f"インデックス {asked} の BM25 が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
+                    f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
+                ) from e
         return cls(path, info, chunks, documents, index, bm25, tokenizer)
 
     # -- lookups ------------------------------------------------------------------------------

@@ -398,3 +398,33 @@ def test_concurrent_users_get_no_errors(built_index: Any, monkeypatch: pytest.Mo
     assert rep.errors == 0, rep.error_samples
     assert len(calls) == 20 and all(c.ok for c in calls)
     assert len({c.endpoint for c in calls}) >= 2  # the mix reaches several endpoints
+
+
+# ══ a damaged index (a bad disk, a half-finished copy by hand) ═══════════════════════════════
+
+DAMAGE = {
+    "index.sqlite": lambda b: b[: len(b) // 3],
+    "dense.faiss": lambda b: b[: len(b) // 2],
+    "bm25/data.csc.index.npy": lambda b: b[:40],
+    "index.json": lambda b: b"{ not json",
+}
+
+
+@pytest.mark.parametrize("name", list(DAMAGE))
+def test_damaged_index_says_rebuild_and_build_repairs_it(work: Settings, name: str) -> None:
+    from corpus.errors import IndexMismatchError
+    from index.build import build_index
+    from search.engine import Engine
+
+    p = work.index_dir / name
+    p.write_bytes(DAMAGE[name](p.read_bytes()))
+    with pytest.raises(IndexMismatchError, match="seisaku build"):
+        Engine.from_settings(work)
+    proc = subprocess.run([sys.executable, "-m", "search.cli", "search", OLD_QUERY, *seisaku_args(work)],
+                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().startswith("エラー: ") and "seisaku build" in proc.stderr
+    rep = build_index(work, progress=False)
+    assert rep.ok
+    r = Engine.from_settings(work).search(OLD_QUERY, k=3)
+    assert r and r[0].chunk.doc_id == "a市_計画.txt"
