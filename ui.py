@@ -296,7 +296,8 @@ def run_compare(state: AppState, topic: str, municipalities: Sequence[str] | Non
     """(``ComparisonTable.to_dict()``, the table object) for ``topic``."""
     from search.answers import compare
 
-    table = compare(state.get_engine(), (topic or "").strip(), municipalities=list(municipalities) or None if municipalities else None, top_n=int(top_n))
+    names = [m for m in (municipalities or []) if m and str(m).strip()]
+    table = compare(state.get_engine(), (topic or "").strip(), municipalities=names or None, top_n=int(top_n))
     return _jsonable(table), table
 
 
@@ -537,7 +538,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
 
         def ui_upload(file: str | None, muni: str, pref: str, title: str, year: str, kind: str, url: str,
                       progress: gr.Progress = gr.Progress()):
-            problems = validate_upload(file, muni, url)
+            limit = min(MAX_UPLOAD_BYTES, int(getattr(state.settings, "max_file_bytes", MAX_UPLOAD_BYTES) or MAX_UPLOAD_BYTES))
+            problems = validate_upload(file, muni, url, max_bytes=limit)
             if problems:
                 return ["".join(V.message_html(p, "error") for p in problems), gr.update(), *[gr.update() for _ in choice_outputs]]
             from index.build import add_document
