@@ -156,6 +156,8 @@ FRAME_TERMS = frozenset(
         "為る", "ため", "よう", "様", "こと", "事", "もの", "物", "など", "等",
         # light verbs: 「〜を使う／行う／用いる／図る」 say nothing about the topic
         "使う", "行う", "用いる", "図る",
+        # frames of comparison topics: 「〜する方針」「〜の考え方」「〜の仕組み」
+        "方針", "考え方", "仕組み",
     }
 )
 
@@ -216,11 +218,22 @@ def equivalents(term: str) -> tuple[str, ...]:
 _SUFFIX_LEMMAS = frozenset({"場", "化", "内", "的", "性", "費", "所", "館", "者", "別", "率", "外"})
 
 
+@lru_cache(maxsize=20000)
+def _nounish(lemma: str) -> bool:
+    """True when ``lemma`` is a noun (or noun prefix/suffix, or an ASCII term) for fugashi."""
+    if lemma.isascii():
+        return True
+    from corpus.morph import morphemes
+
+    ms = [m for m in morphemes(lemma) if m.surface.strip()]
+    return bool(ms) and all(m.pos1 in ("名詞", "接尾辞", "接頭辞") for m in ms)
+
+
 @lru_cache(maxsize=2000)
 def concepts(text: str) -> tuple[tuple[str, ...], ...]:
     """The content of a question as concepts: tuples of lemmas.
 
-    A compound noun (content lemmas that touch in ``text``: 火葬+場, 電子+マネー) is one
+    A compound noun (noun lemmas that touch in ``text``: 火葬+場, 電子+マネー) is one
     concept; concepts whose lemmas stand for the same :data:`EQUIVALENTS` group (電子マネー,
     キャッシュレス決済) are merged; question-frame words are left out.
     """
@@ -230,7 +243,8 @@ def concepts(text: str) -> tuple[tuple[str, ...], ...]:
         if t in FRAME_TERMS or t.isdigit():
             last_end = -1
             continue
-        if runs and last_end >= 0 and a <= last_end:  # touching or overlapping (ppp/pfi, ppp)
+        if runs and last_end >= 0 and a <= last_end and _nounish(t) and _nounish(runs[-1][-1]):
+            # touching or overlapping nouns form a compound (火葬+場, ppp/pfi + ppp)
             if t not in runs[-1]:
                 runs[-1].append(t)
         else:
