@@ -484,7 +484,7 @@ def test_odd_questions_through_the_answer_views(engine: Any, q: str) -> None:
 
 
 @pytest.mark.slow
-@hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=st.text(min_size=0, max_size=60))
 def test_any_text_is_a_valid_question(engine: Any, q: str) -> None:
     results = engine.search(q, k=5)
