@@ -295,6 +295,11 @@ class Engine:
     def resolve_filters(self, query: str, filters: Filters | None) -> tuple[Filters, str, tuple[str, ...]]:
         """The filters a search applies: the caller's when non-empty, else the municipality names
         the question names. Returns ``(filters, source, recognised names)``."""
+        if filters is not None:  # blank values (an untouched UI dropdown) mean "any"
+            filters = Filters(**{
+                f: tuple(v for v in getattr(filters, f) if v and str(v).strip())
+                for f in ("municipality", "prefecture", "kind", "year")
+            })
         if filters is not None and not filters.is_empty():
             return filters, "caller", ()
         names = tuple(detect_municipalities(query, self._view.municipality_names))

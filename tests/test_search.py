@@ -123,6 +123,9 @@ def test_municipality_kind_year_filters(engine) -> None:
     res = engine.search("行財政改革", k=10, filters=Filters(prefecture=("沖縄県",)))
     assert res == []
     assert engine.last_query_info.note
+    # blank values (an untouched UI dropdown) restrict nothing
+    res = engine.search("負担金", k=10, filters=Filters(municipality=("",), prefecture=("  ",)))
+    assert res and engine.last_query_info.filters_source == "none"
 
 
 @pytest.mark.slow
