@@ -186,7 +186,9 @@ class EvalReport:
 
 
 class _Searcher(Protocol):
-    def search(self, query: str, k: int = 10, filters: Any = None, mode: str = "hybrid") -> list[Any]: ...
+    def search(self, query: str, k: int = 10, filters: Any = None, mode: str = "hybrid") -> list[Any]:
+        """Ranked results with ``.score`` and ``.chunk`` (``doc_id``, ``text``)."""
+        ...
 
 
 def _mean(xs: Iterable[float]) -> float | None:

@@ -31,9 +31,13 @@ except Exception:  # pragma: no cover - corpus.normalize is part of the package
 class TokenizerLike(Protocol):
     """What the highlight functions need of ``index.tokenizer.Tokenizer``."""
 
-    def tokenize(self, text: str) -> list[str]: ...
+    def tokenize(self, text: str) -> list[str]:
+        """The BM25 terms of ``text``."""
+        ...
 
-    def tokenize_with_spans(self, text: str) -> list[tuple[str, int, int]]: ...
+    def tokenize_with_spans(self, text: str) -> list[tuple[str, int, int]]:
+        """``(term, start, end)`` per term, offsets into ``text``."""
+        ...
 
 
 #: idf source: a mapping term -> idf, a function term -> idf, or None (every term weighs 1).
