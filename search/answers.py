@@ -76,7 +76,7 @@ _PER_MUNI_SCORED = 50
 _MIN_SENTENCE = 8
 #: Wording: the candidate chunks taken from the engine and the sentences embedded at most.
 WORDING_CANDIDATE_CHUNKS = 30
-WORDING_MAX_DENSE = 96
+WORDING_MAX_DENSE = 64
 #: Field names (substrings) of progress tables that hold the status / direction of an item.
 STATUS_FIELDS = ("取組状況", "方向性", "課題・方向", "進捗", "実績", "成果", "取組内容")
 _FRAME_SUFFIXES = ("という書き方", "という書きぶり", "という表現", "という記述", "という文言",
