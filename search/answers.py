@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -90,6 +91,7 @@ _FRAME_SUFFIXES = ("という書き方", "という書きぶり", "という表�
 
 _VEC_CACHE: "OrderedDict[tuple[str, str], np.ndarray]" = OrderedDict()
 _VEC_CACHE_MAX = 50_000
+_VEC_LOCK = threading.Lock()  # the UI serves several users from one process
 
 
 def _model_key(embedder: Any) -> str:
@@ -101,16 +103,18 @@ def _model_key(embedder: Any) -> str:
 
 
 def _cache_get(key: tuple[str, str]) -> np.ndarray | None:
-    v = _VEC_CACHE.get(key)
-    if v is not None:
-        _VEC_CACHE.move_to_end(key)
-    return v
+    with _VEC_LOCK:
+        v = _VEC_CACHE.get(key)
+        if v is not None:
+            _VEC_CACHE.move_to_end(key)
+        return v
 
 
 def _cache_put(key: tuple[str, str], v: np.ndarray) -> None:
-    _VEC_CACHE[key] = v
-    if len(_VEC_CACHE) > _VEC_CACHE_MAX:
-        _VEC_CACHE.popitem(last=False)
+    with _VEC_LOCK:
+        _VEC_CACHE[key] = v
+        if len(_VEC_CACHE) > _VEC_CACHE_MAX:
+            _VEC_CACHE.popitem(last=False)
 
 
 def _embed_query(engine: Any, text: str) -> np.ndarray:
@@ -138,7 +142,14 @@ def _embed_passages(engine: Any, texts: Sequence[str]) -> np.ndarray:
             _cache_put(k, v)
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    return np.stack([_VEC_CACHE[k] for k in keys])
+    out = []
+    for k, t in zip(keys, texts):
+        v = _cache_get(k)
+        if v is None:  # evicted meanwhile by another thread
+            v = np.asarray(emb.encode_passages([t]), dtype=np.float32)[0]
+            _cache_put(k, v)
+        out.append(v)
+    return np.stack(out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -203,6 +214,7 @@ class _Query:
 
     @property
     def vec(self) -> np.ndarray:
+        """The question's query embedding (computed once)."""
         if self._vec is None:
             self._vec = _embed_query(self.engine, self.dense_text)
         return self._vec
