@@ -42,6 +42,11 @@ RURI_PROMPTS = ("クエリ: ", "文章: ")
 
 _MODELS: dict[tuple[str, str], "SentenceTransformer"] = {}
 _LOCK = threading.Lock()
+#: Serialises tokenizer use: a Hugging Face fast tokenizer keeps its truncation/padding settings on
+#: the shared Rust object, so ``token_lengths`` (truncation off) running while another thread's
+#: ``model.encode`` (padding on) tokenizes makes that batch unpadded ("Unable to create tensor").
+#: Held per batch, so a long build never blocks the app's queries for more than one batch.
+_TOKENIZER_LOCK = threading.RLock()
 _LOAD_COUNT: dict[tuple[str, str], int] = {}
 
 
@@ -324,7 +329,8 @@ class Embedder:
         if not texts:
             return np.zeros(0, dtype=np.int64)
         tok = self.onnx.tokenizer if self.onnx is not None else self.model.tokenizer
-        ids = tok([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
+        with _TOKENIZER_LOCK:
+            ids = tok([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
         return np.fromiter((len(x) for x in ids["input_ids"]), dtype=np.int64, count=len(texts))
 
     def _encode(self, texts: list[str], prompt: str, batch_size: int, show_progress: bool) -> np.ndarray:
@@ -356,19 +362,22 @@ class Embedder:
             mode = contextlib.nullcontext()
         with mode:
             for i in long_rows:
-                out[i] = self._encode_windowed(texts[i], prompt, max_len)
+                with _TOKENIZER_LOCK:
+                    out[i] = self._encode_windowed(texts[i], prompt, max_len)
                 if progress is not None:
                     progress.update(1)
             for rows in batches:
                 if onnx is not None:
-                    out[rows] = onnx.encode([prompt + texts[i] for i in rows])
+                    with _TOKENIZER_LOCK:
+                        out[rows] = onnx.encode([prompt + texts[i] for i in rows])
                     if progress is not None:
                         progress.update(len(rows))
                     continue
-                vecs = model.encode(
-                    [texts[i] for i in rows], prompt=prompt, batch_size=len(rows),
-                    convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
-                )
+                with _TOKENIZER_LOCK:
+                    vecs = model.encode(
+                        [texts[i] for i in rows], prompt=prompt, batch_size=len(rows),
+                        convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False,
+                    )
                 out[rows] = np.asarray(vecs, dtype=np.float32)
                 if progress is not None:
                     progress.update(len(rows))

@@ -428,3 +428,38 @@ def test_damaged_index_says_rebuild_and_build_repairs_it(work: Settings, name: s
     assert rep.ok
     r = Engine.from_settings(work).search(OLD_QUERY, k=3)
     assert r and r[0].chunk.doc_id == "a市_計画.txt"
+
+
+def test_embedder_is_safe_under_concurrent_requests(built_index: Any) -> None:
+    """Regression (found by bench/load.py: 1 of 800 /compare requests failed with "Unable to create
+    tensor"): the shared fast tokenizer's truncation/padding state was flipped by one thread's
+    token counting while another thread's batch was being padded."""
+    from index.build import get_embedder
+
+    emb = get_embedder(built_index)
+    emb.encode_queries(["準備"])
+    errors: list[BaseException] = []
+
+    def count(seed: int) -> None:
+        for i in range(150):
+            try:
+                emb.token_lengths(["あ" * (1 + (seed * 7 + i) % 50) for _ in range(3)])
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+    def encode(seed: int) -> None:
+        for i in range(25):
+            try:
+                texts = ["い" * (1 + (seed * 11 + i * j) % 40) for j in range(2 + i % 3)]
+                vecs = emb.encode_passages(texts)
+                assert vecs.shape == (len(texts), emb.dim)
+            except BaseException as e:  # noqa: BLE001
+                errors.append(e)
+
+    threads = [threading.Thread(target=count, args=(s,)) for s in range(3)]
+    threads += [threading.Thread(target=encode, args=(s,)) for s in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, [repr(e)[:200] for e in errors[:3]]
