@@ -29,17 +29,7 @@ from dataclasses import dataclass, field
 
 from corpus.records import Item, Page
 
-try:  # engineer B's shared comparison form; a private fallback keeps this module standalone
-    from corpus.normalize import compact as _compact
-except ImportError:  # pragma: no cover - only before corpus.normalize exists
-    def _compact(text: str) -> str:
-        return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
-
-try:
-    from corpus.normalize import starts_block as _starts_block
-except ImportError:  # pragma: no cover
-    def _starts_block(line: str) -> bool:
-        return bool(re.match(r"^\s*(?:[①-⑳⑴-⒇【※・●○■◆]|[（(][0-9０-９]+[)）])", line))
+from corpus.normalize import compact as _compact, starts_block as _starts_block
 
 
 __all__ = [

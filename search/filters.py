@@ -7,22 +7,14 @@ fiscal-year spellings: ``2024`` = 「令和6年度」 = 「R6」 = 「２０２�
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Mapping
 
 import numpy as np
 
+from corpus.normalize import compact as _compact
 from corpus.records import Chunk, DocumentMeta
 from search.records import Filters
-
-try:
-    from corpus.normalize import compact as _compact
-except Exception:  # pragma: no cover
-    _WS = re.compile(r"\s+")
-
-    def _compact(text: str) -> str:
-        return _WS.sub("", unicodedata.normalize("NFKC", text))
 
 
 #: Separators between several municipalities in one field (「秋田県・秋田市」).

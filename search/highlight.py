@@ -17,15 +17,9 @@ import math
 import re
 from typing import Callable, Mapping, Protocol, Sequence, Union
 
+# the corpus stage's notion of "this line starts a bullet / numbered entry / heading"
+from corpus.normalize import starts_block as _starts_block
 from search.records import Span
-
-try:  # the corpus stage's notion of "this line starts a bullet / numbered entry / heading"
-    from corpus.normalize import starts_block as _starts_block
-except Exception:  # pragma: no cover - corpus.normalize is part of the package
-    _BLOCK_RE = re.compile(r"^\s*(?:[・○●◎■□◆◇※\-－①-⑳⑴-⒇]|[（(][0-9０-９一二三四五六七八九十]+[)）]|[0-9０-９]+[.．、)）])")
-
-    def _starts_block(line: str) -> bool:
-        return bool(_BLOCK_RE.match(line))
 
 
 class TokenizerLike(Protocol):

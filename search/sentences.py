@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import re
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import TypeVar
+
+# The key of "the same sentence" is the corpus stage's comparison form (NFKC, PDF radicals
+# mapped, whitespace removed); re-exported here for the answer views and their callers.
+from corpus.normalize import compact
 
 T = TypeVar("T")
 
@@ -350,20 +353,6 @@ def coverage(query_terms: Sequence[str], text_terms: Iterable[str], weights: dic
 
 
 # -- near duplicates --------------------------------------------------------------------------
-
-_COMPACT_DROP = re.compile(r"\s+")
-
-try:  # the corpus stage's comparison form (NFKC + PDF radicals), when present
-    from corpus.normalize import compact as _corpus_compact
-except Exception:  # pragma: no cover
-    _corpus_compact = None
-
-
-def compact(text: str) -> str:
-    """NFKC-normalised ``text`` with all whitespace removed: the key of "the same sentence"."""
-    if _corpus_compact is not None:
-        return _corpus_compact(text)
-    return _COMPACT_DROP.sub("", unicodedata.normalize("NFKC", text))
 
 
 def text_hash(text: str) -> str:
