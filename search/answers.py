@@ -445,6 +445,42 @@ def _span_dicts(spans: Sequence[Span]) -> list[dict[str, Any]]:
     return [asdict(s) for s in spans]
 
 
+def _key_sentence_fields(engine: Any, q: _Query, result: Result) -> dict[str, Any]:
+    """The evidence, key sentence and spans of ``result`` shared by :class:`AnswerRow` and
+    :class:`ComparisonEntry` (the whole passage when no sentence can be picked)."""
+    chunk = result.chunk
+    picks = _pick_sentences(q, chunk, n=1, prefer_status=True)
+    p = picks[0] if picks else _Pick(0, len(chunk.text), "", 0.0)
+    return dict(
+        evidence=Evidence.of(result),
+        sentence=chunk.text[p.start : p.end],
+        sentence_start=p.start,
+        sentence_end=p.end,
+        field=p.field,
+        passage=chunk.text,
+        spans=_spans(engine, q, chunk, [p] if picks else []),
+    )
+
+
+def _key_sentence_dict(entry: "AnswerRow | ComparisonEntry", **extra: Any) -> dict[str, Any]:
+    """JSON-ready dict of an answer row / comparison entry: evidence fields flattened, page,
+    sentence fields, confidence, then ``extra`` (in order), then passage and spans."""
+    d = asdict(entry.evidence)
+    d.update(
+        page=entry.evidence.page,
+        sentence=entry.sentence,
+        sentence_text=entry.sentence_text,
+        sentence_start=entry.sentence_start,
+        sentence_end=entry.sentence_end,
+        field=entry.field,
+        confidence=round(entry.confidence, 4),
+        **extra,
+        passage=entry.passage,
+        spans=_span_dicts(entry.spans),
+    )
+    return d
+
+
 # ------------------------------------------------------------------------------------------
 # 1. Which municipalities
 # ------------------------------------------------------------------------------------------
@@ -476,20 +512,7 @@ class AnswerRow:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: evidence fields flattened, sentence, confidence, signals, spans."""
-        d = asdict(self.evidence)
-        d.update(
-            page=self.evidence.page,
-            sentence=self.sentence,
-            sentence_text=self.sentence_text,
-            sentence_start=self.sentence_start,
-            sentence_end=self.sentence_end,
-            field=self.field,
-            confidence=round(self.confidence, 4),
-            signals=self.signals.to_dict(),
-            passage=self.passage,
-            spans=_span_dicts(self.spans),
-        )
-        return d
+        return _key_sentence_dict(self, signals=self.signals.to_dict())
 
 
 @dataclass
@@ -543,23 +566,7 @@ class MunicipalityAnswer:
 
 
 def _make_row(engine: Any, q: _Query, result: Result, sig: Signals) -> AnswerRow:
-    chunk = result.chunk
-    picks = _pick_sentences(q, chunk, n=1, prefer_status=True)
-    if picks:
-        p = picks[0]
-    else:
-        p = _Pick(0, len(chunk.text), "", 0.0)
-    return AnswerRow(
-        evidence=Evidence.of(result),
-        sentence=chunk.text[p.start : p.end],
-        sentence_start=p.start,
-        sentence_end=p.end,
-        field=p.field,
-        confidence=sig.confidence(),
-        signals=sig,
-        passage=chunk.text,
-        spans=_spans(engine, q, chunk, [p] if picks else []),
-    )
+    return AnswerRow(**_key_sentence_fields(engine, q, result), confidence=sig.confidence(), signals=sig)
 
 
 def _group_by_municipality(results: Sequence[Result], per: int) -> "OrderedDict[str, list[Result]]":
@@ -635,19 +642,7 @@ class ComparisonEntry:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        d = asdict(self.evidence)
-        d.update(
-            page=self.evidence.page,
-            sentence=self.sentence,
-            sentence_text=self.sentence_text,
-            sentence_start=self.sentence_start,
-            sentence_end=self.sentence_end,
-            field=self.field,
-            confidence=round(self.confidence, 4),
-            passage=self.passage,
-            spans=_span_dicts(self.spans),
-        )
-        return d
+        return _key_sentence_dict(self)
 
 
 @dataclass
@@ -761,20 +756,7 @@ def _entries_for(engine: Any, q: _Query, results: Sequence[Result], per_municipa
         if key in seen_items and r.chunk.parts > 1:
             continue  # another part of the same item: one entry per item
         seen_items.add(key)
-        picks = _pick_sentences(q, r.chunk, n=1, prefer_status=True)
-        p = picks[0] if picks else _Pick(0, len(r.chunk.text), "", 0.0)
-        out.append(
-            ComparisonEntry(
-                evidence=Evidence.of(r),
-                sentence=r.chunk.text[p.start : p.end],
-                sentence_start=p.start,
-                sentence_end=p.end,
-                field=p.field,
-                confidence=s.confidence(),
-                passage=r.chunk.text,
-                spans=_spans(engine, q, r.chunk, [p] if picks else []),
-            )
-        )
+        out.append(ComparisonEntry(**_key_sentence_fields(engine, q, r), confidence=s.confidence()))
     return out
 
 
