@@ -133,12 +133,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_view(view, as_json: bool) -> None:
+    """An answer view (``to_dict`` / ``to_text``) as indented JSON or as readable text."""
+    print(json.dumps(view.to_dict(), ensure_ascii=False, indent=1) if as_json else view.to_text())
+
+
 def cmd_answer(args: argparse.Namespace) -> int:
     """Which municipalities did X: one row per municipality with evidence."""
     from search.answers import municipality_answer
 
     ans = municipality_answer(_engine(args), args.query, filters=_filters(args))
-    print(json.dumps(ans.to_dict(), ensure_ascii=False, indent=1) if args.json else ans.to_text())
+    _print_view(ans, args.json)
     return 0
 
 
@@ -147,7 +152,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from search.answers import compare
 
     table = compare(_engine(args), args.topic, municipalities=args.municipality or None, top_n=args.top)
-    print(json.dumps(table.to_dict(), ensure_ascii=False, indent=1) if args.json else table.to_text())
+    _print_view(table, args.json)
     return 0
 
 
@@ -156,7 +161,7 @@ def cmd_wording(args: argparse.Namespace) -> int:
     from search.answers import wording
 
     found = wording(_engine(args), args.text, k=args.k, filters=_filters(args))
-    print(json.dumps(found.to_dict(), ensure_ascii=False, indent=1) if args.json else found.to_text())
+    _print_view(found, args.json)
     return 0
 
 
