@@ -367,6 +367,19 @@ def _finish_info(info: dict[str, Any], corpus_dir: Path, documents: Sequence[Doc
     return info
 
 
+#: Fields of index.json that ``write_store`` computes from what it writes.
+_WRITTEN_INFO_KEYS = ("format_version", "n_chunks", "n_documents", "faiss_index", "bm25", "bm25_vocab_size")
+
+
+def _rewrite_info(current: IndexStore, corpus_dir: Path, documents: Sequence[DocumentRecord], built_by: str) -> dict[str, Any]:
+    """The info of an incremental rewrite of ``current``: its own, finished for ``documents``,
+    without the fields ``write_store`` recomputes."""
+    info = _finish_info(current.info, corpus_dir, documents, built_by=built_by)
+    for k in _WRITTEN_INFO_KEYS:
+        info.pop(k, None)
+    return info
+
+
 def _cache_sources(index_dir: Path, stale: Sequence[Path]) -> list[Path]:
     paths = [resolve_index_dir(index_dir) / CACHE_DIR / CACHE_DB]
     paths += [p / CACHE_DIR / CACHE_DB for p in stale]
@@ -820,9 +833,7 @@ def _add_to_store(
         result.update(n_embedded=n_emb, n_cached=n_cached)
         return vecs
 
-    info = _finish_info(current.info, settings.corpus_dir, documents, built_by="add")
-    for k in ("format_version", "n_chunks", "n_documents", "faiss_index", "bm25", "bm25_vocab_size"):
-        info.pop(k, None)
+    info = _rewrite_info(current, settings.corpus_dir, documents, "add")
     _write_and_swap(
         settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys,
         documents=documents, info=info, progress=False,
@@ -883,9 +894,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                     cache.put_many(model_id, dict(zip(keys, vecs)).items())
                     return vecs
 
-                info = _finish_info(current.info, corpus_dir, documents, built_by="remove")
-                for k in ("format_version", "n_chunks", "n_documents", "faiss_index", "bm25", "bm25_vocab_size"):
-                    info.pop(k, None)
+                info = _rewrite_info(current, corpus_dir, documents, "remove")
                 _write_and_swap(
                     settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys, documents=documents,
                     info=info, progress=False,
