@@ -59,15 +59,6 @@ def _canonical(header: str) -> str:
     return HEADER_ALIASES.get(h, HEADER_ALIASES.get(low, h))
 
 
-def _column_letter(idx: int) -> str:
-    s = ""
-    idx += 1
-    while idx:
-        idx, r = divmod(idx - 1, 26)
-        s = chr(65 + r) + s
-    return s
-
-
 def normalize_rel_path(raw: str) -> str:
     """A manifest path in canonical form: ``/`` separators, no ``./`` and no surrounding spaces."""
     p = raw.strip().replace("\\", "/")
@@ -173,9 +164,10 @@ def read_manifest(corpus_dir: str | Path, *, check_unlisted: bool = True) -> Man
     for i, n in enumerate(names):
         index.setdefault(n, i)
     name = MANIFEST_NAME
+    from corpus.readers.xlsx import column_letter
 
     def col(c: str) -> str:
-        return f"{_column_letter(index[c])}:{c}"
+        return f"{column_letter(index[c])}:{c}"
 
     result = ManifestResult()
     seen: dict[str, int] = {}

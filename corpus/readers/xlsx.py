@@ -48,7 +48,8 @@ def cell_text(value: Any) -> str:
     return str(value).replace("\r\n", "\n").replace("\r", "\n").strip()
 
 
-def _column_letter(idx: int) -> str:
+def column_letter(idx: int) -> str:
+    """The spreadsheet letter of the 0-based column ``idx`` (0 → A, 25 → Z, 26 → AA)."""
     s = ""
     idx += 1
     while idx:
@@ -72,7 +73,7 @@ def render_record(headers: list[str], values: list[str]) -> str:
         v = " ".join(part.strip() for part in v.splitlines() if part.strip())
         if not v:
             continue
-        h = headers[i] if i < len(headers) and headers[i] else f"列{_column_letter(i)}"
+        h = headers[i] if i < len(headers) and headers[i] else f"列{column_letter(i)}"
         lines.append(f"{h}：{v}")
     return "\n".join(lines)
 
