@@ -129,15 +129,15 @@ def _cache_rows(db: Path) -> int:
 # ══ kill -9 ═══════════════════════════════════════════════════════════════════════════════════
 
 
-@pytest.mark.parametrize("when", ["temp-dir", "first-block-embedded"])
-def test_kill_9_during_seisaku_build(work: Settings, when: str) -> None:
+@pytest.mark.parametrize("when,n_docs,items", [("temp-dir", 2, 40), ("first-block-embedded", 3, 100)])
+def test_kill_9_during_seisaku_build(work: Settings, when: str, n_docs: int, items: int) -> None:
     """``seisaku build`` killed while writing the new index: the old one answers; the next build
     completes, reuses what the killed one embedded, and cleans up."""
     from index.build import EMBED_BLOCK
     from index.store import IndexStore
 
     before = IndexStore.open(work.index_dir)
-    add_big_docs(work, n_docs=4, items=110)  # ~440 new passages: two embedding blocks at least
+    add_big_docs(work, n_docs=n_docs, items=items)  # 80 / 300 new passages (more than one block of 256)
     proc = subprocess.Popen([sys.executable, "-m", "search.cli", "build", *seisaku_args(work), "--quiet"],
                             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tmp = work.index_dir.with_name(f"{work.index_dir.name}.tmp-{proc.pid}")
@@ -154,7 +154,7 @@ def test_kill_9_during_seisaku_build(work: Settings, when: str) -> None:
     assert proc2.returncode == 0, proc2.stderr[-2000:]
     assert "作成・更新中" not in proc2.stderr  # the killed build's lock died with it
     after = IndexStore.open(work.index_dir)
-    assert len(after.documents) == len(before.documents) + 4
+    assert len(after.documents) == len(before.documents) + n_docs
     assert leftovers(work) == []
     if when == "first-block-embedded":  # the killed build's work was salvaged, not redone
         import re
@@ -163,8 +163,8 @@ def test_kill_9_during_seisaku_build(work: Settings, when: str) -> None:
         assert m and int(m.group(1)) >= base_rows + EMBED_BLOCK, proc2.stdout
     from search.engine import Engine
 
-    r = Engine.from_settings(work).search(NEW_PHRASE.format(i=2), k=3)
-    assert r and r[0].chunk.doc_id == "big_2.txt"
+    r = Engine.from_settings(work).search(NEW_PHRASE.format(i=1), k=3)
+    assert r and r[0].chunk.doc_id == "big_1.txt"
 
 
 def test_kill_9_during_upload(work: Settings, tmp_path: Path) -> None:
@@ -174,7 +174,7 @@ def test_kill_9_during_upload(work: Settings, tmp_path: Path) -> None:
 
     before = IndexStore.open(work.index_dir)
     src = tmp_path / "upload.txt"
-    src.write_text(big_text(7, 300), encoding="utf-8")
+    src.write_text(big_text(7, 120), encoding="utf-8")
     proc = subprocess.Popen([sys.executable, "-m", "search.cli", "add", str(src), "--municipality", "H市",
                              "--prefecture", "静岡県", *seisaku_args(work)],
                             cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
