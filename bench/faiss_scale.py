@@ -225,7 +225,7 @@ def table(rows: list[dict[str, Any]]) -> str:
                        f"|  | ↳ {note} | | | | | | | |")
             continue
         out.append(f"| {r['n']:,} | {r['index']} | {r['param']} | {r['build_s']} | {r['mem_mb']} | "
-                   f"{r['recall@10']:.3f} | {r.get('copy_recall@10', float('nan')):.3f} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |")
+                   f"{r['recall@10']:.3f} | {(format(r['copy_recall@10'], '.3f') if 'copy_recall@10' in r else '–')} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} |")
     return "\n".join(out)
 
 

@@ -162,6 +162,8 @@ class OnnxEncoder:
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
+        # no busy-waiting between runs: the FAISS and BM25 work that follows a query needs the cores
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
         cfg = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))

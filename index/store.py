@@ -44,6 +44,25 @@ CACHE_DB = "embeddings.sqlite"
 #: Extra columns of the chunks table besides the Chunk fields.
 _EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key")
 
+#: Batches of at most this many query vectors are searched with one OpenMP thread: a single query
+#: gains nothing from FAISS's threads and, on a busy 2-core machine, waiting for them cost 0.25 ms ->
+#: 61 ms (flat, 10k) and 34 -> 94 ms (flat, 100k) in bench/faiss_scale (docs/benchmarks.md).
+SINGLE_THREAD_MAX_QUERIES = 4
+
+
+def _faiss_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search``, with one OpenMP thread for small query batches (restored afterwards)."""
+    import faiss
+
+    if len(q) > SINGLE_THREAD_MAX_QUERIES:
+        return index.search(q, k, params=params) if params is not None else index.search(q, k)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(q, k, params=params) if params is not None else index.search(q, k)
+    finally:
+        faiss.omp_set_num_threads(before)
+
 
 # --------------------------------------------------------------------------- records
 
@@ -525,9 +544,9 @@ class IndexStore:
                 params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.faiss.hnsw.efSearch, kk))
             else:
                 params = faiss.SearchParameters(sel=sel)
-            scores, ids = self.faiss.search(q, kk, params=params)
+            scores, ids = _faiss_search(self.faiss, q, kk, params)
         else:
-            scores, ids = self.faiss.search(q, kk)
+            scores, ids = _faiss_search(self.faiss, q, kk)
         ids = ids.astype(np.int64)
         if single:
             keep = ids[0] >= 0
