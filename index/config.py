@@ -57,9 +57,10 @@ class Settings:
     query_prompt: str | None = None
     passage_prompt: str | None = None
     batch_size: int = 16
-    #: Embedding backend: "torch", "onnx" (ONNX Runtime fp32) or "onnx-int8" (dynamic int8);
-    #: see index.onnx_backend and docs/benchmarks.md. ONNX falls back to torch with a warning.
-    backend: str = "torch"
+    #: Embedding backend: "torch", "onnx" (ONNX Runtime fp32) or "onnx-int8" (dynamic int8, the
+    #: default: 3x torch's chunks/s with the same dev nDCG@10, docs/benchmarks.md); see
+    #: index.onnx_backend. ONNX falls back to torch with a warning when onnxruntime is missing.
+    backend: str = "onnx-int8"
     #: FAISS: "flat" (exact), "hnsw", or "auto" (HNSW above ``ann_threshold`` chunks).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
