@@ -161,7 +161,8 @@ def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndar
     row = {"n": n, "faiss": kind, "backend": settings.backend, "build": build_t,
            "search": summary_ms(t_search), "answer": summary_ms(t_answer), "answer_warm": summary_ms(t_warm), "encode": summary_ms(t_enc),
            "dense": summary_ms(t_dense), "bm25": summary_ms(t_bm25),
-           "rss_mb": round(rss_mb(), 0), "rss_delta_mb": round(rss_mb() - rss0, 0)}
+           "rss_mb": round(rss_mb(), 0), "rss_delta_mb": round(rss_mb() - rss0, 0),
+           "search_ms_by_query": {q: round(t * 1000, 1) for q, t in zip(queries * args.passes, t_search)}}
     log(f"[e2e n={n}] search p50/p95 {row['search']['p50_ms']}/{row['search']['p95_ms']} ms; answer "
         f"{row['answer']['p50_ms']}/{row['answer']['p95_ms']} ms; encode {row['encode']['p50_ms']}, dense "
         f"{row['dense']['p50_ms']}, bm25 {row['bm25']['p50_ms']} ms")
