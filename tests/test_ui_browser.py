@@ -190,10 +190,14 @@ def _upload(page: Page, file: Path, muni: str, pref: str, title: str, year: str)
     page.tab("文書")
     page.page.locator("#sk-upload-btn").wait_for()
     shown = page.page.locator("#sk-upload").get_by_text(file.name).first
-    for attempt in range(3):  # the tab renders lazily: retry if the input was not wired up yet
-        page.page.locator("#sk-upload input[type=file]").set_input_files(str(file))
+    # The tab renders lazily: retry while the file input is still there (not wired up yet). Once the
+    # upload went through, gradio replaces the input by the file's name, so only wait for that.
+    for attempt in range(3):
+        file_input = page.page.locator("#sk-upload input[type=file]")
+        if file_input.count():
+            file_input.set_input_files(str(file))
         try:
-            shown.wait_for(timeout=15_000)
+            shown.wait_for(timeout=30_000)
             break
         except Exception:
             if attempt == 2:
