@@ -503,6 +503,17 @@ def parse_progress_table_detailed(pages: list[Page]) -> TableParse:
     return result
 
 
+def _row_title(content: str, limit: int = 80) -> str:
+    """A row's own name: its 内容 (first sentence when long), since one 具体的取組 spans many rows."""
+    text = content.replace("\n", "")
+    if len(text) <= limit:
+        return text
+    end = text.find("。")
+    if 0 <= end < limit:
+        return text[: end + 1]
+    return text[:limit].rstrip() + "…"
+
+
 def _row_item(r: _Row, status_label: str, warnings: list[str]) -> Item:
     cells = _group_cells(r.cells)
     if len(cells) == 1:
@@ -518,7 +529,7 @@ def _row_item(r: _Row, status_label: str, warnings: list[str]) -> Item:
         warnings.append(f"p.{r.page}: row 「{r.torikumi}」 has one status/direction cell")
     content = _join_cell(r.content, wide=False)
     dept = _join_cell(r.dept, wide=False).replace("\n", "")
-    title = r.torikumi or content.split("\n")[0]
+    title = _row_title(content) or r.torikumi
     parts = []
     if r.torikumi:
         parts.append(f"具体的取組：{r.torikumi}")
@@ -528,7 +539,7 @@ def _row_item(r: _Row, status_label: str, warnings: list[str]) -> Item:
         parts.append(f"{status_label}：{status}")
     if direction:
         parts.append(f"今後の課題・方向性：{direction}")
-    path = tuple(p for p in (r.section, r.kaikaku) if p)
+    path = tuple(p for p in (r.section, r.kaikaku, r.torikumi) if p)
     return Item(
         section_path=path,
         title=title,
@@ -545,8 +556,8 @@ def parse_progress_table(pages: list[Page]) -> list[Item]:
 
     ``pages`` may be real pages or a single :class:`Page` with the whole text (split here at the
     repeated header line; page number = ordinal of the header). Each row's Item has
-    ``section_path`` = (section heading, 改革項目), ``title`` = 具体的取組 (a row-spanning cell is
-    repeated on each of its rows), ``department`` = 所管課, ``text`` = labelled lines
+    ``section_path`` = (section heading, 改革項目, 具体的取組) (row-spanning cells are repeated on
+    each of their rows), ``title`` = the row's own 内容 (its first sentence when long), ``department`` = 所管課, ``text`` = labelled lines
     (具体的取組/内容/所管課/R6取組状況/今後の課題・方向性) with hard wraps joined and
     ``fields`` = 内容 / 取組状況 / 今後の課題・方向性. Text before the first header (the title line)
     and cells that belong to no row become Items too, so nothing is lost; only the repeated

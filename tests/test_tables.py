@@ -45,14 +45,16 @@ def c(s: str) -> str:
 
 def find_row(rows: list[Item], needle: str) -> Item:
     """The one row whose 内容 (or title) contains ``needle`` (compared in compact form)."""
-    hits = [r for r in rows if c(needle) in c(r.fields["内容"]) or c(needle) in c(r.title)]
+    hits = [r for r in rows
+            if c(needle) in c(r.fields["内容"]) or c(needle) in c(r.title) or c(needle) == c(r.section_path[-1])]
     assert len(hits) == 1, f"{needle!r}: {len(hits)} rows {[h.title for h in hits]}"
     return hits[0]
 
 
 def check_row(row: Item, *, title: str, dept: str, status: list[str], direction: list[str],
               absent: list[str], section: list[str] = ()) -> None:
-    assert c(row.title) == c(title)
+    assert c(row.section_path[-1]) == c(title)  # the 具体的取組 closes the section path
+    assert c(row.title) and c(row.title.rstrip("…")) in c(row.fields["内容"])  # named by its 内容
     assert row.department == dept
     for s in status:
         assert c(s) in c(row.fields["取組状況"]), s
@@ -96,8 +98,10 @@ def test_saijo_row_is_one_item(rows):
         absent=["新庁舎", "新たな学校給食センター", "県立病院", "官民連携手法の導入推進"],
         section=["公共施設の管理・運営の最適化"],
     )
-    # the 具体的取組 names the row; section path = (section heading, 改革項目)
-    assert row.section_path == ("⑵ 公共施設の管理・運営の最適化", "①公共施設の管理・運営の最適化")
+    # section path = (section heading, 改革項目, 具体的取組); the row is named by its own 内容
+    assert row.section_path == ("⑵ 公共施設の管理・運営の最適化", "①公共施設の管理・運営の最適化",
+                                "PPP／PFI手法導入の優先的な検討と推進")
+    assert row.title == "斎場を建設する際は、PPP/PFI導入を検討する。"
     assert (row.page_start, row.page_end) == (12, 12)
     assert row.text.startswith("具体的取組：PPP／PFI手法導入の優先的な検討と推進\n内容：斎場を建設する際は、")
 
@@ -150,7 +154,7 @@ def test_gomi_yuryoka_row(rows):
               status=["「ごみ緊急事態宣言」を発令", "令和８年４月からの制度導入を決定した。"],
               direction=["令和８年４月から家庭ごみ処理有料化を導入することとする。", "事業系ごみの適正排出"],
               absent=["徴収率", "現年度分の滞納", "公共工事"])
-    assert row.section_path[-1] == "①安定的・効率的な財政運営の推進"
+    assert row.section_path[1:] == ("①安定的・効率的な財政運営の推進", "循環型社会に適応した負担の適正化")
     assert row.page_start == 3
 
 
@@ -221,7 +225,7 @@ def test_every_row_has_title_and_department_and_rows_match_department_cells(pars
     for r in rows:
         assert r.title and r.department and r.fields["内容"], r
         assert r.fields["取組状況"] and r.fields["今後の課題・方向性"], r.title
-        assert len(r.section_path) == 2 and r.section_path[1][0] in "①②③④"
+        assert len(r.section_path) == 3 and r.section_path[1][0] in "①②③④"
         assert "改革項目" not in r.text and "「行財政改革" not in r.text
     per_page = Counter(r.page_start for r in rows)
     assert [per_page[p] for p in range(1, 19)] == DEPTS_PER_PAGE
@@ -360,14 +364,14 @@ SYNTH = """表題の行「テスト」の取組状況について
 def test_synthetic_page_break_inside_a_row():
     result = parse_progress_table_detailed([Page(1, SYNTH)])
     rows = [it for it in result.items if it.department]
-    assert [(r.title, r.department, r.page_start, r.page_end) for r in rows] == [
+    assert [(r.section_path[-1], r.department, r.page_start, r.page_end) for r in rows] == [
         ("取組その一", "総務課", 1, 1),
         ("取組その一", "企画課", 1, 2),
         ("取組その二", "財政課", 2, 2),
     ]
     assert rows[1].fields["取組状況"] == "　二つ目の状況を報告する文章である。"
     assert rows[1].fields["今後の課題・方向性"] == "　二つ目の方向は次の頁に続いている。"
-    assert rows[0].section_path == ("⑴ テストの節", "①テスト項目")
+    assert rows[0].section_path == ("⑴ テストの節", "①テスト項目", "取組その一")
     assert result.items[0].text == "表題の行「テスト」の取組状況について"
     assert result.warnings == []
 
