@@ -293,7 +293,10 @@ def write_store(
 
     vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
     index = build_faiss(vecs, faiss_index_kind, dim)
-    faiss.write_index(index, str(target / FAISS_FILE))
+    try:
+        faiss.write_index(index, str(target / FAISS_FILE))
+    except RuntimeError as e:  # FAISS reports a failed write (disk full, read-only) as RuntimeError
+        raise OSError(f"FAISS could not write {target / FAISS_FILE}: {e}") from e
 
     # BM25 over the stored terms (never bm25s's own splitter)
     has_bm25 = n > 0

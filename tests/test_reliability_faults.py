@@ -249,6 +249,13 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
             return real_mkdir(self, *a, **k)
 
         monkeypatch.setattr(pathlib.Path, "mkdir", mkdir)
+    elif point == "disk full: FAISS index (RuntimeError)":
+        import faiss
+
+        def write_index(index, path):
+            raise RuntimeError(f"Error in faiss::FileIOWriter: write error in {path}: No space left on device")
+
+        monkeypatch.setattr(faiss, "write_index", write_index)
     elif point == "I/O error: fsync":
         def fsync(fd):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
@@ -264,6 +271,7 @@ WRITE_FAULTS = {
     "disk full: SQLite (database or disk is full)": "no space left on device",
     "disk full: embedding cache": "no space left on device",
     "read-only index directory (mkdir)": "read-only",
+    "disk full: FAISS index (RuntimeError)": "no space left on device",
     "I/O error: fsync": "write failed",
 }
 
