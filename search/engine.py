@@ -25,7 +25,7 @@ import numpy as np
 
 from corpus.errors import IndexMismatchError
 from index.config import Settings, load_settings
-from search.filters import allowed_mask, detect_municipalities
+from search.filters import FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
 from search.highlight import bm25_idf, highlight
 from search.records import Filters, Result
@@ -118,14 +118,20 @@ class _View:
         self.store = store
         chunks = store.chunks
         docs = store.documents
+        #: Filters precomputed once per snapshot (chunk groups, cached masks).
+        self.filter_index = FilterIndex(chunks, docs)
+        # every distinct chunk municipality occurs among the groups' representatives, in the
+        # chunks' order of first appearance
         names: dict[str, None] = {}
-        for c in chunks:
+        for c in self.filter_index.representatives:
             if c.municipality:
                 names.setdefault(c.municipality)
         for d in docs.values():
             if d.municipality:
                 names.setdefault(d.municipality)
         self.municipality_names = list(names)
+        #: The names' normalised forms and stems, for recognising them in questions.
+        self.name_table = MunicipalityNames(self.municipality_names)
         self.n_chunks = len(chunks)
         self._df: dict[str, int] = {}
         bm = store.bm25
@@ -245,7 +251,7 @@ class Engine:
     def _doc_values(self, attr: str) -> list[str]:
         view = self._view
         vals = {getattr(d, attr) for d in view.store.documents.values()}
-        vals |= {getattr(c, attr) for c in view.store.chunks}
+        vals |= {getattr(c, attr) for c in view.filter_index.representatives}
         return sorted(v for v in vals if v)
 
     def prefectures(self) -> list[str]:
@@ -302,7 +308,7 @@ class Engine:
             })
         if filters is not None and not filters.is_empty():
             return filters, "caller", ()
-        names = tuple(detect_municipalities(query, self._view.municipality_names))
+        names = tuple(self._view.name_table.detect(query))
         if names:
             return Filters(municipality=names), "query", names
         return Filters(), "none", ()
@@ -340,10 +346,8 @@ class Engine:
             return []
         eff, source, names = self.resolve_filters(text, filters)
         info.filters, info.filters_source, info.municipalities = eff, source, names
-        mask = allowed_mask(store.chunks, eff, store.documents)
-        allowed: np.ndarray | None = None
-        if mask is not None:
-            allowed = np.flatnonzero(mask)
+        allowed = view.filter_index.allowed_ids(eff)  # read-only; None = no filter
+        if allowed is not None:
             info.n_allowed = int(len(allowed))
             if not len(allowed):
                 info.note = "no chunk passes the filters"
@@ -403,7 +407,8 @@ class Engine:
                     chunk=c,
                     dense_score=dense.get(i),
                     bm25_score=bm25.get(i),
-                    spans=highlight(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf) if hl_terms else [],
+                    spans=highlight(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf,
+                                    cache_key=c.chunk_id) if hl_terms else [],
                 )
             )
         return results

@@ -7,6 +7,8 @@ fiscal-year spellings: ``2024`` = 「令和6年度」 = 「R6」 = 「２０２�
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Mapping
 
@@ -94,6 +96,7 @@ def allowed_mask(
     """A boolean mask over ``chunks`` (position = index id) of those passing ``filters``.
 
     None when ``filters`` is empty (everything passes), so callers can skip masking.
+    Evaluates every chunk; to filter the same store repeatedly use :class:`FilterIndex`.
     """
     if filters is None or filters.is_empty():
         return None
@@ -103,7 +106,80 @@ def allowed_mask(
     )
 
 
-def detect_municipalities(query: str, names: Iterable[str]) -> list[str]:
+#: The chunk fields (besides the document) that :func:`chunk_matches` reads.
+_FILTER_FIELDS = ("municipality", "prefecture", "kind", "year", "doc_id")
+
+
+class FilterIndex:
+    """Filters over one immutable store, precomputed once.
+
+    Chunks are grouped by the values :func:`chunk_matches` depends on (municipality,
+    prefecture, kind, year, doc_id — in practice a handful of groups per document). A filter is
+    evaluated once per group with :func:`chunk_matches` (so the result is exactly that of
+    :func:`allowed_mask`) and expanded to chunks with one numpy gather; the last
+    :data:`MASK_CACHE_SIZE` masks / id arrays are cached per ``Filters`` value (thread-safe,
+    read-only arrays). Build it again when the store changes.
+    """
+
+    MASK_CACHE_SIZE = 32
+
+    def __init__(self, chunks: Sequence[Chunk], documents: Mapping[str, DocumentMeta] | None = None) -> None:
+        docs = documents or {}
+        groups: dict[tuple[str, ...], int] = {}
+        reps: list[Chunk] = []
+        gid = np.empty(len(chunks), dtype=np.int32)
+        for i, c in enumerate(chunks):
+            key = (c.municipality, c.prefecture, c.kind, c.year, c.doc_id)
+            g = groups.get(key)
+            if g is None:
+                g = groups[key] = len(reps)
+                reps.append(c)
+            gid[i] = g
+        gid.setflags(write=False)
+        self.n_chunks = len(chunks)
+        #: One representative chunk per group, in order of first appearance.
+        self.representatives: list[Chunk] = reps
+        self._docs = [docs.get(c.doc_id) for c in reps]
+        self.group_of: np.ndarray = gid
+        self._cache: OrderedDict[Filters, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _lookup(self, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            hit = self._cache.get(filters)
+            if hit is not None:
+                self._cache.move_to_end(filters)
+                return hit
+        ok = np.fromiter(
+            (chunk_matches(c, filters, d) for c, d in zip(self.representatives, self._docs)),
+            dtype=bool, count=len(self.representatives),
+        )
+        mask = ok[self.group_of] if self.n_chunks else np.zeros(0, dtype=bool)
+        ids = np.flatnonzero(mask)
+        mask.setflags(write=False)
+        ids.setflags(write=False)
+        with self._lock:
+            self._cache[filters] = (mask, ids)
+            self._cache.move_to_end(filters)
+            while len(self._cache) > self.MASK_CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return mask, ids
+
+    def mask(self, filters: Filters | None) -> np.ndarray | None:
+        """Read-only boolean mask of the chunks passing ``filters`` (None when ``filters`` is empty);
+        equal to ``allowed_mask(chunks, filters, documents)``."""
+        if filters is None or filters.is_empty():
+            return None
+        return self._lookup(filters)[0]
+
+    def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
+        """Read-only sorted ids (``np.flatnonzero`` of :meth:`mask`), or None when ``filters`` is empty."""
+        if filters is None or filters.is_empty():
+            return None
+        return self._lookup(filters)[1]
+
+
+def detect_municipalities(query: str, names: "Iterable[str] | MunicipalityNames") -> list[str]:
     """The municipality names known to the index that ``query`` names, in order of appearance.
 
     A full name matches anywhere (「会津若松市の…」). A name without its 市/町/村/区/県/都/府 suffix
@@ -113,41 +189,59 @@ def detect_municipalities(query: str, names: Iterable[str]) -> list[str]:
     Names that are not municipalities (e.g. 「広域連携事例集」) never appear in questions by accident,
     so they are harmless.
     """
-    q = norm(query)
-    if not q:
-        return []
-    known: dict[str, str] = {}
-    for name in names:
-        for part in _MULTI_SEP.split(name or ""):
-            n = norm(part)
-            if len(n) >= 2:
-                known.setdefault(n, part.strip())
-    stems: dict[str, list[str]] = {}
-    for n in known:
-        if n[-1] in _SUFFIXES and len(n) >= 3:
-            stems.setdefault(n[:-1], []).append(n)
-    hits: list[tuple[int, int, str]] = []  # (start, end, normalised name)
-    for n in known:
-        for m in re.finditer(re.escape(n), q):
-            hits.append((m.start(), m.end(), n))
-    for stem, full in stems.items():
-        if len(full) != 1 or len(stem) < 2:
-            continue
-        for m in re.finditer(re.escape(stem), q):
-            nxt = q[m.end():m.end() + 1]
-            if nxt and nxt in _SUFFIXES and nxt != full[0][-1]:
+    table = names if isinstance(names, MunicipalityNames) else MunicipalityNames(names)
+    return table.detect(query)
+
+
+class MunicipalityNames:
+    """The normalised forms and unique stems of a set of municipality names, computed once
+    (an index snapshot's names); :meth:`detect` is :func:`detect_municipalities` on them."""
+
+    def __init__(self, names: Iterable[str]) -> None:
+        known: dict[str, str] = {}
+        for name in names:
+            for part in _MULTI_SEP.split(name or ""):
+                n = norm(part)
+                if len(n) >= 2:
+                    known.setdefault(n, part.strip())
+        stems: dict[str, list[str]] = {}
+        for n in known:
+            if n[-1] in _SUFFIXES and len(n) >= 3:
+                stems.setdefault(n[:-1], []).append(n)
+        self.known = known
+        #: (stem, its one full normalised name) for stems of at least two characters
+        self.unique_stems = [(st, full[0]) for st, full in stems.items() if len(full) == 1 and len(st) >= 2]
+
+    def detect(self, query: str) -> list[str]:
+        """See :func:`detect_municipalities`."""
+        q = norm(query)
+        if not q:
+            return []
+        known = self.known
+        hits: list[tuple[int, int, str]] = []  # (start, end, normalised name)
+        for n in known:
+            start = q.find(n)
+            while start >= 0:
+                hits.append((start, start + len(n), n))
+                start = q.find(n, start + len(n))
+        for stem, full in self.unique_stems:
+            start = q.find(stem)
+            while start >= 0:
+                end = start + len(stem)
+                nxt = q[end:end + 1]
+                if not (nxt and nxt in _SUFFIXES and nxt != full[-1]):
+                    hits.append((start, end, full))
+                start = q.find(stem, end)
+        # longest first; drop hits inside an already accepted longer one
+        hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
+        accepted: list[tuple[int, int, str]] = []
+        for h in hits:
+            if any(a[0] <= h[0] and h[1] <= a[1] for a in accepted):
                 continue
-            hits.append((m.start(), m.end(), full[0]))
-    # longest first; drop hits inside an already accepted longer one
-    hits.sort(key=lambda h: (-(h[1] - h[0]), h[0]))
-    accepted: list[tuple[int, int, str]] = []
-    for h in hits:
-        if any(a[0] <= h[0] and h[1] <= a[1] for a in accepted):
-            continue
-        accepted.append(h)
-    out: list[str] = []
-    for _s, _e, n in sorted(accepted):
-        name = known[n]
-        if name not in out:
-            out.append(name)
-    return out
+            accepted.append(h)
+        out: list[str] = []
+        for _s, _e, n in sorted(accepted):
+            name = known[n]
+            if name not in out:
+                out.append(name)
+        return out

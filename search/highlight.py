@@ -15,7 +15,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Callable, Mapping, Protocol, Sequence, Union
+import sys
+import threading
+from array import array
+from collections import OrderedDict
+from typing import Callable, Hashable, Mapping, Protocol, Sequence, Union
 
 # the corpus stage's notion of "this line starts a bullet / numbered entry / heading"
 from corpus.normalize import starts_block as _starts_block
@@ -242,18 +246,107 @@ def highlight(
     text: str,
     n_sentences: int = 1,
     idf: IdfSource = None,
+    cache_key: Hashable = None,
 ) -> list[Span]:
     """Term spans and the best ``n_sentences`` sentence spans of ``text`` in one pass.
 
     ``query`` may be the query string or its already-computed term set (see :func:`query_terms`).
     Returns the sentence span(s) first (best first), then the term spans in text order.
+    ``cache_key`` (e.g. the chunk id) lets the passage's tokenisation be reused across queries
+    (:func:`passage_tokens`); the spans are the same either way.
     """
     terms = query if isinstance(query, set) else query_terms(tokenizer, query)
     if not terms or not text:
         return []
-    tokens = tokenizer.tokenize_with_spans(text)
+    tokens = passage_tokens(tokenizer, text, cache_key)
     sent = _best_from(tokens, split_sentences(text), terms, _idf_of(idf), n_sentences) if n_sentences > 0 else []
     return [*sent, *_term_spans_from(tokens, terms)]
+
+
+#: Passages whose token spans :func:`passage_tokens` keeps (LRU). Stored compactly (interned
+#: terms + an int32 offset array): ≈ 2–3 KiB for a 300-character chunk.
+TOKEN_CACHE_SIZE = 4096
+
+_Packed = tuple[tuple[str, ...], array]
+
+
+class _TokenCache:
+    """A bounded, thread-safe LRU of packed ``tokenize_with_spans`` results (never mutated)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._d: OrderedDict[Hashable, _Packed] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: Hashable) -> _Packed | None:
+        with self._lock:
+            v = self._d.get(key)
+            if v is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+                self._d.move_to_end(key)
+            return v
+
+    def put(self, key: Hashable, value: _Packed) -> None:
+        with self._lock:
+            self._d[key] = value
+            self._d.move_to_end(key)
+            while len(self._d) > self.maxsize:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+            self.hits = self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+
+_TOKENS = _TokenCache(TOKEN_CACHE_SIZE)
+
+
+def _cache_version(tokenizer: TokenizerLike) -> str | None:
+    """The tokeniser's rules version when its output depends on nothing else, else None."""
+    v = getattr(tokenizer, "version", None)
+    if not isinstance(v, str) or not v or "custom" in v:
+        return None
+    from index.tokenizer import Tokenizer
+
+    return v if type(tokenizer) is Tokenizer else None
+
+
+def passage_tokens(tokenizer: TokenizerLike, text: str, key: Hashable = None) -> Sequence[tuple[str, int, int]]:
+    """``tokenizer.tokenize_with_spans(text)``, remembered per passage.
+
+    ``key`` names the passage (the engine passes the chunk id); the cache key is
+    ``(tokeniser version, key, text)``, so a different text under the same key is never served
+    stale. Without ``key``, or for a tokeniser other than ``index.tokenizer.Tokenizer`` with its
+    default fold, the text is tokenised every time.
+    """
+    version = _cache_version(tokenizer) if key is not None else None
+    if version is None:
+        return tokenizer.tokenize_with_spans(text)
+    ck = (version, key, text)
+    packed = _TOKENS.get(ck)
+    if packed is None:
+        toks = tokenizer.tokenize_with_spans(text)
+        offs = array("i")
+        for _t, s, e in toks:
+            offs.append(s)
+            offs.append(e)
+        _TOKENS.put(ck, (tuple(sys.intern(t) for t, _s, _e in toks), offs))
+        return toks
+    terms, offs = packed
+    return list(zip(terms, offs[0::2], offs[1::2]))
+
+
+def clear_token_cache() -> None:
+    """Forget every cached passage tokenisation (benchmarks' cold runs)."""
+    _TOKENS.clear()
 
 
 def bm25_idf(n_docs: int, df: int) -> float:
