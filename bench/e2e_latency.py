@@ -12,7 +12,8 @@ copy of real chunk i % n_real (``chunk_id`` suffixed ``~copy``), with the real c
 list and its vector plus Gaussian noise, re-normalised. BM25 is a bm25s index over the N token
 lists; FAISS is chosen as the product does (``index.faiss_index.choose_kind(Settings.faiss_index,
 N, Settings.ann_threshold)``; HNSW is built with ``--hnsw-m``/``--hnsw-efc``, default the
-product's M=32/efConstruction=200, ``efSearch`` = Settings.hnsw_ef_search) unless ``--faiss``
+product's M=32/efConstruction=200, ``efSearch`` = Settings.hnsw_ef_search; IVF is the product's
+index.faiss_index.build_ivf with ``nprobe`` = ``--nprobe``, default Settings.ivf_nprobe) unless ``--faiss``
 forces a kind. An ``IndexStore`` is assembled from these parts and an ``Engine`` opened on it.
 
 Each query runs cold: the engine's query-vector cache and the answer view's sentence-vector cache
@@ -78,7 +79,12 @@ def scaled_store(base: Any, base_tokens: list[list[str]], base_vecs: np.ndarray,
     t["vectors_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     d = vecs.shape[1]
-    if kind == "hnsw":
+    if kind == "ivf":
+        from index.faiss_index import build_ivf
+
+        index = build_ivf(vecs, d)
+        index.nprobe = args.nprobe
+    elif kind == "hnsw":
         index = faiss.IndexHNSWFlat(d, args.hnsw_m, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = args.hnsw_efc
         index.add(vecs)
@@ -192,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sizes", type=int, nargs="*")
     ap.add_argument("--index", help="a built index of the bundled corpus (default: build one in a temp dir)")
     ap.add_argument("--backend", default=None, help="embedding backend (default Settings.backend)")
-    ap.add_argument("--faiss", choices=("flat", "hnsw"), help="force a FAISS kind (default: Settings' auto rule)")
+    ap.add_argument("--faiss", choices=("flat", "ivf", "hnsw"), help="force a FAISS kind (default: Settings' auto rule)")
     ap.add_argument("--ann-threshold", type=int, help="override Settings.ann_threshold")
     ap.add_argument("--hnsw-m", type=int, default=32)
     ap.add_argument("--hnsw-efc", type=int, default=200)
     ap.add_argument("--ef-search", type=int, default=None, help="default Settings.hnsw_ef_search")
+    ap.add_argument("--nprobe", type=int, default=None, help="default Settings.ivf_nprobe")
     ap.add_argument("--passes", type=int, default=None, help="passes over the dev questions (3; quick 1)")
     ap.add_argument("--noise", type=float, default=NOISE)
     ap.add_argument("--out", default=None)
@@ -206,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     settings = settings.with_overrides(backend=args.backend, ann_threshold=args.ann_threshold)
     args.ef_search = args.ef_search or int(getattr(settings, "hnsw_ef_search", 128))
+    args.nprobe = args.nprobe or int(getattr(settings, "ivf_nprobe", 32))
     log(machine_line())
     questions = load_dev_questions()
     rows: list[dict[str, Any]] = []
@@ -220,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             write_result(args.out or ("e2e_latency_quick" if args.quick else "e2e_latency"),
                          {"settings": {"backend": settings.backend, "faiss_index": settings.faiss_index,
                                        "ann_threshold": settings.ann_threshold, "hnsw_m": args.hnsw_m,
-                                       "hnsw_efc": args.hnsw_efc, "ef_search": args.ef_search},
+                                       "hnsw_efc": args.hnsw_efc, "ef_search": args.ef_search,
+                                       "nprobe": args.nprobe},
                           "noise": args.noise, "passes": args.passes, "peak_rss_mb": round(peak_rss_mb()),
                           "rows": rows})
     print(table(rows))

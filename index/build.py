@@ -34,7 +34,7 @@ import numpy as np
 from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
 from corpus.records import Chunk, DocumentMeta, IngestMessage
 from index.config import Settings
-from index.faiss_index import DEFAULT_EF_SEARCH, choose_kind
+from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, choose_kind
 from index.store import (
     CACHE_DB,
     CACHE_DIR,
@@ -355,6 +355,7 @@ def _base_info(settings: Settings, embedder: Any, tokenizer: Tokenizer, dim: int
         "loader_version": _module_version("corpus.loader"),
         "max_item_tokens": settings.max_item_tokens,
         "ef_search": int(getattr(settings, "hnsw_ef_search", DEFAULT_EF_SEARCH) or DEFAULT_EF_SEARCH),
+        "nprobe": int(getattr(settings, "ivf_nprobe", DEFAULT_NPROBE) or DEFAULT_NPROBE),
         "corpus_dir": str(settings.corpus_dir),
     }
 

@@ -5,7 +5,7 @@ Layout (see docs/index-format.md)::
     <index_dir>/
       index.json              format version, model, dimension, prompts, tokeniser, fingerprint…
       index.sqlite            tables ``documents``, ``chunks`` (row id = FAISS id), ``meta``
-      dense.faiss             faiss.write_index: IndexFlatIP or IndexHNSWFlat (inner product)
+      dense.faiss             faiss.write_index: IndexFlatIP, IndexIVFFlat or IndexHNSWFlat (inner product)
       bm25/                   bm25s.BM25.save() files (loaded with mmap)
       cache/embeddings.sqlite embedding cache keyed by (model_id, sha256(passage prompt + text))
 
@@ -28,7 +28,7 @@ import numpy as np
 
 from corpus.errors import IndexMismatchError, IndexMissingError
 from corpus.records import Chunk, IngestMessage
-from index.faiss_index import DEFAULT_EF_SEARCH, faiss_kind, set_ef_search
+from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
 from index.tokenizer import Tokenizer
 
 #: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
@@ -385,6 +385,7 @@ class IndexStore:
         expected_model_id: str | None = None,
         expected_dim: int | None = None,
         ef_search: int | None = None,
+        nprobe: int | None = None,
         mmap: bool = True,
     ) -> "IndexStore":
         """Load and check the index at ``index_dir``.
@@ -393,6 +394,7 @@ class IndexStore:
         was built with another format version, tokeniser, model (``expected_model_id``, compared with
         the embedder's ``model_id`` and the configured model name) or dimension (``expected_dim``).
         ``ef_search`` sets HNSW ``efSearch`` (default: the value in index.json, else 128);
+        ``nprobe`` sets IVF ``nprobe`` (default: the value in index.json, else 32);
         ``mmap`` memory-maps the BM25 arrays.
         """
         import bm25s
@@ -457,6 +459,7 @@ class IndexStore:
                 f"チャンク {len(chunks)}）: {_rebuild_hint(asked)} で作り直してください。"
             )
         set_ef_search(index, ef_search or int(info.get("ef_search") or DEFAULT_EF_SEARCH))
+        set_nprobe(index, nprobe or int(info.get("nprobe") or DEFAULT_NPROBE))
         bm25 = None
         if info.get("bm25") and (path / BM25_DIR).is_dir():
             try:
@@ -527,7 +530,10 @@ class IndexStore:
         ``qvecs``: one vector ``(dim,)`` or a batch ``(n, dim)``. For one vector, returns 1-D
         ``(scores, ids)`` best first, missing results removed. For a batch, returns FAISS-style
         ``(n, k')`` arrays (``k' = min(k, n_chunks)``) where id ``-1`` pads rows with fewer hits
-        (HNSW, or a restrictive ``allowed``). ``allowed`` restricts the search to those FAISS ids.
+        (HNSW, or a restrictive ``allowed``). ``allowed`` restricts the search to those FAISS ids;
+        with IVF and at most ``BITMAP_SELECTOR_MIN`` allowed ids every list is probed (the selector
+        rejects the other ids before any distance is computed), so a narrow filter is searched
+        exactly instead of only in the ``nprobe`` lists nearest the query.
         """
         import faiss
 
@@ -557,6 +563,9 @@ class IndexStore:
                 sel = faiss.IDSelectorBatch(allowed_arr)
             if hasattr(self.faiss, "hnsw"):
                 params = faiss.SearchParametersHNSW(sel=sel, efSearch=max(self.faiss.hnsw.efSearch, kk))
+            elif hasattr(self.faiss, "nprobe"):
+                nprobe = self.faiss.nprobe if bits is not None else self.faiss.nlist
+                params = faiss.SearchParametersIVF(sel=sel, nprobe=int(nprobe))
             else:
                 params = faiss.SearchParameters(sel=sel)
             scores, ids = _faiss_search(self.faiss, q, kk, params)

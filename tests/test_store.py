@@ -198,7 +198,7 @@ def test_other_format_version(small, tmp_path: Path) -> None:
         IndexStore.open(copy)
 
 
-def test_hnsw_above_threshold(small, tmp_path: Path) -> None:
+def test_ivf_above_threshold_hnsw_on_request(small, tmp_path: Path) -> None:
     import faiss
 
     from index.build import build_index
@@ -207,18 +207,34 @@ def test_hnsw_above_threshold(small, tmp_path: Path) -> None:
     s, _ = small
     shutil.copytree(s.corpus_dir, tmp_path / "corpus")
     shutil.copytree(s.index_dir, tmp_path / "data" / "index")  # carries the embedding cache
-    s2 = test_settings(tmp_path, faiss_index="auto", ann_threshold=2)
+    flat = IndexStore.open(s.index_dir)
+    q = flat.vectors([0])[0]
+    _, ids_flat = flat.dense_search(q, 3)
+    # "auto" above the threshold: IVF, its nprobe stored in index.json and applied at open
+    s2 = test_settings(tmp_path, faiss_index="auto", ann_threshold=2, ivf_nprobe=3)
     rep = build_index(s2, progress=False)
     assert rep.n_embedded == 0
-    store = IndexStore.open(s2.index_dir, ef_search=64)
+    store = IndexStore.open(s2.index_dir)
+    assert store.info["faiss_index"] == "ivf"
+    assert store.info["nprobe"] == 3
+    assert isinstance(store.faiss, faiss.IndexIVFFlat)
+    assert store.faiss.metric_type == faiss.METRIC_INNER_PRODUCT
+    assert store.faiss.nprobe == 3
+    assert IndexStore.open(s2.index_dir, nprobe=5).faiss.nprobe == 5
+    assert np.allclose(store.vectors([0])[0], q)
+    _, ids_ivf = store.dense_search(q, 3)
+    assert ids_ivf[0] == ids_flat[0] == 0
+    _, ids_sel = store.dense_search(q, 3, allowed=[1, 2])
+    assert set(ids_sel.tolist()) <= {1, 2} and len(ids_sel) == 2
+    # explicit "hnsw"
+    s4 = test_settings(tmp_path, faiss_index="hnsw", ann_threshold=2)
+    build_index(s4, progress=False)
+    store = IndexStore.open(s4.index_dir, ef_search=64)
     assert store.info["faiss_index"] == "hnsw"
     assert isinstance(store.faiss, faiss.IndexHNSWFlat)
     assert store.faiss.metric_type == faiss.METRIC_INNER_PRODUCT
     assert store.faiss.hnsw.efSearch == 64
     # same neighbours as the exact index on this tiny corpus
-    flat = IndexStore.open(s.index_dir)
-    q = flat.vectors([0])[0]
-    _, ids_flat = flat.dense_search(q, 3)
     _, ids_hnsw = store.dense_search(q, 3)
     assert ids_hnsw[0] == ids_flat[0] == 0
     # explicit "flat" ignores the threshold
