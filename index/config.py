@@ -62,14 +62,14 @@ class Settings:
     #: index.onnx_backend. ONNX falls back to torch with a warning when onnxruntime is missing.
     backend: str = "onnx-int8"
     #: FAISS: "flat" (exact), "ivf", "hnsw", or "auto" (IVF above ``ann_threshold`` chunks; IVF's
-    #: recall@10 at nprobe 32 was 0.98 at 100k and 0.93 at 1M on the synthetic bench, HNSW's 0.41
-    #: at 100k: docs/benchmarks.md).
+    #: recall@10 at nprobe 64 was 0.98 at 1M on the synthetic bench (0.93 at nprobe 32), HNSW's
+    #: 0.41 at 100k: docs/benchmarks.md).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
     #: HNSW search breadth (efSearch), applied when an HNSW index is opened.
     hnsw_ef_search: int = 128
     #: IVF lists probed per query (nprobe), applied when an IVF index is opened.
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 64
     #: Token budget (fugashi tokens) above which an item is split at sentence ends.
     max_item_tokens: int = 400
     #: Corpus files larger than this (bytes) are refused without being read (reported by name).

@@ -394,7 +394,7 @@ class IndexStore:
         was built with another format version, tokeniser, model (``expected_model_id``, compared with
         the embedder's ``model_id`` and the configured model name) or dimension (``expected_dim``).
         ``ef_search`` sets HNSW ``efSearch`` (default: the value in index.json, else 128);
-        ``nprobe`` sets IVF ``nprobe`` (default: the value in index.json, else 32);
+        ``nprobe`` sets IVF ``nprobe`` (default: the value in index.json, else 64);
         ``mmap`` memory-maps the BM25 arrays.
         """
         import bm25s

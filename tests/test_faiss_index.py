@@ -53,7 +53,7 @@ def test_choose_kind() -> None:
     assert fi.choose_kind("ivf", 1, 5) == "ivf"
     with pytest.raises(ValueError):
         fi.choose_kind("pq", 1, 5)
-    assert Settings().ivf_nprobe == fi.DEFAULT_NPROBE == 32
+    assert Settings().ivf_nprobe == fi.DEFAULT_NPROBE == 64
 
 
 def test_ivf_nlist_bounds() -> None:
