@@ -4,8 +4,8 @@
 ``ivf``   — ``IndexIVFFlat`` over an ``IndexFlatIP`` quantiser (inner product): approximate, for
             large corpora; ``nlist`` ≈ 4·√n (256…16384, at most n/39), k-means on a fixed-seed
             sample of ≤ 64·nlist vectors; ``nprobe`` is set at load time (``Settings.ivf_nprobe``,
-            default 64). Recall@10 on the synthetic bench: 0.98 at 100k (nprobe 32); at 1M 0.93 (32), 0.98 (64)
-            (0.98 with nprobe 64); docs/benchmarks.md.
+            default 64). Recall@10 on the synthetic bench: 0.98 at 100k (nprobe 32); at 1M 0.93
+            with nprobe 32 and 0.98 with nprobe 64; docs/benchmarks.md.
 ``hnsw``  — ``IndexHNSWFlat(d, 32, METRIC_INNER_PRODUCT)``: approximate, only when asked for
             (recall@10 0.41 at 100k on the synthetic bench); ``efSearch`` is set at load time
             (``Settings.hnsw_ef_search``, default 128).
