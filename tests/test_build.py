@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from index.config import Settings
-from tests.test_store import DOCS, test_settings, write_corpus
+from tests.test_store import build_small_index, copy_small_index, index_leftovers
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -32,21 +31,13 @@ NEW_DOC = (
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A directory with a small corpus and its built index (and embedding cache)."""
-    from index.build import build_index
-
-    tmp = tmp_path_factory.mktemp("base")
-    write_corpus(tmp / "corpus")
-    rep = build_index(test_settings(tmp), progress=False)
-    assert rep.ok and rep.n_embedded > 0
-    return tmp
+    return build_small_index(tmp_path_factory.mktemp("base"))
 
 
 @pytest.fixture
 def work(base: Path, tmp_path: Path) -> Settings:
     """A private copy of the base corpus + index for one test."""
-    shutil.copytree(base / "corpus", tmp_path / "corpus")
-    shutil.copytree(base / "data", tmp_path / "data")
-    return test_settings(tmp_path)
+    return copy_small_index(base, tmp_path)
 
 
 class Spy:
@@ -72,10 +63,6 @@ def _open(s: Settings):
     from index.store import IndexStore
 
     return IndexStore.open(s.index_dir)
-
-
-def _leftovers(s: Settings) -> list[str]:
-    return sorted(p.name for p in s.index_dir.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
 
 
 # --------------------------------------------------------------------------- incremental
@@ -138,7 +125,7 @@ def test_add_document_embeds_only_new_chunks(work: Settings, monkeypatch: pytest
     spy.texts.clear()
     rep2 = build_index(work, progress=False)
     assert rep2.n_embedded == 0 and spy.texts == [] and rep2.n_docs == 4
-    assert _leftovers(work) == []
+    assert index_leftovers(work) == []
 
 
 def test_remove_document(work: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -208,7 +195,7 @@ def test_add_corrupt_pdf_rolls_back(work: Settings, tmp_path: Path) -> None:
     assert (work.corpus_dir / "manifest.csv").read_bytes() == manifest
     assert not (work.corpus_dir / "uploads" / "broken.pdf").exists()
     assert (work.index_dir / "index.json").read_bytes() == info
-    assert _leftovers(work) == []
+    assert index_leftovers(work) == []
 
 
 # --------------------------------------------------------------------------- atomicity
@@ -237,7 +224,7 @@ def test_fault_mid_build_keeps_previous_index(work: Settings, monkeypatch: pytes
     assert len(after.chunks) == len(before.chunks)
     _, ids = after.bm25_search(after.tokenizer.tokenize("給食センター"), 3)
     assert len(ids) > 0
-    assert _leftovers(work) == []
+    assert index_leftovers(work) == []
     monkeypatch.undo()
     rep = build_index(work, progress=False)  # the lock was released
     assert rep.n_docs == 5
@@ -287,7 +274,7 @@ def test_killed_build_leaves_previous_index(work: Settings) -> None:
     assert after.chunks[ids[0]].doc_id == "a市_計画.txt"
     rep = build_index(work, progress=False)
     assert rep.n_docs == 6
-    assert not tmp.exists() and _leftovers(work) == []
+    assert not tmp.exists() and index_leftovers(work) == []
 
 
 def test_crash_between_renames_is_recovered(work: Settings) -> None:

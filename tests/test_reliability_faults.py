@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import signal
 import sqlite3
 import subprocess
@@ -27,7 +26,7 @@ from typing import Any, Callable
 import pytest
 
 from index.config import Settings
-from tests.test_store import test_settings, write_corpus
+from tests.test_store import build_small_index, copy_small_index, index_leftovers
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -38,20 +37,13 @@ NEW_PHRASE = "第{i}地区の下水道包括委託"
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small corpus and its built index (with embedding cache), copied per test."""
-    from index.build import build_index
-
-    tmp = tmp_path_factory.mktemp("faults-base")
-    write_corpus(tmp / "corpus")
-    rep = build_index(test_settings(tmp), progress=False)
-    assert rep.ok and rep.n_chunks > 0
-    return tmp
+    return build_small_index(tmp_path_factory.mktemp("faults-base"))
 
 
 @pytest.fixture
 def work(base: Path, tmp_path: Path) -> Settings:
-    shutil.copytree(base / "corpus", tmp_path / "corpus")
-    shutil.copytree(base / "data", tmp_path / "data")
-    return test_settings(tmp_path)
+    """A private copy of the base corpus + index for one test."""
+    return copy_small_index(base, tmp_path)
 
 
 def _env() -> dict[str, str]:
@@ -82,10 +74,6 @@ def add_big_docs(s: Settings, n_docs: int, items: int) -> None:
         rows.append(f"{name},G{i}市,静岡県,G{i}市実施計画,2024,実施計画,")
     with open(s.corpus_dir / "manifest.csv", "a", encoding="utf-8") as f:
         f.write("\n".join(rows) + "\n")
-
-
-def leftovers(s: Settings) -> list[str]:
-    return sorted(p.name for p in s.index_dir.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
 
 
 def assert_old_index_answers(s: Settings, built_at: str, n_chunks: int) -> None:
@@ -155,7 +143,7 @@ def test_kill_9_during_seisaku_build(work: Settings, when: str, n_docs: int, ite
     assert "作成・更新中" not in proc2.stderr  # the killed build's lock died with it
     after = IndexStore.open(work.index_dir)
     assert len(after.documents) == len(before.documents) + n_docs
-    assert leftovers(work) == []
+    assert index_leftovers(work) == []
     if when == "first-block-embedded":  # the killed build's work was salvaged, not redone
         import re
 
@@ -191,7 +179,7 @@ def test_kill_9_during_upload(work: Settings, tmp_path: Path) -> None:
     proc2 = subprocess.run([sys.executable, "-m", "search.cli", "build", *seisaku_args(work), "--quiet"],
                            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=1800)
     assert proc2.returncode == 0, proc2.stderr[-2000:]
-    assert leftovers(work) == []
+    assert index_leftovers(work) == []
     from search.engine import Engine
 
     # the kill came after the file was copied and its row written (both precede the index write),
@@ -291,7 +279,7 @@ def test_write_failure_is_a_clear_message_and_the_old_index_stays(work: Settings
     msg = str(ei.value)
     assert WRITE_FAULTS[point] in msg and "以前のインデックスはそのまま使えます" in msg and "previous index is unchanged" in msg
     assert_old_index_answers(work, before.info["built_at"], len(before.chunks))
-    assert leftovers(work) == []
+    assert index_leftovers(work) == []
     rep = build_index(work, progress=False)  # with space again, the build goes through
     assert rep.ok and rep.n_docs == len(before.documents) + 1
 

@@ -67,6 +67,28 @@ def test_settings(tmp: Path, **kw) -> Settings:
 test_settings.__test__ = False  # a helper, not a test
 
 
+def build_small_index(tmp: Path) -> Path:
+    """``tmp/corpus`` (DOCS) and its index, built with the real model; returns ``tmp``."""
+    from index.build import build_index
+
+    write_corpus(tmp / "corpus")
+    rep = build_index(test_settings(tmp), progress=False)
+    assert rep.ok and rep.n_chunks > 0 and rep.n_embedded > 0
+    return tmp
+
+
+def copy_small_index(base: Path, tmp: Path) -> Settings:
+    """A private copy of a :func:`build_small_index` corpus + index (and its caches) in ``tmp``."""
+    shutil.copytree(base / "corpus", tmp / "corpus")
+    shutil.copytree(base / "data", tmp / "data")
+    return test_settings(tmp)
+
+
+def index_leftovers(s: Settings) -> list[str]:
+    """Temporary (``.tmp-``) or moved-aside (``.old-``) index directories left beside the index."""
+    return sorted(p.name for p in s.index_dir.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name)
+
+
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory):
     """A built small index: (settings, build report)."""
