@@ -125,6 +125,12 @@ def test_decode_roundtrip(text: str, enc: str):
     assert decode_bytes(text.encode(enc)).text.lstrip("\ufeff") == text
 
 
+def test_cp932_punctuation_is_not_read_as_bomless_utf16():
+    # CP932 bytes of ASCII and 「、」 also decode as UTF-16-BE (into 〰ぁ腁…); found by hypothesis
+    for text in ("000A、、、、、、、、", "00000A、、、、、、"):
+        assert decode_bytes(text.encode("cp932")).text == text
+
+
 def test_decode_bytes_hint():
     assert decode_bytes("事務事業".encode("cp932"), declared="Shift_JIS").encoding == "cp932"
 

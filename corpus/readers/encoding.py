@@ -65,6 +65,10 @@ class Decoded:
     replaced: bool = False
 
 
+#: How much better (in :func:`text_score`) a BOM-less UTF-16 reading must score than the others.
+_UTF16_NO_BOM_MARGIN = 0.5
+
+
 def _strict(data: bytes, enc: str) -> str | None:
     try:
         return data.decode(enc)
@@ -119,7 +123,10 @@ def decode_bytes(data: bytes, declared: str | None = None) -> Decoded:
     for i, enc in enumerate(candidates):
         text = _strict(data, enc)
         if text is not None:
-            scored.append((text_score(text), -i, enc, text))
+            # UTF-16 without a BOM must read clearly better than an 8-bit reading: CP932 bytes of
+            # ASCII and 「、」 also decode as UTF-16-BE, into kana-looking mojibake (〰ぁ腁…)
+            penalty = _UTF16_NO_BOM_MARGIN if enc.replace("_", "-").lower().startswith("utf-16") else 0.0
+            scored.append((text_score(text) - penalty, -i, enc, text))
     if scored:
         _, _, enc, text = max(scored)
         return Decoded(text, enc)
