@@ -163,6 +163,42 @@ def load_count(source: str, device: str) -> int:
     return _LOAD_COUNT.get((source, device), 0)
 
 
+#: The fixed cost of one model call, in padded tokens (measured on the 2-core machine with ONNX
+#: int8: ≈ 1.5 ms per call against ≈ 0.085 ms per padded token).
+BATCH_OVERHEAD_TOKENS = 16
+
+
+def plan_batches(order: np.ndarray, lengths: np.ndarray, max_batch: int,
+                 overhead: int = BATCH_OVERHEAD_TOKENS) -> list[np.ndarray]:
+    """Split ``order`` (row indices sorted by ``lengths``, longest first) into batches of at most
+    ``max_batch`` rows that minimise the padded work: each batch costs ``overhead`` plus
+    (rows × its longest row's tokens). Batches are contiguous runs of ``order``, which is optimal
+    for a sorted order; the split is found by dynamic programming in O(len × max_batch).
+
+    Eleven sentences of 146, 60, 50, 37 and 7 × ≤ 17 tokens padded to 146 cost 1,606 tokens in one
+    batch; planned, they cost ≈ 430 (the answer view's sentence scoring, 141 → ≈ 50 ms).
+    """
+    n = len(order)
+    if n == 0:
+        return []
+    max_batch = max(1, int(max_batch))
+    ls = [int(lengths[i]) for i in order]
+    inf = float("inf")
+    best = [0.0] + [inf] * n
+    cut = [0] * (n + 1)
+    for j in range(1, n + 1):
+        for i in range(max(0, j - max_batch), j):
+            c = best[i] + overhead + ls[i] * (j - i)  # ls[i] is the longest of rows i..j-1
+            if c < best[j]:
+                best[j], cut[j] = c, i
+    out: list[np.ndarray] = []
+    j = n
+    while j > 0:
+        out.append(order[cut[j]:j])
+        j = cut[j]
+    return out[::-1]
+
+
 class Embedder:
     """Encodes queries and passages with one model into L2-normalised float32 rows.
 
@@ -319,8 +355,9 @@ class Embedder:
     ) -> np.ndarray:
         """Embed passages (with the passage prompt): float32 ``[len(texts), dim]``, unit rows.
 
-        Texts are sorted by token length and encoded in batches of ``batch_size`` (default
-        Settings.batch_size) so each batch pads little; rows come back in the input order.
+        Texts are sorted by token length and encoded in batches of at most ``batch_size`` (default
+        Settings.batch_size) planned by :func:`plan_batches` so padding costs little; rows come
+        back in the input order.
         """
         return self._encode(list(texts), self.passage_prompt, batch_size or self.batch_size, show_progress)
 
@@ -348,7 +385,7 @@ class Embedder:
             order = np.array([i for i in order if lengths[i] <= max_len], dtype=np.int64)
         else:
             long_rows = []
-        batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        batches = plan_batches(order, lengths, batch_size)
         progress: Any = None
         if show_progress:
             from tqdm.auto import tqdm

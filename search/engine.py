@@ -27,7 +27,8 @@ from corpus.errors import IndexMismatchError
 from index.config import Settings, load_settings
 from search.filters import FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
-from search.highlight import bm25_idf, highlight
+from search.highlight import bm25_idf
+from search.highlight import highlight as highlight_spans
 from search.records import Filters, Result
 
 MODES = ("hybrid", "dense", "bm25")
@@ -320,6 +321,7 @@ class Engine:
         filters: Filters | None = None,
         mode: str = "hybrid",
         per_municipality_cap: int | None = None,
+        highlight: bool = True,
     ) -> list[Result]:
         """Ranked passages for ``query``, best first (``Result.rank`` from 1).
 
@@ -327,6 +329,8 @@ class Engine:
         names in the question restrict it (see ``last_query_info``). ``mode``: "hybrid", "dense"
         or "bm25". ``per_municipality_cap`` (default ``Settings.per_municipality_cap``; 0 = off)
         defers a municipality's results beyond that many until the others have been placed.
+        ``highlight=False`` leaves ``Result.spans`` empty (the answer views pick and mark their own
+        sentences, so they skip the per-result highlighting).
         Empty, punctuation-only or emoji-only queries return ``[]``.
         """
         if mode not in MODES:
@@ -396,7 +400,8 @@ class Engine:
         chunks = store.chunks
         ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
 
-        hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10}
+        hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10} \
+            if highlight else set()
         results: list[Result] = []
         for r, i in enumerate(ranked, 1):
             c = chunks[i]
@@ -407,7 +412,7 @@ class Engine:
                     chunk=c,
                     dense_score=dense.get(i),
                     bm25_score=bm25.get(i),
-                    spans=highlight(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf,
+                    spans=highlight_spans(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf,
                                     cache_key=c.chunk_id) if hl_terms else [],
                 )
             )

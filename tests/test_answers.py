@@ -348,3 +348,45 @@ def test_cli_answer_json(built_index) -> None:
     d = json.loads(out.stdout)
     assert d["answered"] is True and d["rows"][0]["municipality"] == "三重県"
     assert d["rows"][0]["citation"]
+
+
+@pytest.mark.slow
+def test_cold_answer_encodes_the_question_once_and_few_sentences(engine, monkeypatch) -> None:
+    """The answer view's cost on a question never seen: one query encoding (shared with the search
+    it runs) and at most PICK_MAX_DENSE evidence sentences embedded per row — the sentences with
+    the most question concepts — while the row and its sentence stay those of the full scoring."""
+    import search.answers as answers_mod
+    import search.engine as engine_mod
+    from search.answers import PICK_MAX_DENSE, municipality_answer
+
+    query = "常総市が常総地方広域市町村圏事務組合に支払った負担金"
+    full = municipality_answer(engine, query)
+    monkeypatch.setattr(answers_mod, "PICK_MAX_DENSE", 10_000)
+    answers_mod._VEC_CACHE.clear()
+    unbounded = municipality_answer(engine, query)
+    monkeypatch.setattr(answers_mod, "PICK_MAX_DENSE", PICK_MAX_DENSE)
+    assert [(r.evidence.chunk_id, r.sentence) for r in full.rows] == [
+        (r.evidence.chunk_id, r.sentence) for r in unbounded.rows]
+    assert full.rows and full.rows[0].municipality == "常総市"
+    assert "常総地方広域市町村圏事務組合" in full.rows[0].sentence
+
+    emb = engine.embedder
+    calls = {"queries": 0, "passages": 0}
+    real_q, real_p = emb.encode_queries, emb.encode_passages
+
+    def count_q(texts, *a, **kw):
+        calls["queries"] += len(texts)
+        return real_q(texts, *a, **kw)
+
+    def count_p(texts, *a, **kw):
+        calls["passages"] += len(texts)
+        return real_p(texts, *a, **kw)
+
+    monkeypatch.setattr(emb, "encode_queries", count_q)
+    monkeypatch.setattr(emb, "encode_passages", count_p)
+    engine_mod._QVEC_CACHE.clear()
+    answers_mod._VEC_CACHE.clear()
+    again = municipality_answer(engine, query)
+    assert calls["queries"] == 1
+    assert 0 < calls["passages"] <= PICK_MAX_DENSE * len(again.rows)
+    assert [r.sentence for r in again.rows] == [r.sentence for r in full.rows]

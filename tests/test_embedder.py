@@ -20,6 +20,7 @@ from index.embedder import (
     RURI_V3_PROMPTS,
     Embedder,
     load_count,
+    plan_batches,
     prompts_for,
 )
 
@@ -230,6 +231,56 @@ def test_batches_restore_input_order(emb) -> None:
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
     assert emb.encode_passages([]).shape == (0, 384)
     assert emb.encode_queries([]).shape == (0, 384)
+
+
+def _padded_cost(batches, lengths, overhead=16) -> int:
+    return sum(overhead + len(b) * max(int(lengths[i]) for i in b) for b in batches)
+
+
+def _best_cost_brute_force(ls: list[int], max_batch: int, overhead: int = 16) -> int:
+    """Reference: every split of the sorted list into contiguous runs of ≤ max_batch rows."""
+    from functools import lru_cache
+
+    @lru_cache(maxsize=None)
+    def best(i: int) -> int:
+        if i == len(ls):
+            return 0
+        return min(overhead + ls[i] * (j - i) + best(j) for j in range(i + 1, min(len(ls), i + max_batch) + 1))
+
+    return best(0)
+
+
+def test_plan_batches_pads_little_and_keeps_every_row() -> None:
+    # the answer view's eleven evidence sentences of one chunk (token lengths as measured)
+    lengths = np.array([16, 146, 10, 60, 14, 37, 15, 50, 10, 17, 14])
+    order = np.argsort(-lengths, kind="stable")
+    batches = plan_batches(order, lengths, 16)
+    assert sorted(int(i) for b in batches for i in b) == list(range(11))
+    assert [int(i) for b in batches for i in b] == [int(i) for i in order]  # longest first, in runs
+    assert batches[0].tolist() == [1]  # the 146-token sentence runs alone
+    assert _padded_cost(batches, lengths) < 0.3 * _padded_cost([order], lengths)
+    assert all(len(b) <= 4 for b in plan_batches(order, lengths, 4))
+    assert plan_batches(order[:0], lengths, 16) == []
+
+
+def test_plan_batches_is_optimal_against_brute_force() -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n = int(rng.integers(1, 10))
+        lengths = rng.integers(3, 300, size=n)
+        order = np.argsort(-lengths, kind="stable")
+        mb = int(rng.integers(1, 6))
+        batches = plan_batches(order, lengths, mb)
+        assert all(1 <= len(b) <= mb for b in batches)
+        assert _padded_cost(batches, lengths) == _best_cost_brute_force(sorted(lengths.tolist(), reverse=True), mb)
+
+
+@pytest.mark.slow
+def test_planned_batches_embed_as_one_by_one(emb) -> None:
+    texts = ["公有財産の活用", LONG * 3, "ＰＦＩ", "指定管理者制度の導入を検討する。", LONG]
+    planned = emb.encode_passages(texts)
+    one_by_one = np.vstack([emb.encode_passages([t]) for t in texts])
+    np.testing.assert_allclose(planned, one_by_one, atol=1e-5)
 
 
 @pytest.mark.slow

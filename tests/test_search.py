@@ -182,6 +182,9 @@ def test_spans_point_at_query_terms(engine) -> None:
     assert (s0.start, s0.end) in split_sentences(r.chunk.text)
     j = r.to_json()
     assert j["spans"] and j["citation"]
+    plain = engine.search(q, k=5, highlight=False)  # the answer views' call: same ranking, no spans
+    assert [(p.chunk.chunk_id, p.score) for p in plain] == [(r.chunk.chunk_id, r.score) for r in res]
+    assert all(not p.spans for p in plain)
 
 
 @pytest.mark.slow
