@@ -365,7 +365,9 @@ class Embedder:
         """Tokens per text with ``prompt`` prepended, special tokens included (no truncation)."""
         if not texts:
             return np.zeros(0, dtype=np.int64)
-        tok = self.onnx.tokenizer if self.onnx is not None else self.model.tokenizer
+        if self.onnx is not None:
+            return self.onnx.tokenizer.lengths([prompt + t for t in texts])
+        tok = self.model.tokenizer
         with _TOKENIZER_LOCK:
             ids = tok([prompt + t for t in texts], add_special_tokens=True, truncation=False, verbose=False)
         return np.fromiter((len(x) for x in ids["input_ids"]), dtype=np.int64, count=len(texts))
@@ -453,13 +455,13 @@ class Embedder:
         """:meth:`_encode_windowed` on the ONNX Runtime encoder."""
         enc = self.onnx
         tok = enc.tokenizer
-        content = tok(prompt + text, add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        width = max_len - 2
+        content = tok.ids([prompt + text], special=False)[0]
+        width = max_len - len(tok.prefix) - len(tok.suffix)
         total = np.zeros(enc.dim, dtype=np.float64)
         weight = 0.0
         for a in range(0, len(content), width):
             win = content[a : a + width]
-            ids = np.array([[tok.cls_token_id, *win, tok.sep_token_id]], dtype=np.int64)
+            ids = np.array([[*tok.prefix, *win, *tok.suffix]], dtype=np.int64)
             hidden = enc.hidden(ids, np.ones_like(ids))[0]
             total += hidden.astype(np.float64).mean(axis=0) * len(win)
             weight += len(win)

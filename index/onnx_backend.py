@@ -11,9 +11,12 @@ The export needs torch and transformers once, offline (the folder is local); it 
 temporary file and renamed into place, and redone when the folder's ``seisaku-model.json``
 stamp or :data:`EXPORT_VERSION` changes. Nothing is fetched from a model hub.
 
-:class:`OnnxEncoder` mirrors what the Embedder needs: ``tokenizer`` (the folder's fast
-tokenizer), ``max_seq_length``, ``dim``, ``encode(texts) -> unit rows`` and ``hidden(ids)`` for
-the windowed encoding of over-long texts.
+:class:`OnnxEncoder` mirrors what the Embedder needs: ``tokenizer`` (a :class:`TokenIds` over
+the folder's ``tokenizer.json``), ``max_seq_length``, ``dim``, ``encode(texts) -> unit rows`` and
+``hidden(ids)`` for the windowed encoding of over-long texts. It reads ``tokenizer.json`` with the
+``tokenizers`` library rather than ``transformers.AutoTokenizer``, which would import torch: the
+serving and building processes then never load torch (about 300 MB less RSS; see
+docs/benchmarks.md).
 
 sentence-transformers' own ``backend="onnx"`` needs ``optimum.onnxruntime``, which (optimum-onnx
 0.1) requires transformers < 4.58; this module needs only ``onnxruntime`` (and ``onnx`` for the
@@ -144,13 +147,72 @@ def ensure_onnx(model_dir: str | os.PathLike, backend: str) -> Path:
     return int8 if backend == "onnx-int8" else fp32
 
 
+class TokenIds:
+    """Token ids from a fast tokenizer file, with the model's special tokens placed as its
+    template says (``<s> … </s>`` for XLM-R/e5, ``[CLS] … [SEP]`` for BERT), truncated and padded
+    here; ids equal ``AutoTokenizer``'s for single texts (tests/test_onnx_backend.py).
+
+    Stateless (no padding or truncation kept on the shared Rust object), so threads may share it.
+    """
+
+    def __init__(self, model_dir: str | os.PathLike) -> None:
+        from tokenizers import Tokenizer
+
+        d = Path(model_dir)
+        self._tok = Tokenizer.from_file(str(d / "tokenizer.json"))
+        with_special = self._tok.encode("a", add_special_tokens=True).ids
+        plain = self._tok.encode("a", add_special_tokens=False).ids
+        at = next((i for i in range(len(with_special) - len(plain) + 1)
+                   if with_special[i : i + len(plain)] == plain), 0)
+        self.prefix: list[int] = with_special[:at]
+        self.suffix: list[int] = with_special[at + len(plain):]
+        cfg_path = d / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.is_file() else {}
+        pad = cfg.get("pad_token")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = self._tok.token_to_id(pad) if pad else None
+        if pad_id is None:
+            pad_id = next((i for t in ("<pad>", "[PAD]") if (i := self._tok.token_to_id(t)) is not None), 0)
+        self.pad_id = int(pad_id)
+
+    @property
+    def cls_token_id(self) -> int | None:
+        """The id put before the text (None when the template puts none)."""
+        return self.prefix[0] if self.prefix else None
+
+    @property
+    def sep_token_id(self) -> int | None:
+        """The id put after the text (None when the template puts none)."""
+        return self.suffix[-1] if self.suffix else None
+
+    def ids(self, texts: Sequence[str], special: bool = True) -> list[list[int]]:
+        """Token ids of each text, untruncated; with ``special`` the template's special tokens."""
+        return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=special)]
+
+    def lengths(self, texts: Sequence[str]) -> np.ndarray:
+        """Tokens per text, special tokens included, untruncated."""
+        return np.fromiter((len(x) for x in self.ids(texts)), dtype=np.int64, count=len(texts))
+
+    def batch(self, texts: Sequence[str], max_length: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(input_ids, attention_mask)`` int64 ``[n, longest]``: each text's tokens cut to fit
+        ``max_length`` with its special tokens (the end is dropped), right-padded."""
+        room = max(1, int(max_length) - len(self.prefix) - len(self.suffix))
+        rows = [[*self.prefix, *ids[:room], *self.suffix] for ids in self.ids(texts, special=False)]
+        width = max((len(r) for r in rows), default=0)
+        input_ids = np.full((len(rows), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            input_ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return input_ids, mask
+
+
 class OnnxEncoder:
     """An ONNX Runtime session over a local model folder: mean pooling over the attention mask,
     then L2 normalisation (the default model's Pooling + Normalize modules)."""
 
     def __init__(self, model_dir: str | os.PathLike, backend: str = "onnx", threads: int | None = None) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         if backend not in ("onnx", "onnx-int8"):
             raise ValueError(f"backend must be 'onnx' or 'onnx-int8', not {backend!r}")
@@ -165,7 +227,7 @@ class OnnxEncoder:
         # no busy-waiting between runs: the FAISS and BM25 work that follows a query needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
-        self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir), local_files_only=True)
+        self.tokenizer = TokenIds(self.model_dir)
         cfg = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.dim = int(cfg["hidden_size"])
         st_cfg = self.model_dir / "sentence_bert_config.json"
@@ -186,10 +248,9 @@ class OnnxEncoder:
         """Unit-length mean-pooled embeddings of ``texts`` (truncated at max_seq_length), float32."""
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        enc = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_seq_length,
-                             return_tensors="np")
-        mask = enc["attention_mask"].astype(np.float32)
-        h = self.hidden(enc["input_ids"], enc["attention_mask"])
+        input_ids, attention_mask = self.tokenizer.batch(texts, self.max_seq_length)
+        mask = attention_mask.astype(np.float32)
+        h = self.hidden(input_ids, attention_mask)
         v = (h * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
         v /= np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
         return v.astype(np.float32)

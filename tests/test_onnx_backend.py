@@ -61,3 +61,40 @@ def test_onnx_matches_torch() -> None:
     int8 = Embedder("e5-small", backend="onnx-int8").encode_queries(texts)
     ref_q = Embedder("e5-small", backend="torch").encode_queries(texts)
     assert (int8 * ref_q).sum(1).min() > 0.98
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime not installed")
+def test_token_ids_equal_the_transformers_tokenizer() -> None:
+    """The ONNX path reads tokenizer.json with `tokenizers` (no torch import); its ids, truncation
+    and padding must be exactly AutoTokenizer's."""
+    from transformers import AutoTokenizer
+
+    from index.onnx_backend import TokenIds
+
+    folder = Embedder("e5-small", backend="onnx-int8").onnx.model_dir
+    hf = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    mine = TokenIds(folder)
+    texts = ["passage: 学校給食センターのＰＦＩ導入", "query: ＰＰＰ／ＰＦＩ　〜①㈱", "", "passage: " + "長い文章。" * 300,
+             "🙏 <script>alert(1)</script>", "令和６年度\t取組状況\n今後の方向性"]
+    assert mine.ids(texts) == hf(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    assert mine.ids(texts, special=False) == hf(texts, add_special_tokens=False, truncation=False)["input_ids"]
+    assert (mine.cls_token_id, mine.sep_token_id, mine.pad_id) == (hf.cls_token_id, hf.sep_token_id, hf.pad_token_id)
+    for width in (512, 16):
+        ids, mask = mine.batch(texts, width)
+        ref = hf(texts, padding=True, truncation=True, max_length=width, return_tensors="np")
+        assert np.array_equal(ids, ref["input_ids"]) and np.array_equal(mask, ref["attention_mask"])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not onnx_available(), reason="onnxruntime not installed")
+def test_onnx_search_process_never_imports_torch() -> None:
+    """Building and searching on the ONNX backend stays out of torch (≈ 300 MB of RSS)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from index.embedder import Embedder; "
+            "e = Embedder('e5-small', backend='onnx-int8'); e.encode_queries(['給食']); "
+            "e.encode_passages(['学校給食センター' * 200]); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
