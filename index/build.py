@@ -48,7 +48,7 @@ from index.store import (
     sha256_text,
     write_store,
 )
-from index.tokenizer import Tokenizer
+from index.tokenizer import Tokenizer, share_terms
 
 #: Extensions add_document accepts when corpus.readers does not publish its own list.
 DEFAULT_EXTENSIONS = frozenset({".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm"})
@@ -406,23 +406,35 @@ def _embed(
     """
     model_id = str(embedder.model_id)
     dim = int(dim) if dim is not None else int(embedder.dim)
-    unique: dict[str, str] = {}
+    # one row per distinct key in one matrix (100k chunks: 150 MB, no per-vector arrays)
+    row_of: dict[str, int] = {}
+    texts_u: list[str] = []
     for k, t in zip(keys, texts):
-        unique.setdefault(k, t)
-    found: dict[str, np.ndarray] = {k: v for k, v in (known or {}).items() if k in unique and v.shape[-1] == dim}
+        if k not in row_of:
+            row_of[k] = len(texts_u)
+            texts_u.append(t)
+    ukeys = list(row_of)
+    mat = np.zeros((len(ukeys), dim), np.float32)
+    have = np.zeros(len(ukeys), dtype=bool)
+    for k, v in (known or {}).items():
+        r = row_of.get(k)
+        if r is not None and v.shape[-1] == dim:
+            mat[r], have[r] = v, True
     for src in sources:
-        missing = [k for k in unique if k not in found]
+        missing = [ukeys[r] for r in np.flatnonzero(~have)]
         if not missing:
             break
         try:
             with EmbeddingCache(src, readonly=True) as c:
-                found.update(c.get_many(model_id, missing, dim=dim))
+                for a in range(0, len(missing), 5000):
+                    for k, v in c.get_many(model_id, missing[a : a + 5000], dim=dim).items():
+                        mat[row_of[k]], have[row_of[k]] = v, True
         except Exception:  # a damaged cache only costs re-embedding
             continue
-    n_cached = len(found)
-    new_cache.put_many(model_id, found.items())
-    todo = [k for k in unique if k not in found]
-    if todo:
+    n_cached = int(have.sum())
+    new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in np.flatnonzero(have)))
+    todo = np.flatnonzero(~have)
+    if len(todo):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=not progress)
@@ -430,21 +442,19 @@ def _embed(
             for i in range(0, len(todo), EMBED_BLOCK):
                 block = todo[i : i + EMBED_BLOCK]
                 vecs = np.asarray(
-                    embedder.encode_passages([unique[k] for k in block], batch_size=batch_size, show_progress=False),
+                    embedder.encode_passages([texts_u[r] for r in block], batch_size=batch_size, show_progress=False),
                     dtype=np.float32,
                 )
                 if vecs.shape != (len(block), dim):
                     raise RuntimeError(f"embedder returned shape {vecs.shape}, expected {(len(block), dim)}")
-                pairs = list(zip(block, vecs))
-                new_cache.put_many(model_id, pairs)
-                found.update(pairs)
+                mat[block] = vecs
+                new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in block))
                 bar.update(len(block))
         finally:
             bar.close()
-    out = np.zeros((len(keys), dim), np.float32)
-    for i, k in enumerate(keys):
-        out[i] = found[k]
-    return out, len(todo), n_cached
+    if len(ukeys) == len(keys):  # no repeated passage: the rows are already in order
+        return mat, len(todo), n_cached
+    return mat[[row_of[k] for k in keys]], len(todo), n_cached
 
 
 def _tokenize_all(
@@ -453,10 +463,11 @@ def _tokenize_all(
     from tqdm.auto import tqdm
 
     out = []
+    pool: dict[str, str] = {}
     for c in tqdm(chunks, desc="BM25 語彙", unit="件", disable=not progress or not chunks):
         text = bm25_text(c)
         toks = reuse.get(sha256_text(text))
-        out.append(toks if toks is not None else tokenizer.tokenize(text))
+        out.append(share_terms(toks if toks is not None else tokenizer.tokenize(text), pool))
     return out
 
 
@@ -471,7 +482,8 @@ def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, list[st
             return {}
         con = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
         try:
-            return {k: json.loads(t) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks")}
+            pool: dict[str, str] = {}
+            return {k: share_terms(json.loads(t), pool) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks")}
         finally:
             con.close()
     except Exception:

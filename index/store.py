@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import numpy as np
 from corpus.errors import IndexMismatchError, IndexMissingError
 from corpus.records import Chunk, IngestMessage
 from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
-from index.tokenizer import Tokenizer
+from index.tokenizer import Tokenizer, share_terms
 
 #: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
 FORMAT_VERSION = 1
@@ -142,12 +142,17 @@ class EmbeddingCache:
 
     def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> int:
         """Store ``(key, vector)`` pairs; returns how many were written."""
-        rows = [
-            (model_id, k, int(v.shape[-1]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in items
-        ]
-        self._con.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows)
+        n = 0
+
+        def rows() -> Iterator[tuple[str, str, int, bytes]]:  # streamed, never all in memory
+            nonlocal n
+            for k, v in items:
+                n += 1
+                yield model_id, k, int(v.shape[-1]), np.ascontiguousarray(v, dtype=np.float32).tobytes()
+
+        self._con.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows())
         self._con.commit()
-        return len(rows)
+        return n
 
     def __len__(self) -> int:
         return int(self._con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
@@ -264,17 +269,19 @@ def write_store(
         names = [c for c, _ in _chunk_columns()]
         placeholders = ",".join("?" * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))
         sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
-        rows = []
-        for i, (c, toks, key) in enumerate(zip(chunks, tokens, embed_keys)):
-            vals: list[Any] = [i]
-            for name in names:
-                v = getattr(c, name)
-                if _is_json_field(name):
-                    v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
-                vals.append(v)
-            vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c))]
-            rows.append(vals)
-        con.executemany(sql, rows)
+
+        def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
+            for i, (c, toks, key) in enumerate(zip(chunks, tokens, embed_keys)):
+                vals: list[Any] = [i]
+                for name in names:
+                    v = getattr(c, name)
+                    if _is_json_field(name):
+                        v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
+                    vals.append(v)
+                vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c))]
+                yield vals
+
+        con.executemany(sql, rows())
         con.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
@@ -500,7 +507,9 @@ class IndexStore:
     def _stored_tokens(self) -> list[tuple[str, list[str]]]:
         con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
         try:
-            return [(k, json.loads(t)) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks ORDER BY id")]
+            pool: dict[str, str] = {}
+            return [(k, share_terms(json.loads(t), pool))
+                    for k, t in con.execute("SELECT bm25_key, tokens FROM chunks ORDER BY id")]
         finally:
             con.close()
 

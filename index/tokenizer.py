@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from corpus.morph import morphemes
@@ -211,3 +211,12 @@ class Tokenizer:
 
     def __repr__(self) -> str:
         return f"Tokenizer(version={self.version!r})"
+
+
+def share_terms(terms: Sequence[str], pool: dict[str, str]) -> list[str]:
+    """``terms`` with every string shared with its earlier occurrences in ``pool`` (which grows).
+
+    A 100k-chunk build keeps ~17M term occurrences over a vocabulary of ~10^5 terms; one string
+    object per distinct term instead of per occurrence saves about 1 GB of RSS.
+    """
+    return [pool.setdefault(t, t) for t in terms]
