@@ -1,8 +1,9 @@
 """A real build of a large corpus: time and peak RSS of ``index.build.build_index`` at ~100k chunks.
 
-    python -m bench.build_corpus --copies 541                       # 541 × 185 = 100,085 chunks, all embedded
-    python -m bench.build_corpus --copies 541 --real-fraction 0.02  # 2 % embedded, the rest from a cache
-    python -m bench.build_corpus --copies 54 --real-fraction 1      # ~10k chunks, all embedded
+    python -m bench.build_corpus                                   # 541 × 185 = 100,085 chunks, 2 % embedded
+    python -m bench.build_corpus --real-fraction 1                 # the same, every chunk embedded (≈ 1 h)
+    python -m bench.build_corpus --copies 54 --real-fraction 1     # ≈ 10k chunks, all embedded
+    python -m bench.build_corpus --quick                           # ≈ 10k chunks, 10 % embedded
 
 The corpus: ``--copies`` copies of the five bundled documents (hard links, else copies), each copy
 its own manifest row with its own municipality (``常総市0007``) and title (``…（複製0007）``). The
@@ -18,9 +19,10 @@ plus the bench's usual noise (bench.common). The build's peak RSS is then measur
 the model loaded and running; its time is reported as measured and, for the whole corpus, as
 measured + (chunks taken from the cache) / (the chunks/s the same build measured while embedding).
 
-The build runs in a child process that reports its wall time, its peak RSS
-(``ru_maxrss``), the RSS peak at the end of each phase (corpus loaded, tokens, vectors, written)
-and the embedding rate.
+Every step (base index, prefill, build) runs in its own child process and this parent stays
+small, because a child's ``ru_maxrss`` starts from its parent's RSS at the fork. The build child
+reports its wall time, its peak RSS, the peak at the end of each phase (corpus loaded and chunked,
+BM25 terms, vectors, index written) and the embedding rate.
 """
 from __future__ import annotations
 
@@ -133,7 +135,7 @@ def step_build(corpus_dir: str, index_dir: str) -> dict[str, Any]:
     timed(build_mod, "write_store", "write")
     s = load_settings().with_overrides(corpus_dir=Path(corpus_dir), index_dir=Path(index_dir))
     t0 = time.perf_counter()
-    rep = build_mod.build_index(s, progress=False)
+    rep = build_mod.build_index(s, progress=False, release_model=True)  # as `seisaku build`
     wall = time.perf_counter() - t0
     info = json.loads((Path(index_dir) / store_mod.INDEX_JSON).read_text(encoding="utf-8"))
     return {"wall_s": round(wall, 1), "n_docs": rep.n_docs, "n_chunks": rep.n_chunks,
@@ -142,45 +144,66 @@ def step_build(corpus_dir: str, index_dir: str) -> dict[str, Any]:
             "n_messages": len(rep.messages)}
 
 
+def child(step: list[str]) -> dict[str, Any]:
+    """Run one ``--step`` in a fresh interpreter and return its JSON line."""
+    p = subprocess.run([sys.executable, "-m", "bench.build_corpus", "--step", *step], cwd=ROOT,
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        log(p.stderr[-3000:])
+        raise SystemExit(f"step {step[0]} failed ({p.returncode})")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--copies", type=int, default=541, help="copies of the bundled corpus (541 → 100,085 chunks)")
-    ap.add_argument("--real-fraction", type=float, default=1.0, help="share of chunks embedded by the model")
-    ap.add_argument("--base-index", help="a built index of the bundled corpus (for the prefilled vectors)")
+    ap.add_argument("--quick", action="store_true", help="54 copies (≈ 10k chunks), 10 %% embedded")
+    ap.add_argument("--copies", type=int, default=None, help="copies of the bundled corpus (default 541 → 100,085 chunks)")
+    ap.add_argument("--real-fraction", type=float, default=None,
+                    help="share of chunks embedded by the model (default 0.02; 1 = a fully real build)")
+    ap.add_argument("--base-index", help="a built index of the bundled corpus (for the prefilled vectors; "
+                    "default: built in a child)")
     ap.add_argument("--out", default=None)
     ap.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.step:
-        out = step_build(*args.step[1:3])
+        kind, *rest = args.step
+        if kind == "build":
+            out = step_build(rest[0], rest[1])
+        elif kind == "prefill":
+            out = prefill(Path(rest[0]), Path(rest[1]), Path(rest[2]), float(rest[3]))
+        elif kind == "base":
+            from index.build import build_index
+            from index.config import load_settings
+
+            build_index(load_settings().with_overrides(index_dir=Path(rest[0])), progress=False)
+            out = {}
+        else:
+            raise SystemExit(f"unknown step {kind}")
         out["peak_rss_mb"] = round(peak_rss_mb())
         print(json.dumps(out, ensure_ascii=False))
         return 0
 
+    args.copies = args.copies or (54 if args.quick else 541)
+    args.real_fraction = args.real_fraction if args.real_fraction is not None else (0.1 if args.quick else 0.02)
     log(machine_line())
     res: dict[str, Any] = {"machine": machine(), "copies": args.copies, "real_fraction": args.real_fraction}
     with tempfile.TemporaryDirectory(prefix="seisaku-bigbuild-") as tmp:
         corpus_dir = Path(tmp) / "corpus"
         index_dir = Path(tmp) / "index"
         res["n_files"] = make_corpus(corpus_dir, args.copies)
+        # every step runs in its own child, and this parent stays small: a child's ru_maxrss
+        # starts at its parent's RSS at the fork
         if args.real_fraction < 1:
-            base = Path(args.base_index) if args.base_index else None
+            base = args.base_index
             if base is None:
-                from index.build import build_index
-                from index.config import load_settings
-
-                base = Path(tmp) / "base"
-                build_index(load_settings().with_overrides(index_dir=base), progress=False)
+                base = str(Path(tmp) / "base")
+                child(["base", base])
             t0 = time.perf_counter()
-            res["prefill"] = prefill(corpus_dir, index_dir, base, args.real_fraction)
+            res["prefill"] = child(["prefill", str(corpus_dir), str(index_dir), base, str(args.real_fraction)])
             res["prefill"]["s"] = round(time.perf_counter() - t0, 1)
             log(f"[bigbuild] prefilled {res['prefill']}")
-        cmd = [sys.executable, "-m", "bench.build_corpus", "--step", "build", str(corpus_dir), str(index_dir)]
         t0 = time.perf_counter()
-        p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if p.returncode != 0:
-            log(p.stderr[-3000:])
-            raise SystemExit(f"build failed ({p.returncode})")
-        b = json.loads(p.stdout.strip().splitlines()[-1])
+        b = child(["build", str(corpus_dir), str(index_dir)])
         b["process_wall_s"] = round(time.perf_counter() - t0, 1)
         res["build"] = b
         vec = b["phases"].get("vectors", {})
@@ -190,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             res["full_build_estimate_s"] = round(b["wall_s"] + b["n_cached"] / rate, 0)
         res["index_disk_mb"] = round(sum(f.stat().st_size for f in index_dir.rglob("*") if f.is_file()) / 2**20, 1)
         log(f"[bigbuild] {json.dumps(res['build'], ensure_ascii=False)}")
-    name = args.out or f"build_corpus_{args.copies}x_{args.real_fraction:g}"
+    name = args.out or ("build_corpus_quick" if args.quick else "build_corpus")
     write_result(name, res)
     print(json.dumps(res, ensure_ascii=False, indent=1))
     return 0

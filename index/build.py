@@ -266,6 +266,19 @@ def get_embedder(settings: Settings) -> Any:
     return emb
 
 
+def release_embedders() -> None:
+    """Free the embedding models this process loaded for building (see ``build_index``)."""
+    import gc
+
+    from index.embedder import release_models
+
+    for emb in _EMBEDDERS.values():
+        emb.release()
+    _EMBEDDERS.clear()
+    release_models()
+    gc.collect()
+
+
 def file_sha256(path: Path) -> str:
     """Hex sha256 of a file's bytes ("" when it cannot be read)."""
     h = hashlib.sha256()
@@ -540,20 +553,23 @@ def _write_and_swap(
 # --------------------------------------------------------------------------- build
 
 
-def build_index(settings: Settings, *, progress: bool = True) -> BuildReport:
+def build_index(settings: Settings, *, progress: bool = True, release_model: bool = False) -> BuildReport:
     """Build the index of ``settings.corpus_dir`` into ``settings.index_dir`` (atomically).
 
     Unchanged passages take their vectors from the embedding cache of the current index (and of
     stale temporary build directories), so a rebuild re-embeds only new or changed text.
-    Raises :class:`IndexBusyError` when another build holds the lock.
+    ``release_model`` frees the embedding model as soon as the vectors are done (``seisaku
+    build`` does: at 100k chunks the peak RSS falls from ≈ 2.6 to ≈ 1.9 GB; the app keeps it to
+    answer questions). Raises :class:`IndexBusyError` when another build holds the lock.
     """
     index_dir = Path(settings.index_dir).expanduser()
     settings = settings.with_overrides(index_dir=index_dir)
     with build_lock(index_dir):
-        return _build_locked(settings, progress=progress)
+        return _build_locked(settings, progress=progress, release_model=release_model)
 
 
-def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequence[IngestMessage] = ()) -> BuildReport:
+def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequence[IngestMessage] = (),
+                  release_model: bool = False) -> BuildReport:
     from corpus.loader import load_corpus
 
     t0 = time.monotonic()
@@ -595,6 +611,8 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
             dim=dim,
         )
         result.update(n_embedded=n_emb, n_cached=n_cached)
+        if release_model:
+            release_embedders()
         return vecs
 
     info = _finish_info(_base_info(settings, embedder, tokenizer, dim), settings.corpus_dir, documents, built_by="build")

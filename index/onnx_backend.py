@@ -267,3 +267,12 @@ def get_encoder(model_dir: str | os.PathLike, backend: str) -> OnnxEncoder:
                 enc = OnnxEncoder(model_dir, backend)
                 _ENCODERS[key] = enc
     return enc
+
+
+def release_encoders() -> int:
+    """Forget every process-wide :class:`OnnxEncoder` (their sessions are freed once unused);
+    returns how many there were."""
+    with _LOCK:
+        n = len(_ENCODERS)
+        _ENCODERS.clear()
+    return n

@@ -306,6 +306,7 @@ def write_store(
         faiss.write_index(index, str(target / FAISS_FILE))
     except RuntimeError as e:  # FAISS reports a failed write (disk full, read-only) as RuntimeError
         raise OSError(f"FAISS could not write {target / FAISS_FILE}: {e}") from e
+    del index  # its copy of the vectors is not needed while BM25 is built
 
     # BM25 over the stored terms (never bm25s's own splitter)
     has_bm25 = n > 0

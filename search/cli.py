@@ -69,7 +69,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     """Build (or incrementally update) the index from the corpus."""
     from index.build import build_index
 
-    report = build_index(_settings(args), progress=not args.quiet)
+    report = build_index(_settings(args), progress=not args.quiet, release_model=True)
     _print_messages(report.messages)
     print(report.summary())
     return 0

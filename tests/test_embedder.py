@@ -261,6 +261,12 @@ def test_plan_batches_pads_little_and_keeps_every_row() -> None:
     assert _padded_cost(batches, lengths) < 0.3 * _padded_cost([order], lengths)
     assert all(len(b) <= 4 for b in plan_batches(order, lengths, 4))
     assert plan_batches(order[:0], lengths, 16) == []
+    # a padded-token budget bounds every batch (a row longer than the budget runs alone)
+    long = np.array([510, 500, 480, 300, 300, 300, 300, 40, 40])
+    o = np.argsort(-long, kind="stable")
+    for b in plan_batches(o, long, 16, max_tokens=1024):
+        assert len(b) == 1 or len(b) * max(int(long[i]) for i in b) <= 1024
+    assert sorted(int(i) for b in plan_batches(o, long, 16, max_tokens=100) for i in b) == list(range(9))
 
 
 def test_plan_batches_is_optimal_against_brute_force() -> None:
