@@ -373,6 +373,27 @@ def _to_state(target: Any) -> AppState:
     return AppState(settings, engine=target)
 
 
+#: Exported CSV files (and Gradio's cached copies) are deleted after this many seconds.
+CSV_MAX_AGE_S = 3600
+
+
+def prune_old_dirs(root: Path, max_age_s: float) -> int:
+    """Delete the subdirectories of ``root`` not modified for ``max_age_s`` seconds; returns how
+    many were deleted (errors are ignored: another request may be pruning too)."""
+    import shutil
+    import time
+
+    now, n = time.time(), 0
+    for d in root.iterdir() if root.is_dir() else ():
+        try:
+            if d.is_dir() and now - d.stat().st_mtime > max_age_s:
+                shutil.rmtree(d, ignore_errors=True)
+                n += 1
+        except OSError:
+            continue
+    return n
+
+
 def build_app(engine_or_settings: Any) -> gr.Blocks:
     """The Gradio Blocks of the app for an ``Engine`` or ``Settings`` (engine loaded on first use).
 
@@ -380,8 +401,13 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
     ``demo.seisaku_state`` holds the :class:`AppState`.
     """
     state = _to_state(engine_or_settings)
+    # comparison CSVs: one directory per app, removed at exit; files older than CSV_MAX_AGE_S are
+    # pruned on each export (Gradio's copies in its cache go with delete_cache)
+    csv_root = tempfile.TemporaryDirectory(prefix="seisaku-csv-")
 
-    with gr.Blocks(title=APP_TITLE, analytics_enabled=False) as demo:
+    with gr.Blocks(title=APP_TITLE, analytics_enabled=False,
+                   delete_cache=(CSV_MAX_AGE_S, CSV_MAX_AGE_S)) as demo:
+        demo.seisaku_csv_root = csv_root  # lives as long as the app
         gr.HTML('<h1 style="margin:0;font-size:1.5em">seisaku　自治体の行財政改革文書を横断検索</h1>'
                 '<div class="sk-sub">他の自治体の取組を、出典（自治体・文書・節 › 項目・所管課・ページ）つきで探せます。</div>')
         status = gr.HTML(_status_html(state), elem_id="sk-status")
@@ -517,7 +543,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             csv_path = None
             to_csv = getattr(table, "to_csv", None)
             if callable(to_csv):
-                d = Path(tempfile.mkdtemp(prefix="seisaku-csv-"))
+                prune_old_dirs(Path(csv_root.name), CSV_MAX_AGE_S)
+                d = Path(tempfile.mkdtemp(dir=csv_root.name))
                 csv_path = d / "比較.csv"
                 csv_path.write_bytes(to_csv())
             return V.render_comparison(data), (str(csv_path) if csv_path else None)

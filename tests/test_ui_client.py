@@ -178,3 +178,22 @@ def test_user_errors_reach_the_client(request: pytest.FixtureRequest, tmp_path: 
         assert "seisaku build" in str(e.value) or "インデックス" in str(e.value)
     finally:
         demo.close()
+
+
+def test_old_comparison_csvs_are_pruned(tmp_path) -> None:
+    """Each comparison writes its CSV into a directory of its own under the app's CSV root;
+    exports older than CSV_MAX_AGE_S are deleted, newer ones kept."""
+    import os
+    import time
+
+    import ui
+
+    old, new = tmp_path / "old", tmp_path / "new"
+    for d in (old, new):
+        d.mkdir()
+        (d / "比較.csv").write_text("自治体\n", encoding="utf-8")
+    t = time.time() - ui.CSV_MAX_AGE_S - 60
+    os.utime(old, (t, t))
+    assert ui.prune_old_dirs(tmp_path, ui.CSV_MAX_AGE_S) == 1
+    assert not old.exists() and (new / "比較.csv").is_file()
+    assert ui.prune_old_dirs(tmp_path / "missing", ui.CSV_MAX_AGE_S) == 0
