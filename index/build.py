@@ -48,7 +48,7 @@ from index.store import (
     sha256_text,
     write_store,
 )
-from index.tokenizer import Tokenizer, share_terms
+from index.tokenizer import Tokenizer, share_terms, text_lemmas
 
 #: Extensions add_document accepts when corpus.readers does not publish its own list.
 DEFAULT_EXTENSIONS = frozenset({".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm"})
@@ -471,21 +471,24 @@ def _embed(
 
 
 def _tokenize_all(
-    tokenizer: Tokenizer, chunks: Sequence[Chunk], reuse: dict[str, list[str]], progress: bool
-) -> list[list[str]]:
+    tokenizer: Tokenizer, chunks: Sequence[Chunk], reuse: dict[str, tuple[list[str], list[str] | None]], progress: bool
+) -> tuple[list[list[str]], list[list[str]]]:
+    """BM25 terms (of ``bm25_text``) and lemma lists (:func:`text_lemmas` of the text) of every
+    chunk, taken from ``reuse`` (``bm25_key → (terms, lemmas)`` of the current index) when there."""
     from tqdm.auto import tqdm
 
-    out = []
+    tokens, lemmas = [], []
     pool: dict[str, str] = {}
     for c in tqdm(chunks, desc="BM25 語彙", unit="件", disable=not progress or not chunks):
         text = bm25_text(c)
-        toks = reuse.get(sha256_text(text))
-        out.append(share_terms(toks if toks is not None else tokenizer.tokenize(text), pool))
-    return out
+        toks, lem = reuse.get(sha256_text(text), (None, None))
+        tokens.append(share_terms(toks if toks is not None else tokenizer.tokenize(text), pool))
+        lemmas.append(share_terms(lem if lem is not None else text_lemmas(c.text), pool))
+    return tokens, lemmas
 
 
-def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, list[str]]:
-    """``bm25_key → terms`` from the current index when it used the same tokeniser."""
+def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, tuple[list[str], list[str] | None]]:
+    """``bm25_key → (terms, lemmas or None)`` from the current index when it used the same tokeniser."""
     import sqlite3
 
     path = resolve_index_dir(index_dir)
@@ -496,7 +499,10 @@ def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, list[st
         con = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
         try:
             pool: dict[str, str] = {}
-            return {k: share_terms(json.loads(t), pool) for k, t in con.execute("SELECT bm25_key, tokens FROM chunks")}
+            has_lemmas = "lemmas" in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
+            sql = "SELECT bm25_key, tokens, lemmas FROM chunks" if has_lemmas else "SELECT bm25_key, tokens, NULL FROM chunks"
+            return {k: (share_terms(json.loads(t), pool), share_terms(json.loads(lm), pool) if lm else None)
+                    for k, t, lm in con.execute(sql)}
         finally:
             con.close()
     except Exception:
@@ -513,6 +519,7 @@ def _write_and_swap(
     documents: list[DocumentRecord],
     info: dict[str, Any],
     progress: bool,
+    lemmas: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write a complete index to a temp sibling dir, fsync, swap it in.
 
@@ -539,6 +546,7 @@ def _write_and_swap(
             info=info,
             faiss_index_kind=kind,
             progress=progress,
+            lemmas=lemmas,
         )
         _swap_in(tmp, index_dir)
         return info
@@ -596,7 +604,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
         _doc_record(settings.corpus_dir, m, counts.get(m.doc_id, 0), loaded.messages)
         for m in (_meta_of(d) for d in loaded.documents)
     ]
-    tokens = _tokenize_all(tokenizer, chunks, _reusable_tokens(index_dir, tokenizer), progress)
+    tokens, lemmas = _tokenize_all(tokenizer, chunks, _reusable_tokens(index_dir, tokenizer), progress)
     result: dict[str, Any] = {}
 
     def fill(cache: EmbeddingCache) -> np.ndarray:
@@ -625,6 +633,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
         documents=documents,
         info=info,
         progress=progress,
+        lemmas=lemmas,
     )
     for p in salvage:
         shutil.rmtree(p, ignore_errors=True)
@@ -849,9 +858,11 @@ def _add_to_store(
     old_vecs = current.vectors()
     new_keys = [embed_key(prompt, c.embed_text) for c in new_chunks]
     new_tokens = [tokenizer.tokenize(bm25_text(c)) for c in new_chunks]
+    old_lemmas = current.chunk_lemmas() or [text_lemmas(c.text) for c in current.chunks]
     chunks = [*current.chunks, *new_chunks]
     keys = [*old_keys, *new_keys]
     tokens = [*old_tokens, *new_tokens]
+    lemmas = [*old_lemmas, *(text_lemmas(c.text) for c in new_chunks)]
     documents = [*current.documents.values(), _doc_record(settings.corpus_dir, meta, len(new_chunks), messages)]
     known = dict(zip(old_keys, old_vecs))
     result: dict[str, Any] = {}
@@ -867,7 +878,7 @@ def _add_to_store(
     info = _rewrite_info(current, settings.corpus_dir, documents, "add")
     _write_and_swap(
         settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys,
-        documents=documents, info=info, progress=False,
+        documents=documents, info=info, progress=False, lemmas=lemmas,
     )
     return BuildReport(
         n_docs=len(documents), n_chunks=len(chunks), n_embedded=result["n_embedded"],
@@ -918,6 +929,8 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                 chunks = [current.chunks[i] for i in keep]
                 keys = [old_keys[i] for i in keep]
                 tokens = [old_tokens[i] for i in keep]
+                old_lemmas = current.chunk_lemmas()
+                lemmas = [old_lemmas[i] for i in keep] if old_lemmas is not None else None
                 documents = [d for d in current.documents.values() if d.doc_id != doc_id]
                 model_id = current.model_id
 
@@ -928,7 +941,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                 info = _rewrite_info(current, corpus_dir, documents, "remove")
                 _write_and_swap(
                     settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys, documents=documents,
-                    info=info, progress=False,
+                    info=info, progress=False, lemmas=lemmas,
                 )
             elif current is None:
                 why = "インデックスが古い形式か別のモデルで作られています" if stale_index else "インデックスがまだありません"

@@ -29,7 +29,7 @@ import numpy as np
 from corpus.errors import IndexMismatchError, IndexMissingError
 from corpus.records import Chunk, IngestMessage
 from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
-from index.tokenizer import Tokenizer, share_terms
+from index.tokenizer import Tokenizer, share_terms, text_lemmas
 
 #: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
 FORMAT_VERSION = 1
@@ -42,7 +42,7 @@ CACHE_DIR = "cache"
 CACHE_DB = "embeddings.sqlite"
 
 #: Extra columns of the chunks table besides the Chunk fields.
-_EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key")
+_EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key", "lemmas")
 
 #: Batches of at most this many query vectors are searched with one OpenMP thread: a single query
 #: gains nothing from FAISS's threads and, on a busy 2-core machine, waiting for them cost 0.25 ms ->
@@ -201,7 +201,8 @@ CREATE TABLE chunks (
   {cols},
   tokens TEXT NOT NULL,
   embed_key TEXT NOT NULL,
-  bm25_key TEXT NOT NULL
+  bm25_key TEXT NOT NULL,
+  lemmas TEXT
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
 """
@@ -243,10 +244,13 @@ def write_store(
     info: dict[str, Any],
     faiss_index_kind: str,
     progress: bool = False,
+    lemmas: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:
     """Write a complete index into the (new, empty) directory ``target`` and fsync it.
 
-    ``chunks[i]``, ``tokens[i]``, ``vectors[i]`` and ``embed_keys[i]`` describe FAISS id ``i``.
+    ``chunks[i]``, ``tokens[i]``, ``vectors[i]``, ``embed_keys[i]`` and ``lemmas[i]`` (the
+    chunk text's :func:`index.tokenizer.text_lemmas`; computed here when ``None``) describe FAISS
+    id ``i``.
     ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
     the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
     """
@@ -258,8 +262,10 @@ def write_store(
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
     n = len(chunks)
-    if not (len(tokens) == len(embed_keys) == n == len(vectors)):
-        raise ValueError("chunks, tokens, embed_keys and vectors must have the same length")
+    if lemmas is None:
+        lemmas = [text_lemmas(c.text) for c in chunks]
+    if not (len(tokens) == len(embed_keys) == n == len(vectors) == len(lemmas)):
+        raise ValueError("chunks, tokens, embed_keys, lemmas and vectors must have the same length")
     dim = int(info["dim"])
 
     # SQLite
@@ -271,14 +277,15 @@ def write_store(
         sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
 
         def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
-            for i, (c, toks, key) in enumerate(zip(chunks, tokens, embed_keys)):
+            for i, (c, toks, key, lem) in enumerate(zip(chunks, tokens, embed_keys, lemmas)):
                 vals: list[Any] = [i]
                 for name in names:
                     v = getattr(c, name)
                     if _is_json_field(name):
                         v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
                     vals.append(v)
-                vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c))]
+                vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c)),
+                         json.dumps(list(lem), ensure_ascii=False)]
                 yield vals
 
         con.executemany(sql, rows())
@@ -504,6 +511,42 @@ class IndexStore:
     def chunk_tokens(self) -> list[list[str]]:
         """The stored BM25 terms of every chunk (position = FAISS id)."""
         return [toks for _key, toks in self._stored_tokens()]
+
+    def chunk_lemmas(self) -> list[list[str]] | None:
+        """The stored lemma list of every chunk (position = FAISS id); None for an index written
+        before lemmas were stored."""
+        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
+        try:
+            if "lemmas" not in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}:
+                return None
+            pool: dict[str, str] = {}
+            out = [json.loads(t) if t else None for (t,) in con.execute("SELECT lemmas FROM chunks ORDER BY id")]
+            if any(x is None for x in out):
+                return None
+            return [share_terms(x, pool) for x in out]
+        finally:
+            con.close()
+
+    def lemma_sets(self, ids: Sequence[int]) -> dict[int, frozenset[str]]:
+        """``id → lemma set`` of the chunks ``ids`` from ``chunks.lemmas`` (ids without stored
+        lemmas are absent). One read-only SQLite query; safe from any thread."""
+        ids = [int(i) for i in dict.fromkeys(ids) if 0 <= int(i) < len(self.chunks)]
+        if not ids:
+            return {}
+        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
+        try:
+            out: dict[int, frozenset[str]] = {}
+            for a in range(0, len(ids), 500):
+                part = ids[a : a + 500]
+                q = ",".join("?" * len(part))
+                for i, t in con.execute(f"SELECT id, lemmas FROM chunks WHERE id IN ({q})", part):
+                    if t:
+                        out[int(i)] = frozenset(json.loads(t))
+            return out
+        except sqlite3.OperationalError:  # an index written before lemmas were stored
+            return {}
+        finally:
+            con.close()
 
     def _stored_tokens(self) -> list[tuple[str, list[str]]]:
         con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)

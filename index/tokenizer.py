@@ -220,3 +220,21 @@ def share_terms(terms: Sequence[str], pool: dict[str, str]) -> list[str]:
     object per distinct term instead of per occurrence saves about 1 GB of RSS.
     """
     return [pool.setdefault(t, t) for t in terms]
+
+
+_UNIGRAMS: "Tokenizer | None" = None
+
+
+def unigram_tokenizer() -> "Tokenizer":
+    """The process-wide :class:`Tokenizer` without noun bigrams (content lemmas only)."""
+    global _UNIGRAMS
+    if _UNIGRAMS is None:
+        _UNIGRAMS = Tokenizer(bigrams=False)
+    return _UNIGRAMS
+
+
+def text_lemmas(text: str) -> list[str]:
+    """The distinct content lemmas of ``text`` (no bigrams), sorted: what the answer views test a
+    question's concepts against. Stored per chunk at build time (``chunks.lemmas``) so a question
+    never runs fugashi over the passages it scores."""
+    return sorted(set(unigram_tokenizer().tokenize(text)))

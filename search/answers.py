@@ -224,9 +224,10 @@ class _Query:
             self._vec = _embed_query(self.engine, self.dense_text)
         return self._vec
 
-    def coverage(self, text: str) -> float:
-        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage)."""
-        return concept_coverage(self.text, text)
+    def coverage(self, text: str, have: frozenset[str] | None = None) -> float:
+        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage);
+        ``have``: the text's lemma set when known."""
+        return concept_coverage(self.text, text, have)
 
 
 def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
@@ -237,14 +238,26 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         m = _embed_passages(q.engine, [results[i].chunk.embed_text or results[i].chunk.text for i in need])
         for i, v in zip(need, m @ q.vec):
             cos[i] = float(v)
+    stored = _stored_lemmas(q.engine, [r.chunk for r in results])
     out = []
     for i, r in enumerate(results):
         bm = float(r.bm25_score or 0.0)
-        terms = term_set(r.chunk.text)
+        terms = stored[i] if stored[i] is not None else term_set(r.chunk.text)
         out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / q.n_bm25_terms,
-                           coverage=q.coverage(r.chunk.text),
+                           coverage=q.coverage(r.chunk.text, terms),
                            coverage_idf=coverage(q.terms, terms, q.idf_weights)))
     return out
+
+
+def _stored_lemmas(engine: Any, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
+    """The chunks' lemma sets from the index (``Engine.lemma_sets``), None where unavailable."""
+    get = getattr(engine, "lemma_sets", None)
+    if callable(get):
+        try:
+            return list(get(chunks))
+        except Exception:  # pragma: no cover - an index that cannot be read: tokenise instead
+            pass
+    return [None] * len(chunks)
 
 
 # ------------------------------------------------------------------------------------------

@@ -18,12 +18,14 @@ from __future__ import annotations
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from corpus.errors import IndexMismatchError
+from corpus.records import Chunk
 from index.config import Settings, load_settings
 from search.filters import FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
@@ -239,6 +241,14 @@ class Engine:
                 while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
                     _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
         return v
+
+    def lemma_sets(self, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
+        """The stored lemma set of each chunk (None where the index has none): what the answer
+        views test a question's concepts against, read from SQLite instead of re-tokenised."""
+        store = self._view.store
+        ids = [store.id_of(c.chunk_id) for c in chunks]
+        got = store.lemma_sets([i for i in ids if i is not None])
+        return [got.get(i) if i is not None else None for i in ids]
 
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` in the current index (for highlight weighting)."""

@@ -280,7 +280,7 @@ def _concept_weight(concept: Sequence[str]) -> float:
     return 1.0 if any(len(t) >= 2 for t in concept) else 0.5
 
 
-def concept_coverage(question: str, text: str) -> float:
+def concept_coverage(question: str, text: str, have: frozenset[str] | None = None) -> float:
     """Weighted share (0–1) of the question's concepts (:func:`concepts`) present in ``text``.
 
     A concept scores 1 when a spelling of one of its :data:`EQUIVALENTS` groups occurs in
@@ -288,11 +288,13 @@ def concept_coverage(question: str, text: str) -> float:
     (one-character suffixes such as 場・化 not counted when the concept has other lemmas). A
     concept weighs 1 (0.5 when it is a single character), so a question that names one idea in
     several words (「電子マネーやキャッシュレス決済」) does not count it several times.
+    ``have``: the lemma set of ``text`` when already known (a chunk's, from the index).
     """
     cs = concepts(question)
     if not cs:
         return 0.0
-    have = term_set(text)
+    if have is None:
+        have = term_set(text)
     flat = compact(text).lower()
     total = got = 0.0
     for c in cs:
@@ -306,11 +308,10 @@ def concept_coverage(question: str, text: str) -> float:
     return got / total
 
 
-@lru_cache(maxsize=1)
 def _unigram_tokenizer():
-    from index.tokenizer import Tokenizer
+    from index.tokenizer import unigram_tokenizer
 
-    return Tokenizer(bigrams=False)
+    return unigram_tokenizer()
 
 
 @lru_cache(maxsize=20000)

@@ -390,3 +390,18 @@ def test_cold_answer_encodes_the_question_once_and_few_sentences(engine, monkeyp
     assert calls["queries"] == 1
     assert 0 < calls["passages"] <= PICK_MAX_DENSE * len(again.rows)
     assert [r.sentence for r in again.rows] == [r.sentence for r in full.rows]
+
+
+
+@pytest.mark.slow
+def test_stored_lemmas_give_the_same_answers_as_tokenising(engine, monkeypatch) -> None:
+    """The answer view reads each passage's lemmas from the index; with them unavailable (an
+    index written before they were stored) it tokenises the passage and must answer the same."""
+    from search.answers import municipality_answer
+
+    questions = ["学校給食センターを新しく作るときにPPP/PFIを検討している市", "火葬場の建て替えで民間の資金を使う",
+                 "競輪場の民営化を実施した市", "職員の時間外勤務を減らす仕組み"]
+    stored = [municipality_answer(engine, q).to_dict() for q in questions]
+    assert any(a["answered"] for a in stored)
+    monkeypatch.setattr(engine, "lemma_sets", lambda chunks: [None] * len(chunks))
+    assert [municipality_answer(engine, q).to_dict() for q in questions] == stored

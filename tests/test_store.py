@@ -110,6 +110,21 @@ def test_build_report(small) -> None:
     assert "3 文書" in rep.summary()
 
 
+def test_stored_lemmas_are_the_chunk_texts_lemmas(small) -> None:
+    """chunks.lemmas (read by the answer views instead of running fugashi per passage) holds
+    exactly text_lemmas(chunk.text), for the whole index and for any subset of ids."""
+    from index.store import IndexStore
+    from index.tokenizer import text_lemmas
+
+    s, _ = small
+    store = IndexStore.open(s.index_dir)
+    expected = [text_lemmas(c.text) for c in store.chunks]
+    assert store.chunk_lemmas() == expected
+    assert all(expected)
+    sub = store.lemma_sets([2, 0, 2, len(store.chunks) + 5])
+    assert sub == {0: frozenset(expected[0]), 2: frozenset(expected[2])}
+
+
 def test_round_trip(small) -> None:
     from corpus.loader import load_corpus
     from index.store import IndexStore
