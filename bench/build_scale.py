@@ -70,7 +70,9 @@ def step_write(base_dir: str, out_dir: str, n: int) -> dict[str, Any]:
     kind = choose_kind(s.faiss_index, n, s.ann_threshold)
     t_prep = time.perf_counter() - t_all
     t0 = time.perf_counter()
+    lem = base.chunk_lemmas()
     write_store(Path(out_dir), chunks=chunks, tokens=[toks[i % nb] for i in range(n)], vectors=V,
+                lemmas=[lem[i % nb] for i in range(n)] if lem is not None else None,
                 embed_keys=[f"{keys[i % nb]}~{i // nb}" for i in range(n)], documents=list(base.documents.values()),
                 info=dict(base.info), faiss_index_kind=kind)
     t_write = time.perf_counter() - t0

@@ -14,7 +14,8 @@ lists; FAISS is chosen as the product does (``index.faiss_index.choose_kind(Sett
 N, Settings.ann_threshold)``; HNSW is built with ``--hnsw-m``/``--hnsw-efc``, default the
 product's M=32/efConstruction=200, ``efSearch`` = Settings.hnsw_ef_search; IVF is the product's
 index.faiss_index.build_ivf with ``nprobe`` = ``--nprobe``, default Settings.ivf_nprobe) unless ``--faiss``
-forces a kind. An ``IndexStore`` is assembled from these parts and an ``Engine`` opened on it.
+forces a kind. An ``IndexStore`` is assembled from these parts and an ``Engine`` opened on it; its
+stored lemma sets (``IndexStore.lemma_sets``) are the real chunks', read from the bundled index.
 
 Each query runs cold: the engine's query-vector cache, the answer view's sentence-vector cache and
 the per-text caches (lemmas of chunks and sentences, highlight tokenisations) are emptied first, so
@@ -104,6 +105,13 @@ def scaled_store(base: Any, base_tokens: list[list[str]], base_vecs: np.ndarray,
     t["bm25_build_s"] = time.perf_counter() - t0
     info = dict(base.info, n_chunks=n, faiss_index=kind)
     store = IndexStore(base.path, info, chunks, base.documents, index, bm, base.tokenizer)
+
+    def lemma_sets(ids: Any) -> dict[int, frozenset[str]]:  # chunk i is a copy of real chunk i % nb
+        ids = [int(i) for i in ids]
+        real = base.lemma_sets([i % nb for i in ids])
+        return {i: real[i % nb] for i in ids if i % nb in real}
+
+    store.lemma_sets = lemma_sets  # type: ignore[method-assign]
     return store, {k: round(v, 2) for k, v in t.items()}
 
 
