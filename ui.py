@@ -273,13 +273,13 @@ def document_chunks(engine: Any, doc_id: str) -> tuple[dict[str, Any], list[dict
 # ══ plain functions behind the UI and the API ═════════════════════════════════════════════════
 
 def run_search(state: AppState, query: str, k: int = SHOW_K, filters: Filters | None = None,
-               mode: str = "hybrid") -> list[dict[str, Any]]:
-    """Ranked passages as ``Result.to_json()`` dicts."""
+               mode: str = "hybrid", highlight: bool | int = True) -> list[dict[str, Any]]:
+    """Ranked passages as ``Result.to_json()`` dicts (``highlight``: see ``Engine.search``)."""
     query = (query or "").strip()
     if not query:
         return []
     engine = state.get_engine()
-    return [r.to_json() for r in engine.search(query, k=int(k), filters=filters, mode=mode)]
+    return [r.to_json() for r in engine.search(query, k=int(k), filters=filters, mode=mode, highlight=highlight)]
 
 
 def run_answer(state: AppState, query: str, filters: Filters | None = None) -> dict[str, Any]:
@@ -517,7 +517,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                 return V.message_html("質問を入力してください", "empty"), "", ""
             try:
                 flt = _filters(prefs, munis, kinds, years)
-                results = run_search(state, query, k=CHART_K, filters=flt)
+                results = run_search(state, query, k=CHART_K, filters=flt, highlight=SHOW_K)
                 answer = run_answer(state, query, filters=flt)
             except Exception as e:
                 return _err_html(e), "", ""

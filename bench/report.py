@@ -18,6 +18,11 @@ def _load(name: str) -> dict[str, Any] | None:
     return json.loads(p.read_text(encoding="utf-8")) if p.is_file() else None
 
 
+def _json_block(d: dict[str, Any]) -> str:
+    return "```json\n" + json.dumps({k: v for k, v in d.items() if k not in ("machine", "argv")},
+                                     ensure_ascii=False, indent=1) + "\n```"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -29,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                          ("faiss_scale", lambda d: faiss_scale.table(d["rows"])),
                          ("e2e_latency", lambda d: e2e_latency.table(d["rows"])),
                          ("e2e_latency_1m", lambda d: e2e_latency.table(d["rows"])),
-                         ("build_scale", lambda d: "```json\n" + json.dumps({k: v for k, v in d.items() if k not in ("machine", "argv")}, ensure_ascii=False, indent=1) + "\n```")):
+                         ("build_scale", _json_block),
+                         ("build_corpus", _json_block)):
         d = _load(name + sfx)
         if d is None:
             continue

@@ -331,7 +331,7 @@ class Engine:
         filters: Filters | None = None,
         mode: str = "hybrid",
         per_municipality_cap: int | None = None,
-        highlight: bool = True,
+        highlight: bool | int = True,
     ) -> list[Result]:
         """Ranked passages for ``query``, best first (``Result.rank`` from 1).
 
@@ -340,7 +340,8 @@ class Engine:
         or "bm25". ``per_municipality_cap`` (default ``Settings.per_municipality_cap``; 0 = off)
         defers a municipality's results beyond that many until the others have been placed.
         ``highlight=False`` leaves ``Result.spans`` empty (the answer views pick and mark their own
-        sentences, so they skip the per-result highlighting).
+        sentences, so they skip the per-result highlighting); an int ``n`` highlights only the
+        first ``n`` results (the UI shows 10 cards of the 30 results its charts count).
         Empty, punctuation-only or emoji-only queries return ``[]``.
         """
         if mode not in MODES:
@@ -413,6 +414,7 @@ class Engine:
         hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10} \
             if highlight else set()
         results: list[Result] = []
+        n_highlight = len(ranked) if highlight is True else max(0, int(highlight))
         for r, i in enumerate(ranked, 1):
             c = chunks[i]
             results.append(
@@ -423,7 +425,7 @@ class Engine:
                     dense_score=dense.get(i),
                     bm25_score=bm25.get(i),
                     spans=highlight_spans(store.tokenizer, hl_terms, c.text, n_sentences=1, idf=view.idf,
-                                    cache_key=c.chunk_id) if hl_terms else [],
+                                    cache_key=c.chunk_id) if hl_terms and r <= n_highlight else [],
                 )
             )
         return results

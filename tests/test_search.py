@@ -185,6 +185,8 @@ def test_spans_point_at_query_terms(engine) -> None:
     plain = engine.search(q, k=5, highlight=False)  # the answer views' call: same ranking, no spans
     assert [(p.chunk.chunk_id, p.score) for p in plain] == [(r.chunk.chunk_id, r.score) for r in res]
     assert all(not p.spans for p in plain)
+    first = engine.search(q, k=5, highlight=1)  # the UI: highlight only the cards it shows
+    assert [p.spans for p in first] == [res[0].spans] + [[]] * (len(res) - 1)
 
 
 @pytest.mark.slow
