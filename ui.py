@@ -450,6 +450,12 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                 w_text = gr.Textbox(label="下書きの文またはテーマ", placeholder="例: 職員一人ひとりがコストを意識する",
                                     lines=2, scale=5, elem_id="sk-wording-text")
                 w_k = gr.Slider(3, 30, value=10, step=1, label="件数", scale=1)
+            with gr.Accordion("絞り込み", open=False, elem_id="sk-w-filters"):
+                with gr.Row():
+                    w_pref = gr.Dropdown(label="都道府県", choices=[], multiselect=True, elem_id="sk-w-pref")
+                    w_muni = gr.Dropdown(label="自治体", choices=[], multiselect=True, elem_id="sk-w-muni")
+                    w_kind = gr.Dropdown(label="文書の種類", choices=[], multiselect=True, elem_id="sk-w-kind")
+                    w_year = gr.Dropdown(label="年度", choices=[], multiselect=True, elem_id="sk-w-year")
             w_btn = gr.Button("文例を探す", variant="primary", elem_id="sk-wording-btn")
             w_html = gr.HTML(elem_id="sk-wording")
 
@@ -482,7 +488,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                 r_msg = gr.HTML(elem_id="sk-remove-msg")
 
         # ── handlers ────────────────────────────────────────────────────────────────────────
-        choice_outputs = [f_pref, f_muni, f_kind, f_year, c_munis, u_kind, r_doc]
+        choice_outputs = [f_pref, f_muni, f_kind, f_year, c_munis, u_kind, r_doc, w_pref, w_muni, w_kind, w_year]
 
         def choice_updates() -> list[Any]:
             if not state.ready:
@@ -492,7 +498,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             docs = [d["doc_id"] for d in documents_of(e)]
             return [gr.update(choices=prefs), gr.update(choices=munis), gr.update(choices=kinds),
                     gr.update(choices=years), gr.update(choices=munis), gr.update(choices=kinds),
-                    gr.update(choices=docs)]
+                    gr.update(choices=docs), gr.update(choices=prefs), gr.update(choices=munis),
+                    gr.update(choices=kinds), gr.update(choices=years)]
 
         def docs_html() -> str:
             if not state.ready:
@@ -552,16 +559,17 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
         c_btn.click(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
         c_topic.submit(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
 
-        def ui_wording(text: str, k: float):
+        def ui_wording(text: str, k: float, prefs: list[str], munis: list[str], kinds: list[str], years: list[str]):
             if not (text or "").strip():
                 return V.message_html("文またはテーマを入力してください", "empty")
             try:
-                return V.render_wording(run_wording(state, text, int(k)))
+                return V.render_wording(run_wording(state, text, int(k), filters=_filters(prefs, munis, kinds, years)))
             except Exception as e:
                 return _err_html(e)
 
-        w_btn.click(ui_wording, [w_text, w_k], [w_html], api_visibility="private")
-        w_text.submit(ui_wording, [w_text, w_k], [w_html], api_visibility="private")
+        wording_inputs = [w_text, w_k, w_pref, w_muni, w_kind, w_year]
+        w_btn.click(ui_wording, wording_inputs, [w_html], api_visibility="private")
+        w_text.submit(ui_wording, wording_inputs, [w_html], api_visibility="private")
 
         def ui_upload(file: str | None, muni: str, pref: str, title: str, year: str, kind: str, url: str,
                       progress: gr.Progress = gr.Progress()):

@@ -178,6 +178,22 @@ def test_wording_tab_shows_verbatim_sentences(page: Page, artifacts_dir: Path) -
     page.page.screenshot(path=str(artifacts_dir / "ui-wording.png"), full_page=True)
 
 
+def test_wording_tab_filters_by_municipality(page: Page) -> None:
+    """「他の自治体はどう書いたか」 for one chosen municipality: every precedent sentence shown is
+    that municipality's (the 文例 tab has the same filters as 検索)."""
+    page.tab("文例")
+    page.fill("sk-wording-text", "職員一人ひとりがコストを意識する")
+    page.page.locator("#sk-w-filters").get_by_text("絞り込み").first.click()
+    _pick(page, "sk-w-muni", ["会津若松市"])
+    page.page.click("#sk-wording-btn")
+    page.page.wait_for_selector("#sk-wording .sk-card, #sk-wording .sk-msg")
+    cards = page.page.locator("#sk-wording article.sk-wording")
+    assert cards.count() >= 1
+    cites = [c.inner_text() for c in cards.locator(".sk-sub").all()]
+    assert cites and all("会津若松市" in c for c in cites if not c.startswith("同じ文")), cites
+    assert page.dialogs == []
+
+
 def _choose(page: Page, elem_id: str, value: str) -> None:
     """Choose one value in a gradio (single-select) dropdown."""
     box = page.page.locator(f"#{elem_id} input").first
