@@ -44,6 +44,7 @@ from index.store import (
     IndexStore,
     bm25_text,
     embed_key,
+    read_terms,
     resolve_index_dir,
     sha256_text,
     write_store,
@@ -489,22 +490,12 @@ def _tokenize_all(
 
 def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, tuple[list[str], list[str] | None]]:
     """``bm25_key → (terms, lemmas or None)`` from the current index when it used the same tokeniser."""
-    import sqlite3
-
     path = resolve_index_dir(index_dir)
     try:
         info = json.loads((path / INDEX_JSON).read_text(encoding="utf-8"))
         if info.get("tokenizer_version") != tokenizer.version:
             return {}
-        con = sqlite3.connect(f"file:{path / 'index.sqlite'}?mode=ro", uri=True)
-        try:
-            pool: dict[str, str] = {}
-            has_lemmas = "lemmas" in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
-            sql = "SELECT bm25_key, tokens, lemmas FROM chunks" if has_lemmas else "SELECT bm25_key, tokens, NULL FROM chunks"
-            return {k: (share_terms(json.loads(t), pool), share_terms(json.loads(lm), pool) if lm else None)
-                    for k, t, lm in con.execute(sql)}
-        finally:
-            con.close()
+        return {k: (t, lm) for k, t, lm in read_terms(path)}
     except Exception:
         return {}
 
@@ -854,11 +845,11 @@ def _add_to_store(
             f"パッセージのプロンプトが索引作成時と異なります: `seisaku build --index {settings.index_dir}` で作り直してください。"
         )
     old_keys = current.embed_keys()
-    old_tokens = current.chunk_tokens()
+    old_tokens, old_lemmas = current.chunk_terms()
+    old_lemmas = old_lemmas or [text_lemmas(c.text) for c in current.chunks]
     old_vecs = current.vectors()
     new_keys = [embed_key(prompt, c.embed_text) for c in new_chunks]
     new_tokens = [tokenizer.tokenize(bm25_text(c)) for c in new_chunks]
-    old_lemmas = current.chunk_lemmas() or [text_lemmas(c.text) for c in current.chunks]
     chunks = [*current.chunks, *new_chunks]
     keys = [*old_keys, *new_keys]
     tokens = [*old_tokens, *new_tokens]
@@ -924,12 +915,11 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                 keep = [i for i, c in enumerate(current.chunks) if c.doc_id != doc_id]
                 removed = len(current.chunks) - len(keep)
                 old_keys = current.embed_keys()
-                old_tokens = current.chunk_tokens()
+                old_tokens, old_lemmas = current.chunk_terms()
                 vecs = current.vectors(keep)
                 chunks = [current.chunks[i] for i in keep]
                 keys = [old_keys[i] for i in keep]
                 tokens = [old_tokens[i] for i in keep]
-                old_lemmas = current.chunk_lemmas()
                 lemmas = [old_lemmas[i] for i in keep] if old_lemmas is not None else None
                 documents = [d for d in current.documents.values() if d.doc_id != doc_id]
                 model_id = current.model_id

@@ -175,16 +175,6 @@ class TokenIds:
             pad_id = next((i for t in ("<pad>", "[PAD]") if (i := self._tok.token_to_id(t)) is not None), 0)
         self.pad_id = int(pad_id)
 
-    @property
-    def cls_token_id(self) -> int | None:
-        """The id put before the text (None when the template puts none)."""
-        return self.prefix[0] if self.prefix else None
-
-    @property
-    def sep_token_id(self) -> int | None:
-        """The id put after the text (None when the template puts none)."""
-        return self.suffix[-1] if self.suffix else None
-
     def ids(self, texts: Sequence[str], special: bool = True) -> list[list[int]]:
         """Token ids of each text, untruncated; with ``special`` the template's special tokens."""
         return [e.ids for e in self._tok.encode_batch(list(texts), add_special_tokens=special)]

@@ -341,6 +341,21 @@ def write_store(
 # --------------------------------------------------------------------------- reading
 
 
+def read_terms(index_path: Path) -> list[tuple[str, list[str], list[str] | None]]:
+    """``(bm25_key, BM25 terms, lemma list or None)`` of every chunk of the index at
+    ``index_path``, in FAISS-id order, each distinct string shared (:func:`share_terms`); the
+    lemma list is None for an index written before ``chunks.lemmas`` existed."""
+    con = sqlite3.connect(f"file:{Path(index_path) / DB_FILE}?mode=ro", uri=True)
+    try:
+        has_lemmas = "lemmas" in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
+        sql = f"SELECT bm25_key, tokens, {'lemmas' if has_lemmas else 'NULL'} FROM chunks ORDER BY id"
+        pool: dict[str, str] = {}
+        return [(k, share_terms(json.loads(t), pool), share_terms(json.loads(lm), pool) if lm else None)
+                for k, t, lm in con.execute(sql)]
+    finally:
+        con.close()
+
+
 def _rebuild_hint(index_dir: Path) -> str:
     return f"`seisaku build --index {index_dir}`"
 
@@ -508,24 +523,21 @@ class IndexStore:
         """FAISS ids of one document's chunks, in reading order."""
         return [i for i, c in enumerate(self.chunks) if c.doc_id == doc_id]
 
+    def chunk_terms(self) -> tuple[list[list[str]], list[list[str]] | None]:
+        """``(BM25 terms, lemma lists)`` of every chunk (position = FAISS id) in one read; the
+        lemma lists are None for an index written before they were stored."""
+        rows = read_terms(self.path)
+        lemmas = [lem for _k, _t, lem in rows]
+        return [t for _k, t, _l in rows], (None if any(x is None for x in lemmas) else lemmas)  # type: ignore[misc]
+
     def chunk_tokens(self) -> list[list[str]]:
         """The stored BM25 terms of every chunk (position = FAISS id)."""
-        return [toks for _key, toks in self._stored_tokens()]
+        return self.chunk_terms()[0]
 
     def chunk_lemmas(self) -> list[list[str]] | None:
         """The stored lemma list of every chunk (position = FAISS id); None for an index written
         before lemmas were stored."""
-        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
-        try:
-            if "lemmas" not in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}:
-                return None
-            pool: dict[str, str] = {}
-            out = [json.loads(t) if t else None for (t,) in con.execute("SELECT lemmas FROM chunks ORDER BY id")]
-            if any(x is None for x in out):
-                return None
-            return [share_terms(x, pool) for x in out]
-        finally:
-            con.close()
+        return self.chunk_terms()[1]
 
     def lemma_sets(self, ids: Sequence[int]) -> dict[int, frozenset[str]]:
         """``id → lemma set`` of the chunks ``ids`` from ``chunks.lemmas`` (ids without stored
@@ -545,15 +557,6 @@ class IndexStore:
             return out
         except sqlite3.OperationalError:  # an index written before lemmas were stored
             return {}
-        finally:
-            con.close()
-
-    def _stored_tokens(self) -> list[tuple[str, list[str]]]:
-        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
-        try:
-            pool: dict[str, str] = {}
-            return [(k, share_terms(json.loads(t), pool))
-                    for k, t in con.execute("SELECT bm25_key, tokens FROM chunks ORDER BY id")]
         finally:
             con.close()
 

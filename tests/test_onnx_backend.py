@@ -79,7 +79,7 @@ def test_token_ids_equal_the_transformers_tokenizer() -> None:
              "🙏 <script>alert(1)</script>", "令和６年度\t取組状況\n今後の方向性"]
     assert mine.ids(texts) == hf(texts, add_special_tokens=True, truncation=False)["input_ids"]
     assert mine.ids(texts, special=False) == hf(texts, add_special_tokens=False, truncation=False)["input_ids"]
-    assert (mine.cls_token_id, mine.sep_token_id, mine.pad_id) == (hf.cls_token_id, hf.sep_token_id, hf.pad_token_id)
+    assert (mine.prefix, mine.suffix, mine.pad_id) == ([hf.cls_token_id], [hf.sep_token_id], hf.pad_token_id)
     for width in (512, 16):
         ids, mask = mine.batch(texts, width)
         ref = hf(texts, padding=True, truncation=True, max_length=width, return_tensors="np")
