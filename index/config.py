@@ -24,6 +24,8 @@ from typing import Any
 
 import platformdirs
 
+from corpus.limits import DEFAULT_MAX_FILE_BYTES, DocumentLimits
+
 #: The bundled sample corpus: documents and manifest.csv beside the corpus package.
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
@@ -72,8 +74,16 @@ class Settings:
     ivf_nprobe: int = 64
     #: Token budget (fugashi tokens) above which an item is split at sentence ends.
     max_item_tokens: int = 400
-    #: Corpus files larger than this (bytes) are refused without being read (reported by name).
-    max_file_bytes: int = 200 * 1024 * 1024
+    #: Per-document limits (corpus.limits.DocumentLimits; docs/reliability.md): files larger than
+    #: ``max_file_bytes`` are refused unread; pages / sheet rows / characters over their limit are
+    #: cut with a warning; a document with more than ``max_doc_chunks`` chunks, or whose reading and
+    #: chunking take longer than ``max_doc_seconds``, is refused with a message naming the limit.
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    max_pages: int = 3_000
+    max_sheet_rows: int = 20_000
+    max_doc_chars: int = 5_000_000
+    max_doc_chunks: int = 20_000
+    max_doc_seconds: float = 600.0
     #: Hybrid fusion weights and per-municipality cap for diversity.
     #: Fusion: "zscore" (weighted sum of z-scored dense and BM25 scores), "minmax" or "rrf";
     #: default and weights measured in docs/quality.md.
@@ -81,6 +91,11 @@ class Settings:
     dense_weight: float = 0.45
     bm25_weight: float = 0.55
     per_municipality_cap: int = 3
+
+    @property
+    def limits(self) -> DocumentLimits:
+        """The per-document limits as one record (for readers, chunker and the build worker)."""
+        return DocumentLimits.from_settings(self)
 
     def with_overrides(self, **kw: Any) -> "Settings":
         """A copy with the non-None keyword arguments applied (paths coerced to Path)."""

@@ -31,6 +31,7 @@ from search.filters import FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
+from search.question import MAX_QUESTION_CHARS, clip_question
 from search.records import Filters, Result
 
 MODES = ("hybrid", "dense", "bm25")
@@ -38,8 +39,8 @@ MODES = ("hybrid", "dense", "bm25")
 CANDIDATES = 100
 #: The fusion method chosen by measurement (docs/quality.md) when Settings has none.
 DEFAULT_FUSION = "zscore"
-#: Longer queries are cut to this many characters (the embedder reads ~512 tokens anyway).
-MAX_QUERY_CHARS = 1000
+#: Longer queries are cut to this many characters (search.question, one bound for every entry point).
+MAX_QUERY_CHARS = MAX_QUESTION_CHARS
 #: Lemmas that frame a question rather than name its topic (「…している自治体」「…した例」
 #: 「…という書き方」): left out of the BM25 query and the highlights unless nothing else is left.
 #: The dense query keeps the whole question.
@@ -348,11 +349,10 @@ class Engine:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         view = self._view  # one snapshot for the whole query
         store = view.store
-        text = (query or "").strip()
+        text, truncated = clip_question(query)
         info = QueryInfo(query=text, mode=mode)
+        info.truncated = truncated
         self._local.info = info
-        if len(text) > MAX_QUERY_CHARS:
-            text, info.truncated = text[:MAX_QUERY_CHARS], True
         if k <= 0 or not _has_content(text):
             info.note = "empty query"
             return []
