@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from corpus.cases import case_items, is_case_collection, parse_prefecture_map
-from corpus.morph import count_tokens
+from corpus.morph import count_tokens, morphemes
 from corpus.normalize import drop_private_use, split_at_page_number_lines, strip_page_furniture
 from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
 from corpus.sheets import is_evaluation_sheet, sheet_items
@@ -139,31 +139,51 @@ def sentence_units(text: str) -> list[str]:
     return [u for u in units if u]
 
 
+#: A piece of a hard split never has more characters than this many per token of the budget (a
+#: 64 kB line of digits or a URL is a handful of "tokens" but must not become one huge chunk).
+HARD_SPLIT_CHARS_PER_TOKEN = 6
+
+
 def _hard_split(unit: str, max_tokens: int) -> list[str]:
-    """Split one over-long sentence at 、 and then by characters so each piece fits."""
-    pieces = re.findall(r"[^、，,]*[、，,]|[^、，,]+$", unit) or [unit]
+    """Split one over-long sentence into pieces of at most ``max_tokens`` tokens and
+    ``max_tokens * HARD_SPLIT_CHARS_PER_TOKEN`` characters, after a 、/，/, in the second half of a
+    piece where there is one, else at a token boundary (a single over-long token is cut by
+    characters). One tagger pass and one walk over the tokens: linear in the length of ``unit``
+    (it was cubic: a 64 kB line of digits took 366 s). The pieces concatenate back to ``unit``."""
+    max_chars = max(1, max_tokens * HARD_SPLIT_CHARS_PER_TOKEN)
+    toks = [(m.start, m.end, m.surface in ("、", "，", ",")) for m in morphemes(unit) if m.surface.strip()]
     out: list[str] = []
-    cur = ""
-    for piece in pieces:
-        if count_tokens(cur + piece) <= max_tokens or not cur:
-            cur += piece
-        else:
-            out.append(cur)
-            cur = piece
-        while count_tokens(cur) > max_tokens and len(cur) > 1:
-            # by characters: find the longest prefix that fits
-            lo, hi = 1, len(cur)
-            while lo < hi:
-                mid = (lo + hi + 1) // 2
-                if count_tokens(cur[:mid]) <= max_tokens:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            out.append(cur[:lo])
-            cur = cur[lo:]
-    if cur:
-        out.append(cur)
-    return out
+    start = 0  # where the current piece starts in ``unit``
+    i = 0  # first token not yet in a finished piece
+    n = len(toks)
+    while i < n:
+        j = i
+        while j < n and j - i < max_tokens and toks[j][1] - start <= max_chars:
+            j += 1
+        if j == n:
+            break
+        if j == i:  # one token longer than max_chars (a run of digits, a URL): cut by characters
+            cut = start + max_chars
+            out.append(unit[start:cut])
+            start = cut
+            while i < n and toks[i][1] <= start:
+                i += 1
+            continue
+        k = j - 1
+        mid = i + (j - i) // 2
+        while k > mid and not toks[k][2]:
+            k -= 1
+        if not toks[k][2]:
+            k = j - 1
+        cut = toks[k][1]
+        out.append(unit[start:cut])
+        start, i = cut, k + 1
+    while len(unit) - start > max_chars:  # a tail of whitespace or an over-long last token
+        out.append(unit[start:start + max_chars])
+        start += max_chars
+    if start < len(unit):
+        out.append(unit[start:])
+    return [p for p in out if p]
 
 
 def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> list[str]:
@@ -171,11 +191,13 @@ def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> l
     sentence ends and line ends, balanced (each near total / number of parts); a trailing part under ``min_tokens`` joins the previous part
     (which may then exceed the budget by less than ``min_tokens``). Parts concatenate back to
     ``text`` (then stripped)."""
-    if count_tokens(text) <= max_tokens:
+    max_chars = max_tokens * HARD_SPLIT_CHARS_PER_TOKEN
+    if len(text) <= max_chars and count_tokens(text) <= max_tokens:
         return [text]
     units: list[str] = []
     for u in sentence_units(text):
-        units.extend(_hard_split(u, max_tokens) if count_tokens(u) > max_tokens else [u])
+        too_long = len(u) > max_chars or count_tokens(u) > max_tokens
+        units.extend(_hard_split(u, max_tokens) if too_long else [u])
     # balanced parts: aim at total / n tokens each, never above max_tokens
     counts = [count_tokens(u) for u in units]
     total = sum(counts)

@@ -30,9 +30,9 @@ class DocumentLimits:
 
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_pages: int = 3_000
-    max_sheet_rows: int = 20_000
+    max_sheet_rows: int = 10_000
     max_doc_chars: int = 5_000_000
-    max_doc_chunks: int = 20_000
+    max_doc_chunks: int = 10_000
     max_doc_seconds: float = 600.0
 
     @classmethod

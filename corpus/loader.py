@@ -1,7 +1,11 @@
 """Load the corpus: manifest rows → readers → chunker → chunks, with every problem reported.
 
 One broken file never stops the load: any exception while reading or chunking one document
-becomes an error :class:`IngestMessage` for that document and the loop goes on. Every manifest
+becomes an error :class:`IngestMessage` for that document and the loop goes on. With
+``isolate=True`` (what ``seisaku build`` uses) every document is read and chunked in a child process
+(:class:`corpus.worker.DocumentWorker`), so a document that crashes the interpreter or runs past
+``max_doc_seconds`` is named, skipped and the loop still goes on. Per-document limits
+(:class:`corpus.limits.DocumentLimits`) bound pages, sheet rows, characters and chunks. Every manifest
 row is listed in :attr:`CorpusLoad.documents`, also when its file failed; the messages say why.
 """
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpus.limits import DocumentLimits, limit_message
 from corpus.manifest import normalize_rel_path, read_manifest
 from corpus.readers import DEFAULT_MAX_BYTES, read_document
 from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
@@ -44,10 +49,18 @@ def _chunk(raw: RawDocument, meta: DocumentMeta, max_tokens: int) -> list[Chunk]
     return list(chunk_document(raw, meta, max_tokens=max_tokens))
 
 
-def read_entry(corpus_dir: Path, meta: DocumentMeta, *, max_bytes: int = DEFAULT_MAX_BYTES) -> RawDocument:
-    """Read the file of one manifest row; never raises (errors are messages in the result)."""
+def _limits(limits: DocumentLimits | None, max_bytes: int) -> DocumentLimits:
+    return limits if limits is not None else DocumentLimits(max_file_bytes=max_bytes)
+
+
+def read_entry(
+    corpus_dir: Path, meta: DocumentMeta, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: DocumentLimits | None = None
+) -> RawDocument:
+    """Read the file of one manifest row within ``limits`` (default: only ``max_bytes``); never
+    raises (errors are messages in the result)."""
+    lim = _limits(limits, max_bytes)
     try:
-        return read_document(Path(corpus_dir) / meta.path, meta.path, max_bytes=max_bytes)
+        return read_document(Path(corpus_dir) / meta.path, meta.path, max_bytes=lim.max_file_bytes, limits=lim)
     except Exception as e:  # read_document should not raise; belt and braces
         return RawDocument(
             path=meta.path,
@@ -62,15 +75,19 @@ def load_document(
     *,
     max_tokens: int = 400,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: DocumentLimits | None = None,
     raw: RawDocument | None = None,
 ) -> tuple[list[Chunk], list[IngestMessage]]:
     """Read and chunk one document; return its chunks and the messages about it.
 
     Never raises for bad input or a chunker failure: both become error messages. A document that
-    yields no chunks without an error gets a warning. ``raw`` skips reading when already read.
+    yields no chunks without an error gets a warning; one with more chunks than
+    ``limits.max_doc_chunks`` is refused with an error naming the limit. ``raw`` skips reading
+    when already read.
     """
+    lim = _limits(limits, max_bytes)
     if raw is None:
-        raw = read_entry(corpus_dir, meta, max_bytes=max_bytes)
+        raw = read_entry(corpus_dir, meta, limits=lim)
     messages = list(raw.messages)
     if any(m.severity == "error" for m in raw.messages) and not raw.pages:
         return [], messages
@@ -95,6 +112,13 @@ def load_document(
         messages.append(
             IngestMessage("warning", meta.path, "チャンクが 1 つもできませんでした / the document yielded no chunks")
         )
+    elif len(chunks) > lim.max_doc_chunks:
+        messages.append(IngestMessage("error", meta.path, limit_message(
+            f"{len(chunks):,} 件の項目に分かれたため索引しませんでした（埋め込みに何時間もかかります）"
+            f" / {len(chunks):,} chunks; document not indexed",
+            lim.max_doc_chunks, "max_doc_chunks",
+        )))
+        return [], messages
     return chunks, messages
 
 
@@ -104,12 +128,19 @@ def load_corpus(
     only: str | None = None,
     max_tokens: int = 400,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    limits: DocumentLimits | None = None,
+    isolate: bool = False,
+    progress: bool = False,
 ) -> CorpusLoad:
     """Read the manifest of ``corpus_dir`` and load every document (or only the one whose
     manifest path is ``only``) into chunks, collecting all messages.
 
+    ``isolate`` loads each document in a child process (:class:`corpus.worker.DocumentWorker`):
+    a document that crashes it or exceeds ``limits.max_doc_seconds`` gets an error and is skipped.
+    ``progress`` shows a bar per document on stderr.
     Raises :class:`~corpus.errors.ManifestError` only when the manifest itself is unusable.
     """
+    lim = _limits(limits, max_bytes)
     corpus_dir = Path(corpus_dir)
     manifest = read_manifest(corpus_dir, check_unlisted=only is None)
     out = CorpusLoad(messages=list(manifest.messages))
@@ -123,11 +154,22 @@ def load_corpus(
                 IngestMessage("error", target, "manifest.csv に載っていない（または読み飛ばされた）文書です / not in the manifest")
             )
             return out
-    for meta in entries:
-        out.documents.append(meta)
-        raw = read_entry(corpus_dir, meta, max_bytes=max_bytes)
-        out.page_counts[meta.path] = len(raw.pages)
-        chunks, messages = load_document(corpus_dir, meta, max_tokens=max_tokens, max_bytes=max_bytes, raw=raw)
-        out.chunks.extend(chunks)
-        out.messages.extend(messages)
+    from tqdm.auto import tqdm
+
+    from corpus.worker import DocumentWorker, load_in_process
+
+    worker = DocumentWorker(max_tokens=max_tokens, limits=lim) if isolate else None
+    try:
+        for meta in tqdm(entries, desc="読み込み", unit="文書", disable=not progress or len(entries) < 2):
+            out.documents.append(meta)
+            if worker is not None:
+                loaded = worker.load(corpus_dir, meta)
+            else:
+                loaded = load_in_process(corpus_dir, meta, max_tokens=max_tokens, limits=lim)
+            out.page_counts[meta.path] = loaded.n_pages
+            out.chunks.extend(loaded.chunks)
+            out.messages.extend(loaded.messages)
+    finally:
+        if worker is not None:
+            worker.close()
     return out

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -138,6 +139,17 @@ class BuildReport:
 
 
 # --------------------------------------------------------------------------- lock, temp dirs, swap
+
+
+def real_paths(settings: Settings) -> Settings:
+    """``settings`` with ``index_dir`` and ``corpus_dir`` resolved (``~`` expanded, symbolic links
+    followed: ``os.path.realpath``). Every writer resolves first, so an ``--index`` given as a
+    link and its target are one index, with one lock file beside the real directory, and the swap
+    replaces the real directory instead of the link."""
+    return settings.with_overrides(
+        index_dir=Path(os.path.realpath(Path(settings.index_dir).expanduser())),
+        corpus_dir=Path(os.path.realpath(Path(settings.corpus_dir).expanduser())),
+    )
 
 
 def _sibling(index_dir: Path, suffix: str) -> Path:
@@ -561,9 +573,8 @@ def build_index(settings: Settings, *, progress: bool = True, release_model: boo
     build`` does: at 100k chunks the peak RSS falls from ≈ 2.6 to ≈ 1.9 GB; the app keeps it to
     answer questions). Raises :class:`IndexBusyError` when another build holds the lock.
     """
-    index_dir = Path(settings.index_dir).expanduser()
-    settings = settings.with_overrides(index_dir=index_dir)
-    with build_lock(index_dir):
+    settings = real_paths(settings)
+    with build_lock(Path(settings.index_dir)):
         return _build_locked(settings, progress=progress, release_model=release_model)
 
 
@@ -579,7 +590,8 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
     own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
     salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
 
-    loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, max_bytes=settings.max_file_bytes)
+    loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, limits=settings.limits,
+                         isolate=True, progress=progress)
     messages = [*extra_messages, *loaded.messages]
     chunks: list[Chunk] = list(loaded.chunks)
     embedder = get_embedder(settings)
@@ -736,8 +748,14 @@ def add_document(
     year: str = "",
     kind: str = "",
     url: str = "",
+    progress: bool = False,
 ) -> BuildReport:
     """Add one file to the corpus and the index without a full rebuild.
+
+    The document is read and chunked in a child process (:class:`corpus.worker.DocumentWorker`):
+    when that crashes, runs past ``max_doc_seconds`` or breaks another per-document limit, the
+    copied file and the manifest row are rolled back and the report says which. ``progress``
+    prints each step (and an embedding bar) on stderr.
 
     The file is copied to ``<corpus_dir>/uploads/<sanitised name>`` and its manifest row appended;
     only this document is read, chunked, tokenised and embedded, and the index is rewritten
@@ -747,11 +765,15 @@ def add_document(
     removed again and the index is left as it was. Without a usable current index (none, or
     built with another model), a full build runs instead.
     """
-    from corpus.loader import load_document
     from corpus.manifest import append_entry, manifest_path, read_manifest
+    from corpus.worker import DocumentWorker
+
+    def say(line: str) -> None:
+        if progress:
+            print(line, file=sys.stderr, flush=True)
 
     t0 = time.monotonic()
-    settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
+    settings = real_paths(settings)
     src = Path(file).expanduser()
     corpus_dir = Path(settings.corpus_dir)
     try:
@@ -799,11 +821,10 @@ def add_document(
             raise IndexWriteError(write_failure_message(dest, e)) from e
         try:
             append_entry(corpus_dir, meta)
-            new_chunks, messages = load_document(
-                corpus_dir, meta, max_tokens=settings.max_item_tokens, max_bytes=settings.max_file_bytes
-            )
-            new_chunks = list(new_chunks)
-            messages = list(messages)
+            say(f"読み込みと分割: {doc_id}")
+            with DocumentWorker(max_tokens=settings.max_item_tokens, limits=settings.limits) as worker:
+                loaded = worker.load(corpus_dir, meta)  # a crash or a limit is a message, not our death
+            new_chunks, messages = loaded.chunks, loaded.messages
             if any(m.severity == "error" for m in messages) or not new_chunks:
                 rollback()
                 if not any(m.severity == "error" for m in messages):
@@ -814,12 +835,14 @@ def add_document(
             embedder = get_embedder(settings)
             current = _open_current(settings, str(embedder.model_id))
             if current is None:
-                rep = _build_locked(settings, progress=False)
+                say("使える索引がないため、コーパス全体を索引します")
+                rep = _build_locked(settings, progress=progress)
                 rep.action, rep.doc_id = "add", doc_id
                 rep.n_doc_chunks = len(new_chunks)
                 rep.messages = [*messages, *[m for m in rep.messages if m not in messages]]
                 return rep
-            rep = _add_to_store(settings, current, embedder, meta, new_chunks, messages)
+            say(f"{len(new_chunks)} 件の項目を索引に追加します（埋め込み・BM25・索引の書き換え）")
+            rep = _add_to_store(settings, current, embedder, meta, new_chunks, messages, progress=progress)
             rep.elapsed = time.monotonic() - t0
             return rep
         except OSError as e:  # e.g. the manifest could not be rewritten (disk full)
@@ -837,6 +860,8 @@ def _add_to_store(
     meta: DocumentMeta,
     new_chunks: list[Chunk],
     messages: list[IngestMessage],
+    *,
+    progress: bool = False,
 ) -> BuildReport:
     tokenizer = current.tokenizer
     prompt = embedder.passage_prompt or ""
@@ -861,7 +886,7 @@ def _add_to_store(
     def fill(cache: EmbeddingCache) -> np.ndarray:
         vecs, n_emb, n_cached = _embed(
             embedder, keys, [c.embed_text for c in chunks], _cache_sources(Path(settings.index_dir), []),
-            cache, batch_size=settings.batch_size, progress=False, known=known, dim=current.dim,
+            cache, batch_size=settings.batch_size, progress=progress, known=known, dim=current.dim,
         )
         result.update(n_embedded=n_emb, n_cached=n_cached)
         return vecs
@@ -888,7 +913,7 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
     from corpus.manifest import manifest_path, read_manifest, remove_entry
 
     t0 = time.monotonic()
-    settings = settings.with_overrides(index_dir=Path(settings.index_dir).expanduser())
+    settings = real_paths(settings)
     corpus_dir = Path(settings.corpus_dir)
     index_dir = Path(settings.index_dir)
     with build_lock(index_dir):

@@ -80,9 +80,9 @@ class Settings:
     #: chunking take longer than ``max_doc_seconds``, is refused with a message naming the limit.
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     max_pages: int = 3_000
-    max_sheet_rows: int = 20_000
+    max_sheet_rows: int = 10_000
     max_doc_chars: int = 5_000_000
-    max_doc_chunks: int = 20_000
+    max_doc_chunks: int = 10_000
     max_doc_seconds: float = 600.0
     #: Hybrid fusion weights and per-municipality cap for diversity.
     #: Fusion: "zscore" (weighted sum of z-scored dense and BM25 scores), "minmax" or "rrf";

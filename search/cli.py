@@ -44,7 +44,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
     from corpus.loader import load_corpus
 
     s = _settings(args)
-    loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, max_bytes=s.max_file_bytes)
+    loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, limits=s.limits, isolate=True)
     _print_messages(loaded.messages)
     for c in loaded.chunks:
         if args.json:
@@ -80,7 +80,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     from index.build import add_document
 
     meta = {k: getattr(args, k) for k in ("municipality", "prefecture", "title", "year", "kind", "url")}
-    report = add_document(_settings(args), Path(args.file), **meta)
+    report = add_document(_settings(args), Path(args.file), progress=not getattr(args, "quiet", False), **meta)
     _print_messages(report.messages)
     print(report.summary())
     return 0 if report.ok else 1
@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--municipality", required=True)
     for k in ("prefecture", "title", "year", "kind", "url"):
         p.add_argument(f"--{k}", default="")
+    p.add_argument("--quiet", action="store_true", help="進行状況を表示しない")
     p.set_defaults(func=cmd_add)
 
     p = sub.add_parser("remove", help="文書を 1 件削除してインデックスを更新")

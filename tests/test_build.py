@@ -344,3 +344,25 @@ def test_report_summary_is_japanese(work: Settings) -> None:
     text = rep.summary()
     assert "インデックスを作成しました" in text and "3 文書" in text and "新たに埋め込み 0 件" in text
     assert json.loads((work.index_dir / "index.json").read_text(encoding="utf-8"))["built_by"] == "build"
+
+
+def test_an_index_given_as_a_link_is_one_index_with_one_lock(work: Settings, tmp_path: Path) -> None:
+    """`--index` given as a symbolic link: the build swaps the real directory (the link stays a
+    link to the new index) and takes the same lock as a build through the real path."""
+    import json as _json
+
+    from index.build import IndexBusyError, build_index, build_lock, lock_path, real_paths
+
+    link = tmp_path / "index-link"
+    link.symlink_to(work.index_dir, target_is_directory=True)
+    via_link = work.with_overrides(index_dir=link)
+    assert lock_path(real_paths(via_link).index_dir) == lock_path(real_paths(work).index_dir)
+    with build_lock(real_paths(work).index_dir):
+        with pytest.raises(IndexBusyError):
+            build_index(via_link, progress=False)
+    before = _json.loads((work.index_dir / "index.json").read_text(encoding="utf-8"))["built_at"]
+    build_index(via_link, progress=False)
+    assert link.is_symlink() and link.resolve() == Path(work.index_dir).resolve()
+    after = _json.loads((work.index_dir / "index.json").read_text(encoding="utf-8"))["built_at"]
+    assert after != before  # the real directory holds the new index
+    assert not lock_path(link).exists()  # no second lock file beside the link
