@@ -672,13 +672,24 @@ def _supported_extensions() -> frozenset[str]:
 
 
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+#: Bidirectional controls (LRM, RLM, ALM, embeddings/overrides U+202A–E, isolates U+2066–9): a
+#: right-to-left override makes 「report\u202Etxt.exe」 display as 「reportexe.txt」.
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def sanitise_filename(name: str) -> str:
-    """A safe file name for ``uploads/``: NFC, no path separators or control/reserved characters,
-    no leading dots or spaces. Raises ValueError for names that are empty or only dots."""
+    """A safe file name for ``uploads/``: NFC, no path separators, control, bidirectional-control
+    or reserved characters, no leading dots or spaces (a name that is only dots and an extension,
+    such as ``..txt``, keeps its extension: ``_.txt``). Raises ValueError for names that are
+    empty or only dots."""
+    from corpus.readers import file_extension
+
     base = unicodedata.normalize("NFC", name).replace("\\", "/").split("/")[-1]
-    base = _UNSAFE.sub("_", base).strip().lstrip(".").strip()
+    base = _UNSAFE.sub("_", _BIDI.sub("", base)).strip()
+    ext = file_extension(base)
+    base = base.lstrip(".").strip()
+    if ext and file_extension(base) != ext and base.strip("_"):
+        base = "_" + ext  # '..txt' would become 'txt': keep it a .txt
     if not base or set(base) <= {".", "_"}:
         raise ValueError(f"ファイル名として使えません: {name!r}")
     if len(base.encode("utf-8")) > 200:
@@ -766,6 +777,7 @@ def add_document(
     built with another model), a full build runs instead.
     """
     from corpus.manifest import append_entry, manifest_path, read_manifest
+    from corpus.readers import check_file, file_extension
     from corpus.worker import DocumentWorker
 
     def say(line: str) -> None:
@@ -781,9 +793,10 @@ def add_document(
     except ValueError as e:
         return _refused(str(file), str(e), settings, "add")
     doc_id = f"uploads/{name}"
-    if not src.is_file():
-        return _refused(doc_id, f"ファイルがありません: {src}", settings, "add")
-    ext = src.suffix.lower()
+    problem = check_file(src)
+    if problem:
+        return _refused(doc_id, f"{problem}: {src}", settings, "add")
+    ext = file_extension(name)
     if ext not in _supported_extensions():
         allowed = " ".join(sorted(_supported_extensions()))
         return _refused(doc_id, f"対応していない形式です: {ext or '(拡張子なし)'}（対応: {allowed}）", settings, "add")

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar
 
+from corpus.limits import DocumentLimits
 from corpus.records import IngestMessage, Page, RawDocument
 
 #: Files larger than this are refused without being read (bytes).
@@ -104,8 +105,10 @@ class Reader(ABC):
     name: ClassVar[str] = ""
 
     @abstractmethod
-    def read(self, path: Path, rel: str) -> RawDocument:
-        """Read ``path`` (reported as ``rel``); must not raise for bad input."""
+    def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
+        """Read ``path`` (reported as ``rel``); must not raise for bad input. Readers of paged
+        formats honour ``limits`` (``max_pages``, ``max_sheet_rows``) with a warning when cut;
+        ``max_doc_chars`` is applied by :func:`corpus.readers.read_document`."""
 
 
 def page(number: int, text: str, label: str = "") -> Page:

@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from corpus.limits import DocumentLimits
 from corpus.readers.base import Reader, failed, missing_package, page, warning
 from corpus.readers.encoding import decode_bytes, looks_binary
 from corpus.records import IngestMessage, RawDocument
@@ -130,7 +131,7 @@ class HtmlReader(Reader):
     extensions = (".html", ".htm")
     name = "HTML"
 
-    def read(self, path: Path, rel: str) -> RawDocument:
+    def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
         """Read the page's visible text as one page."""
         try:
             import bs4  # noqa: F401

@@ -1,14 +1,20 @@
-"""PDF: text page by page with pypdfium2, pdfplumber as a second opinion for garbled pages."""
+"""PDF: text page by page with pypdfium2, pdfplumber as a second opinion for garbled pages and
+for pages with a line pypdfium2 may have cut (it stops a line at 16,384 characters)."""
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
+from corpus.limits import DocumentLimits, limit_message
 from corpus.readers.base import Reader, failed, missing_package, page, warning
 from corpus.records import IngestMessage, Page, RawDocument
 
 #: A page whose non-space characters are more than this share garbage is re-read with pdfplumber.
 GARBAGE_RATIO = 0.3
+#: pypdfium2 silently stops a line of (CID-font) text at this many characters; a page with a line
+#: this long is re-read with pdfplumber, which reads it whole.
+PDFIUM_LINE_CAP = 16_384
 _CID = re.compile(r"\(cid:\d+\)")
 
 NO_TEXT_SCANNED = (
@@ -44,13 +50,67 @@ def better_text(first: str, second: str | None) -> str:
     return second if garbage_ratio(second) < garbage_ratio(first) else first
 
 
+def has_capped_line(text: str, cap: int = PDFIUM_LINE_CAP) -> bool:
+    """True when a line of ``text`` has at least ``cap`` characters (pypdfium2 may have cut it)."""
+    return len(text) >= cap and any(len(line) >= cap for line in text.splitlines())
+
+
+def _visible(text: str) -> int:
+    """The number of non-space characters in ``text``."""
+    return sum(1 for c in text if not c.isspace())
+
+
+def longer_text(first: str, second: str | None) -> str:
+    """``second`` when it has more non-space characters than ``first`` and is not more garbled;
+    else ``first``."""
+    if second and _visible(second) > _visible(first) and garbage_ratio(second) <= garbage_ratio(first):
+        return second
+    return first
+
+
+class _Plumber:
+    """pdfplumber opened on first use, for second readings of single pages."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pdf: Any = None
+
+    def text(self, index: int) -> str | None:
+        """The pdfplumber text of the 0-based page ``index``, or None when it cannot be had."""
+        try:
+            if self.pdf is None:
+                import pdfplumber
+
+                self.pdf = pdfplumber.open(self.path)
+            return self.pdf.pages[index].extract_text() or ""
+        except Exception:  # ImportError included: the first reading stands
+            return None
+
+    def close(self) -> None:
+        """Close pdfplumber if it was opened."""
+        if self.pdf is not None:
+            try:
+                self.pdf.close()
+            except Exception:
+                pass
+
+
+def pages_not_read(max_pages: int, n: int) -> str:
+    """The warning for a PDF of ``n`` pages read only up to ``max_pages``."""
+    what = (
+        f"{max_pages + 1} ページ目以降（全 {n} ページ）は読みませんでした"
+        f" / pages {max_pages + 1}–{n} of {n} not read"
+    )
+    return limit_message(what, max_pages, "max_pages")
+
+
 class PdfReader(Reader):
     """``.pdf`` with pypdfium2 (``get_textpage().get_text_range()``)."""
 
     extensions = (".pdf",)
     name = "PDF"
 
-    def read(self, path: Path, rel: str) -> RawDocument:
+    def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
         """Read every page; pages without text or with garbled text give warnings naming the page,
         encrypted, truncated and non-PDF files give an error."""
         try:
@@ -84,10 +144,11 @@ class PdfReader(Reader):
             return failed(rel, f"PDF が壊れていて開けません / corrupt PDF, cannot open: {text}")
         messages: list[IngestMessage] = []
         pages: list[Page] = []
-        plumber = None
+        plumber = _Plumber(path)
         try:
             n = len(pdf)
-            for i in range(n):
+            n_read = n if limits is None else min(n, limits.max_pages)
+            for i in range(n_read):
                 number = i + 1
                 try:
                     p = pdf[i]
@@ -110,18 +171,7 @@ class PdfReader(Reader):
                     continue
                 ratio = garbage_ratio(text)
                 if ratio > GARBAGE_RATIO:
-                    alt = None
-                    try:
-                        if plumber is None:
-                            import pdfplumber
-
-                            plumber = pdfplumber.open(path)
-                        alt = plumber.pages[i].extract_text() or ""
-                    except ImportError:
-                        pass
-                    except Exception:
-                        alt = None
-                    chosen = better_text(text, alt)
+                    chosen = better_text(text, plumber.text(i))
                     which = "pdfplumber" if chosen is not text else "pypdfium2"
                     messages.append(
                         warning(
@@ -133,13 +183,24 @@ class PdfReader(Reader):
                         )
                     )
                     text = chosen
+                elif has_capped_line(text):
+                    chosen = longer_text(text, plumber.text(i))
+                    if chosen is not text:
+                        messages.append(
+                            warning(
+                                rel,
+                                f"{PDFIUM_LINE_CAP:,} 文字以上の長い行があるため、pdfplumber で読み直した結果を使います"
+                                f" / a line of {PDFIUM_LINE_CAP:,}+ characters (cut by pypdfium2);"
+                                f" using the pdfplumber extraction",
+                                page=number,
+                            )
+                        )
+                        text = chosen
                 pages.append(page(number, text))
+            if n_read < n:
+                messages.append(warning(rel, pages_not_read(n_read, n)))
         finally:
-            if plumber is not None:
-                try:
-                    plumber.close()
-                except Exception:
-                    pass
+            plumber.close()
             pdf.close()
         if n and not pages:
             messages.append(

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from corpus.limits import DocumentLimits
 from corpus.readers.base import Reader, failed, page, warning
 from corpus.readers.encoding import MIXED, decode_bytes, looks_binary, text_score, utf16_like
 from corpus.records import RawDocument
@@ -21,7 +22,7 @@ class TextReader(Reader):
     extensions = (".txt", ".md")
     name = "テキスト"
 
-    def read(self, path: Path, rel: str) -> RawDocument:
+    def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
         """Read the file; pages are separated by form feeds, NUL bytes are dropped with a warning."""
         data = path.read_bytes()
         messages = []

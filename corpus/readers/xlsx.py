@@ -11,6 +11,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from corpus.limits import DocumentLimits
+from corpus.limits import limit_message
 from corpus.readers.base import Reader, check_zip_container, failed, missing_package, page, warning
 from corpus.records import IngestMessage, Page, RawDocument
 
@@ -78,14 +80,25 @@ def render_record(headers: list[str], values: list[str]) -> str:
     return "\n".join(lines)
 
 
+def rows_not_read(sheet: str, max_rows: int) -> str:
+    """The warning for a sheet whose rows after ``max_rows`` were not read."""
+    what = (
+        f"シート「{sheet}」の {max_rows + 1} 行目以降は読みませんでした"
+        f" / rows after {max_rows} of sheet {sheet!r} not read"
+    )
+    return limit_message(what, max_rows, "max_sheet_rows")
+
+
 class XlsxReader(Reader):
     """``.xlsx`` / ``.xlsm`` with openpyxl (read-only, cached values of formulas)."""
 
     extensions = (".xlsx", ".xlsm")
     name = "Excel"
 
-    def read(self, path: Path, rel: str) -> RawDocument:
-        """Read every sheet as records; sheets without a header row are reported and skipped."""
+    def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
+        """Read every sheet as records; sheets without a header row are reported and skipped.
+        With ``limits``, rows after ``max_sheet_rows`` (by row number) are not read (a warning
+        per sheet); rows are streamed, so a long sheet is never held in memory."""
         problem = check_zip_container(path, "Excel (.xlsx)")
         if problem:
             return failed(rel, problem)
@@ -102,7 +115,7 @@ class XlsxReader(Reader):
         try:
             for ws in wb.worksheets:
                 try:
-                    self._read_sheet(ws, rel, pages, messages)
+                    self._read_sheet(ws, rel, pages, messages, None if limits is None else limits.max_sheet_rows)
                 except Exception as e:
                     messages.append(
                         warning(rel, f"シート「{ws.title}」を読めませんでした / could not read sheet {ws.title!r}: {e}")
@@ -114,23 +127,30 @@ class XlsxReader(Reader):
         return RawDocument(path=rel, pages=pages, messages=messages, layout="records")
 
     @staticmethod
-    def _read_sheet(ws: Any, rel: str, pages: list[Page], messages: list[IngestMessage]) -> None:
+    def _read_sheet(
+        ws: Any, rel: str, pages: list[Page], messages: list[IngestMessage], max_rows: int | None = None
+    ) -> None:
+        """Append the records of one sheet to ``pages`` (and its problems to ``messages``); stop
+        at the first non-empty row after row ``max_rows``, with a warning."""
         headers: list[str] | None = None
         seen = False
         if not hasattr(ws, "iter_rows"):  # chart sheets
             return
-        for row in ws.iter_rows():
+        for index, row in enumerate(ws.iter_rows(), start=1):
             values = [getattr(c, "value", None) for c in row]
             if not any(v is not None and str(v).strip() for v in values):
                 continue
+            rownum = next((c.row for c in row if getattr(c, "row", None)), None) or index
+            if max_rows is not None and rownum > max_rows:
+                messages.append(warning(rel, rows_not_read(ws.title, max_rows)))
+                break
             seen = True
-            rownum = next((c.row for c in row if getattr(c, "row", None)), None)
             if headers is None:
                 if is_header_row(values):
                     headers = [_join_wrapped(cell_text(v)) for v in values]
                 continue
             text = render_record(headers, [cell_text(v) for v in values])
-            if text and rownum is not None:
+            if text:
                 pages.append(page(rownum, text, label=f"{ws.title} 行{rownum}"))
         if headers is None and seen:
             messages.append(
