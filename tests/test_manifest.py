@@ -150,3 +150,189 @@ def test_symlink_inside_corpus_is_followed(tmp_path: Path):
     (root / "link.txt").symlink_to(outside)
     res = read_manifest(root)
     assert [e.path for e in res.entries] == ["link.txt"] and not res.messages
+
+
+# --- broken quotes, field counts, mixed encodings, huge cells (issue 14) ---------------------------
+
+FILES = {f"{c}.txt": "本文" for c in "abcdef"}
+
+
+def _errors(res) -> dict[int, str]:
+    return {m.line: m.message for m in res.messages if m.severity == "error"}
+
+
+def test_stray_quote_is_named_and_later_rows_load(tmp_path: Path):
+    manifest = "\n".join(
+        [
+            HEADER,
+            "a.txt,小平市,東京都,大綱,2024,計画,",  # line 2
+            'b.txt,常総市,茨城県,"閉じない題名,2024,計画,',  # line 3: stray quote
+            "c.txt,南国市,高知県,題名,2024,計画,",  # line 4
+            'd.txt,南国市,高知県,"題名, カンマ入り",2024,計画,',  # line 5: a real quoted comma
+            'e.txt,南国市,高知県,"二行の',  # line 6-7: a real multi-line cell
+            '題名",2024,計画,',
+            "f.txt,南国市,高知県,最後,2024,計画,",  # line 8
+        ]
+    )
+    res = read_manifest(_corpus(tmp_path, manifest, FILES))
+    assert [e.path for e in res.entries] == ["a.txt", "c.txt", "d.txt", "e.txt", "f.txt"]
+    assert [e.title for e in res.entries[2:4]] == ["題名, カンマ入り", "二行の\n題名"]
+    errors = _errors(res)
+    assert list(errors) == [3] and "unterminated quote" in errors[3] and "row skipped" in errors[3]
+
+
+def test_stray_quote_in_short_rows_does_not_swallow_them(tmp_path: Path):
+    # two columns only: every swallowed line would read as a row of its own, and a later stray
+    # closing quote must not close the first one
+    manifest = 'path,municipality\na.txt,"小平市\nb.txt,常総市\nc.txt,南国市"\nd.txt,音威子府村\n'
+    res = read_manifest(_corpus(tmp_path, manifest, FILES))
+    assert [e.path for e in res.entries] == ["b.txt", "c.txt", "d.txt"]
+    assert list(_errors(res)) == [2]
+
+
+def test_stray_quote_at_the_end_of_the_file(tmp_path: Path):
+    res = read_manifest(_corpus(tmp_path, f'{HEADER}\na.txt,小平市,,,,,\nb.txt,"常総市,,,,,\n', FILES))
+    assert [e.path for e in res.entries] == ["a.txt"] and list(_errors(res)) == [3]
+
+
+def test_text_after_closing_quote_is_a_warning(tmp_path: Path):
+    res = read_manifest(_corpus(tmp_path, f'{HEADER}\na.txt,小平市,,"題名"副題,,,\n', FILES))
+    assert res.entries[0].title == "題名副題"
+    (m,) = [m for m in res.messages if m.path == "manifest.csv"]
+    assert (m.severity, m.line) == ("warning", 2) and "text after a closing quote" in m.message
+
+
+def test_wrong_field_counts_named_by_line(tmp_path: Path):
+    manifest = "\n".join(
+        [
+            HEADER,
+            "a.txt,小平市,東京都,題名, 副題,2024,計画,",  # line 2: unquoted comma, 8 cells
+            "b.txt,常総市,茨城県,題名,2024,計画,,余分",  # line 3: 8 cells
+            "c.txt,南国市",  # line 4: 2 cells, the rest read as empty
+            "d.txt,南国市,高知県,題名,2024,計画,",  # line 5: good
+        ]
+    )
+    res = read_manifest(_corpus(tmp_path, manifest, FILES))
+    assert [e.path for e in res.entries] == ["c.txt", "d.txt"]
+    errors = _errors(res)
+    assert set(errors) == {2, 3} and all("more cells than header columns (8 > 7)" in m for m in errors.values())
+    (short,) = [m for m in res.messages if m.severity == "warning" and m.path == "manifest.csv"]
+    assert short.line == 4 and "fewer cells than header columns (2 < 7)" in short.message
+
+
+def test_trailing_empty_header_cells_do_not_count_as_missing(tmp_path: Path):
+    res = read_manifest(_corpus(tmp_path, "path,municipality,,\na.txt,小平市\nb.txt,常総市,,\n", FILES))
+    assert [e.path for e in res.entries] == ["a.txt", "b.txt"]
+    assert not [m for m in res.messages if m.path == "manifest.csv"]
+
+
+def test_cp932_manifest_with_one_utf8_line(tmp_path: Path):
+    root = _corpus(tmp_path, "", FILES)
+    (root / "manifest.csv").write_bytes(
+        f"{HEADER}\na.txt,小平市,東京都,行財政再構築プラン,,,\nb.txt,常総市,茨城県,事務事業評価,,,\n".encode("cp932")
+        + "c.txt,会津若松市,福島県,行財政改革大綱,,,\n".encode("utf-8")
+        + "d.txt,南国市,高知県,取組状況,,,\n".encode("cp932")
+    )
+    res = read_manifest(root)
+    assert [(e.path, e.municipality, e.title) for e in res.entries] == [
+        ("a.txt", "小平市", "行財政再構築プラン"), ("b.txt", "常総市", "事務事業評価"), ("d.txt", "南国市", "取組状況"),
+    ]
+    errors = _errors(res)
+    assert list(errors) == [4]
+    assert "different encoding (UTF-8; the rest of the file is Shift_JIS (CP932))" in errors[4]
+
+
+def test_utf8_manifest_with_one_cp932_line(tmp_path: Path):
+    root = _corpus(tmp_path, "", FILES)
+    (root / "manifest.csv").write_bytes(
+        f"\ufeff{HEADER}\na.txt,小平市,東京都,大綱,,,\n".encode("utf-8")
+        + "b.txt,常総市,茨城県,評価シート,,,\n".encode("cp932")
+        + b"c.txt,\x85 \x85,,,,,\n"  # no encoding reads this
+        + "d.txt,南国市,高知県,取組状況,,,\n".encode("utf-8")
+    )
+    res = read_manifest(root)
+    assert [(e.path, e.municipality) for e in res.entries] == [("a.txt", "小平市"), ("d.txt", "南国市")]
+    errors = _errors(res)
+    assert set(errors) == {3, 4}
+    assert "different encoding (Shift_JIS (CP932); the rest of the file is UTF-8)" in errors[3]
+    assert "cannot decode this line" in errors[4]
+
+
+def test_utf16_tab_separated_manifest_still_reads(tmp_path: Path):
+    manifest = "path\tmunicipality\ttitle\r\na.txt\t小平市\t行財政再構築プラン\r\nb.txt\t常総市\t\"閉じない\r\n"
+    res = read_manifest(_corpus(tmp_path, manifest, FILES, "utf-16"))
+    assert [(e.municipality, e.title) for e in res.entries] == [("小平市", "行財政再構築プラン")]
+    assert "unterminated quote" in _errors(res)[3]
+
+
+def test_euc_jp_manifest_still_reads(tmp_path: Path):
+    root = _corpus(tmp_path, f"{HEADER}\na.txt,小平市,東京都,行財政改革大綱,,,\n", FILES, "euc_jp")
+    res = read_manifest(root)
+    assert [(e.municipality, e.title) for e in res.entries] == [("小平市", "行財政改革大綱")]
+    assert not [m for m in res.messages if m.path == "manifest.csv"]
+
+
+@pytest.mark.parametrize("quoted", [False, True])
+def test_huge_cell_is_one_row_error(tmp_path: Path, quoted: bool):
+    huge = "長" * 200_000
+    cell = f'"{huge}"' if quoted else huge
+    res = read_manifest(_corpus(tmp_path, f"{HEADER}\na.txt,小平市,,{cell},,,\nb.txt,常総市,,,,,\n", FILES))
+    assert [e.path for e in res.entries] == ["b.txt"]
+    assert "cell too long (200000 > 131072 characters)" in _errors(res)[2]
+
+
+def test_stray_quote_before_many_rows_loads_them(tmp_path: Path):
+    """The reported failure: a stray quote with ~150,000 characters of rows after it ended in
+    ``_csv.Error: field larger than field limit``."""
+    files = {f"d{i}.txt": "x" for i in range(3000)}
+    rows = [f"d{i}.txt,小平市,東京都,行財政改革大綱 第{i}次,2024,行財政改革大綱," for i in range(3000)]
+    rows[0] = 'd0.txt,小平市,東京都,"行財政改革大綱,2024,行財政改革大綱,'
+    res = read_manifest(_corpus(tmp_path, "\n".join([HEADER, *rows]), files))
+    assert len(res.entries) == 2999 and list(_errors(res)) == [2]
+
+
+def test_unusable_header_is_a_manifest_error(tmp_path: Path):
+    root = _corpus(tmp_path, 'path,"municipality\na.txt,小平市\n', FILES)
+    with pytest.raises(ManifestError, match=r"manifest.csv:1: .*unterminated quote"):
+        read_manifest(root)
+    (root / "manifest.csv").write_bytes("パス,自治体\n".encode("utf-8") + "a.txt,小平市\nb.txt,常総市\n".encode("cp932"))
+    with pytest.raises(ManifestError, match=r"manifest.csv:1: .*different encoding \(UTF-8"):
+        read_manifest(root)
+
+
+def test_rewrite_keeps_unreadable_rows_as_written(tmp_path: Path):
+    stray = 'b.txt,常総市,茨城県,"閉じない題名,2024,計画,'.encode("utf-8")
+    sjis = "c.txt,南国市,高知県,題名,2024,計画,".encode("cp932")
+    root = _corpus(tmp_path, "", FILES)
+    (root / "manifest.csv").write_bytes(
+        f"{HEADER}\na.txt,小平市,,,,,\n".encode("utf-8") + stray + b"\n" + sjis + b"\nd.txt,X,,,,,\n"
+    )
+    assert append_entry(root, DocumentMeta("e.txt", "音威子府村")) is False
+    assert remove_entry(root, "d.txt") is True
+    raw = (root / "manifest.csv").read_bytes()
+    assert b"\r\n" + stray + b"\r\n" in raw and b"\r\n" + sjis + b"\r\n" in raw
+    res = read_manifest(root)
+    assert [e.path for e in res.entries] == ["a.txt", "e.txt"]
+    errors = _errors(res)
+    assert "unterminated quote" in errors[3] and "different encoding" in errors[4]
+
+
+def test_unusable_manifest_cli_is_one_line_exit_2(tmp_path: Path):
+    """``seisaku build`` on a manifest whose header cannot be read: one ``エラー:`` line, exit 2, no
+    traceback, no index (the manifest is read before the model loads)."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    root = _corpus(tmp_path, 'path,"municipality\na.txt,小平市\n', FILES)
+    env = {**os.environ, "PYTHONPATH": f"{repo}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", "PYTHONIOENCODING": "utf-8"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "search.cli", "build", "--corpus", str(root), "--index", str(tmp_path / "index")],
+        cwd=repo, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("エラー: ") and "manifest.csv:1" in lines[0]
+    assert "unterminated quote" in lines[0] and "Traceback" not in proc.stderr
+    assert not (tmp_path / "index").exists()
