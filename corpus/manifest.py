@@ -28,6 +28,7 @@ from itertools import takewhile
 from pathlib import Path, PurePosixPath
 
 from corpus.errors import ManifestError
+from corpus.readers import check_file
 from corpus.records import DocumentMeta, IngestMessage
 
 MANIFEST_NAME = "manifest.csv"
@@ -513,8 +514,10 @@ def read_manifest(corpus_dir: str | Path, *, check_unlisted: bool = True) -> Man
                  col("municipality"))
             continue
         target = corpus_dir / rel
-        if not target.is_file():
-            skip(f"ファイルがありません: {rel} / file not found; row skipped", col("path"))
+        problem = check_file(target)  # stat only: a FIFO is named, never opened
+        if problem:
+            ja, _, en = problem.partition(" / ")
+            skip(f"{ja}: {rel} / {en}; row skipped", col("path"))
             continue
         extra = {
             header[i].strip().lstrip("\ufeff"): (cells[i].strip() if i < len(cells) else "")

@@ -131,8 +131,9 @@ def test_a_1m_character_question_through_every_view_in_a_child(built_index):
         from search.engine import Engine
         from search import answers
         from pathlib import Path
-        eng = Engine(Settings(corpus_dir=Path({str(built_index.corpus_dir)!r}), index_dir=Path({str(built_index.index_dir)!r}),
-                              cache_dir=Path({str(built_index.cache_dir)!r})))
+        s = Settings(corpus_dir=Path({str(built_index.corpus_dir)!r}), index_dir=Path({str(built_index.index_dir)!r}),
+                     cache_dir=Path({str(built_index.cache_dir)!r}))
+        eng = Engine(s.index_dir, s)
         q = "学校給食センターをPFIで整備した自治体は" * 50_000
         res = eng.search(q, k=5)
         out = [len(res)]

@@ -336,3 +336,16 @@ def test_unusable_manifest_cli_is_one_line_exit_2(tmp_path: Path):
     assert len(lines) == 1 and lines[0].startswith("エラー: ") and "manifest.csv:1" in lines[0]
     assert "unterminated quote" in lines[0] and "Traceback" not in proc.stderr
     assert not (tmp_path / "index").exists()
+
+
+def test_a_fifo_in_the_manifest_is_named_not_a_regular_file(tmp_path: Path) -> None:
+    """A named pipe listed in the manifest was reported as "file not found"; opening it would block."""
+    import os
+
+    (tmp_path / "ok.txt").write_text("本文", encoding="utf-8")
+    os.mkfifo(tmp_path / "pipe.txt")
+    (tmp_path / "manifest.csv").write_text("path,municipality\nok.txt,甲市\npipe.txt,乙市\n", encoding="utf-8")
+    res = read_manifest(tmp_path, check_unlisted=False)
+    assert [e.path for e in res.entries] == ["ok.txt"]
+    msg = next(m for m in res.messages if m.line == 3)
+    assert "FIFO" in msg.message and "not found" not in msg.message
