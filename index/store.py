@@ -19,10 +19,12 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 
@@ -341,17 +343,49 @@ def write_store(
 # --------------------------------------------------------------------------- reading
 
 
+#: Rows read per locked query when a whole column is read through an open store's connection, so
+#: that a build reading all terms does not hold up concurrent searches' lemma-set reads for long.
+READ_BATCH_ROWS = 20000
+
+
+def connect_readonly(db: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file ``db``, usable from any thread (callers serialise
+    their use of it). The file is opened now: the connection keeps reading this file even after
+    a build renames its directory away and deletes it."""
+    uri = "file:" + quote(str(Path(db).absolute()), safe="/") + "?mode=ro"
+    return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
+
+def _has_lemmas_column(con: sqlite3.Connection) -> bool:
+    """Whether ``chunks.lemmas`` exists (indexes written before lemmas were stored lack it)."""
+    return "lemmas" in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
+
+
+def _terms_sql(has_lemmas: bool) -> str:
+    """The query of :func:`read_terms` for one id range ``[?, ?)``."""
+    return (f"SELECT bm25_key, tokens, {'lemmas' if has_lemmas else 'NULL'} FROM chunks "
+            "WHERE id >= ? AND id < ? ORDER BY id")
+
+
+def _parse_terms(rows: Iterable[tuple[str, str, str | None]], pool: dict[str, str],
+                 ) -> list[tuple[str, list[str], list[str] | None]]:
+    """Decoded :func:`read_terms` rows, every distinct string shared through ``pool``."""
+    return [(k, share_terms(json.loads(t), pool), share_terms(json.loads(lm), pool) if lm else None)
+            for k, t, lm in rows]
+
+
 def read_terms(index_path: Path) -> list[tuple[str, list[str], list[str] | None]]:
     """``(bm25_key, BM25 terms, lemma list or None)`` of every chunk of the index at
     ``index_path``, in FAISS-id order, each distinct string shared (:func:`share_terms`); the
-    lemma list is None for an index written before ``chunks.lemmas`` existed."""
-    con = sqlite3.connect(f"file:{Path(index_path) / DB_FILE}?mode=ro", uri=True)
+    lemma list is None for an index written before ``chunks.lemmas`` existed.
+
+    Reads the directory as it is now; an open :class:`IndexStore` reads its own snapshot with
+    :meth:`IndexStore.chunk_terms` instead."""
+    con = connect_readonly(Path(index_path) / DB_FILE)
     try:
-        has_lemmas = "lemmas" in {r[1] for r in con.execute("PRAGMA table_info(chunks)")}
-        sql = f"SELECT bm25_key, tokens, {'lemmas' if has_lemmas else 'NULL'} FROM chunks ORDER BY id"
         pool: dict[str, str] = {}
-        return [(k, share_terms(json.loads(t), pool), share_terms(json.loads(lm), pool) if lm else None)
-                for k, t, lm in con.execute(sql)]
+        every_id = (0, 1 << 62)
+        return _parse_terms(con.execute(_terms_sql(_has_lemmas_column(con)), every_id), pool)
     finally:
         con.close()
 
@@ -377,13 +411,33 @@ def resolve_index_dir(index_dir: Path) -> Path:
     return index_dir
 
 
+#: :meth:`IndexStore.open` opens the files again when a build swapped the directory meanwhile;
+#: a build takes seconds between swaps, so a second attempt normally suffices.
+OPEN_ATTEMPTS = 3
+
+
+def _dir_identity(path: Path) -> tuple[int, int] | None:
+    """``(st_dev, st_ino)`` of the directory ``path`` (None when absent): a build swaps a new
+    directory in by rename, which changes it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 class IndexStore:
-    """A loaded, checked index directory.
+    """A loaded, checked index directory: one immutable snapshot of it.
 
     Attributes: ``path``, ``info`` (the index.json dict), ``chunks`` (list of :class:`Chunk`;
     position = FAISS id = SQLite ``chunks.id``), ``documents`` (``doc_id`` → :class:`DocumentRecord`,
     manifest order), ``faiss`` (the FAISS index), ``bm25`` (a ``bm25s.BM25`` or None when the index
     has no chunks), ``tokenizer`` (:class:`Tokenizer` matching the one the index was built with).
+
+    Everything read later (lemma sets, stored terms, embedding keys) is read through the SQLite
+    connection opened with the store, never by path: a build swaps a new directory in by rename,
+    and an open store must keep answering from the files it was opened on (issue 14, point 4).
+    The connection is shared by the threads of a server and used under a lock.
     """
 
     def __init__(
@@ -395,8 +449,11 @@ class IndexStore:
         faiss_index: Any,
         bm25: Any,
         tokenizer: Tokenizer,
+        db: sqlite3.Connection | None = None,
     ) -> None:
-        """Use :meth:`open`; the constructor only assembles already loaded parts."""
+        """Use :meth:`open`; the constructor only assembles already loaded parts. ``db`` is the
+        open read-only connection to this snapshot's index.sqlite (None: no stored terms or
+        lemmas are available, as for a store assembled in memory)."""
         self.path = Path(path)
         self.info = info
         self.chunks = chunks
@@ -405,6 +462,9 @@ class IndexStore:
         self.bm25 = bm25
         self.tokenizer = tokenizer
         self._by_chunk_id = {c.chunk_id: i for i, c in enumerate(chunks)}
+        self._db = db
+        self._db_lock = threading.Lock()
+        self._has_lemmas = db is not None and _has_lemmas_column(db)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -426,12 +486,45 @@ class IndexStore:
         ``ef_search`` sets HNSW ``efSearch`` (default: the value in index.json, else 128);
         ``nprobe`` sets IVF ``nprobe`` (default: the value in index.json, else 64);
         ``mmap`` memory-maps the BM25 arrays.
+
+        All files are read from one directory: when a build swaps another directory in while
+        they are being opened (the directory's identity changed), they are opened again.
         """
+        asked = Path(index_dir).expanduser()
+        store: IndexStore | None = None
+        for attempt in range(1, OPEN_ATTEMPTS + 1):
+            last = attempt == OPEN_ATTEMPTS
+            path = resolve_index_dir(asked)
+            before = _dir_identity(path)
+            try:
+                store = cls._open_dir(asked, path, expected_model_id=expected_model_id,
+                                      expected_dim=expected_dim, ef_search=ef_search, nprobe=nprobe, mmap=mmap)
+            except (IndexMissingError, IndexMismatchError):
+                if last or _dir_identity(path) == before:
+                    raise
+                continue  # swapped while opening: what failed was half of two directories
+            if last or _dir_identity(path) == before:
+                break
+            store.close()
+        assert store is not None
+        return store
+
+    @classmethod
+    def _open_dir(
+        cls,
+        asked: Path,
+        path: Path,
+        *,
+        expected_model_id: str | None,
+        expected_dim: int | None,
+        ef_search: int | None,
+        nprobe: int | None,
+        mmap: bool,
+    ) -> "IndexStore":
+        """One attempt of :meth:`open` on the resolved directory ``path`` (``asked``: for messages)."""
         import bm25s
         import faiss
 
-        asked = Path(index_dir).expanduser()
-        path = resolve_index_dir(asked)
         info_file = path / INDEX_JSON
         if not info_file.is_file():
             raise IndexMissingError(
@@ -473,17 +566,24 @@ class IndexStore:
                 f"（現在 {tokenizer.version}）: {_rebuild_hint(asked)} で作り直してください。"
             )
 
+        db: sqlite3.Connection | None = None
         try:
-            chunks, documents = _read_sqlite(path / DB_FILE)
+            db = connect_readonly(path / DB_FILE)  # opened once: the snapshot's later reads use it
+            chunks, documents = _read_sqlite(db, path / DB_FILE)
             index = faiss.read_index(str(path / FAISS_FILE))
         except IndexMismatchError:
+            if db is not None:
+                db.close()
             raise
         except (sqlite3.Error, RuntimeError, OSError, ValueError, TypeError, KeyError) as e:
+            if db is not None:
+                db.close()
             raise IndexMismatchError(
                 f"インデックス {asked} が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
                 f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
             ) from e
         if index.d != dim or index.ntotal != len(chunks) or int(info.get("n_chunks", -1)) != len(chunks):
+            db.close()
             raise IndexMismatchError(
                 f"インデックス {asked} が壊れています（次元 {index.d}/{dim}、ベクトル {index.ntotal}、"
                 f"チャンク {len(chunks)}）: {_rebuild_hint(asked)} で作り直してください。"
@@ -495,11 +595,20 @@ class IndexStore:
             try:
                 bm25 = bm25s.BM25.load(str(path / BM25_DIR), mmap=mmap, load_corpus=False, show_progress=False)
             except (OSError, ValueError, KeyError, EOFError) as e:
+                db.close()
                 raise IndexMismatchError(
                     f"インデックス {asked} の BM25 が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
                     f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
                 ) from e
-        return cls(path, info, chunks, documents, index, bm25, tokenizer)
+        return cls(path, info, chunks, documents, index, bm25, tokenizer, db)
+
+    def close(self) -> None:
+        """Close the snapshot's SQLite connection (also closed when the store is garbage
+        collected; a server never closes a store a search may still be using)."""
+        with self._db_lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
     # -- lookups ------------------------------------------------------------------------------
     @property
@@ -523,10 +632,24 @@ class IndexStore:
         """FAISS ids of one document's chunks, in reading order."""
         return [i for i, c in enumerate(self.chunks) if c.doc_id == doc_id]
 
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """All rows of one query on this snapshot's connection, under its lock."""
+        with self._db_lock:
+            if self._db is None:
+                raise IndexMismatchError(f"インデックス {self.path} のデータベースが開かれていません。"
+                                         " The index database is not open.")
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    def _read_by_id(self, sql: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``sql`` (with ``id >= ? AND id < ?``) for every chunk, in batches of
+        :data:`READ_BATCH_ROWS`, each batch one locked query."""
+        for a in range(0, len(self.chunks), READ_BATCH_ROWS):
+            yield from self._query(sql, (a, a + READ_BATCH_ROWS))
+
     def chunk_terms(self) -> tuple[list[list[str]], list[list[str]] | None]:
-        """``(BM25 terms, lemma lists)`` of every chunk (position = FAISS id) in one read; the
-        lemma lists are None for an index written before they were stored."""
-        rows = read_terms(self.path)
+        """``(BM25 terms, lemma lists)`` of every chunk (position = FAISS id) in one read of this
+        snapshot; the lemma lists are None for an index written before they were stored."""
+        rows = _parse_terms(self._read_by_id(_terms_sql(self._has_lemmas)), {})
         lemmas = [lem for _k, _t, lem in rows]
         return [t for _k, t, _l in rows], (None if any(x is None for x in lemmas) else lemmas)  # type: ignore[misc]
 
@@ -540,33 +663,23 @@ class IndexStore:
         return self.chunk_terms()[1]
 
     def lemma_sets(self, ids: Sequence[int]) -> dict[int, frozenset[str]]:
-        """``id → lemma set`` of the chunks ``ids`` from ``chunks.lemmas`` (ids without stored
-        lemmas are absent). One read-only SQLite query; safe from any thread."""
+        """``id → lemma set`` of the chunks ``ids`` from ``chunks.lemmas`` of this snapshot (ids
+        without stored lemmas are absent). Safe from any thread."""
         ids = [int(i) for i in dict.fromkeys(ids) if 0 <= int(i) < len(self.chunks)]
-        if not ids:
+        if not ids or not self._has_lemmas or self._db is None:
             return {}
-        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
-        try:
-            out: dict[int, frozenset[str]] = {}
-            for a in range(0, len(ids), 500):
-                part = ids[a : a + 500]
-                q = ",".join("?" * len(part))
-                for i, t in con.execute(f"SELECT id, lemmas FROM chunks WHERE id IN ({q})", part):
-                    if t:
-                        out[int(i)] = frozenset(json.loads(t))
-            return out
-        except sqlite3.OperationalError:  # an index written before lemmas were stored
-            return {}
-        finally:
-            con.close()
+        out: dict[int, frozenset[str]] = {}
+        for a in range(0, len(ids), 500):
+            part = ids[a : a + 500]
+            q = ",".join("?" * len(part))
+            for i, t in self._query(f"SELECT id, lemmas FROM chunks WHERE id IN ({q})", part):
+                if t:
+                    out[int(i)] = frozenset(json.loads(t))
+        return out
 
     def embed_keys(self) -> list[str]:
-        """The embedding-cache key of every chunk (position = FAISS id)."""
-        con = sqlite3.connect(f"file:{self.path / DB_FILE}?mode=ro", uri=True)
-        try:
-            return [k for (k,) in con.execute("SELECT embed_key FROM chunks ORDER BY id")]
-        finally:
-            con.close()
+        """The embedding-cache key of every chunk (position = FAISS id), from this snapshot."""
+        return [k for (k,) in self._read_by_id("SELECT embed_key FROM chunks WHERE id >= ? AND id < ? ORDER BY id")]
 
     def vectors(self, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
         """Stored (normalised) vectors of ``ids`` (all when None), shape ``(len(ids), dim)``."""
@@ -683,36 +796,33 @@ class IndexStore:
         )
 
 
-def _read_sqlite(db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
-    """Chunks (ordered by FAISS id) and documents from ``index.sqlite``."""
-    con = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        have = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
-        known = {f.name for f in dataclasses.fields(Chunk)}
-        cols = [c for c in have if c in known]
-        chunks: list[Chunk] = []
-        expected_id = 0
-        for row in con.execute(f"SELECT id, {', '.join(cols)} FROM chunks ORDER BY id"):
-            if row[0] != expected_id:
-                raise IndexMismatchError(f"{db}: chunk ids are not contiguous; rebuild with `seisaku build`")
-            expected_id += 1
-            d: dict[str, Any] = {}
-            for name, v in zip(cols, row[1:]):
-                if _is_json_field(name):
-                    v = json.loads(v) if v else None
-                    if name == "section_path":
-                        v = tuple(v or ())
-                    elif v is None:
-                        v = {}
-                d[name] = v
-            chunks.append(Chunk(**d))
-        documents: dict[str, DocumentRecord] = {}
-        for row in con.execute(
-            "SELECT doc_id, municipality, prefecture, title, year, kind, url, sha256, n_chunks, messages "
-            "FROM documents ORDER BY rowid"
-        ):
-            msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
-            documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
-        return chunks, documents
-    finally:
-        con.close()
+def _read_sqlite(con: sqlite3.Connection, db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
+    """Chunks (ordered by FAISS id) and documents through ``con``, the open ``index.sqlite`` at
+    ``db`` (named in messages); ``con`` stays open."""
+    have = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
+    known = {f.name for f in dataclasses.fields(Chunk)}
+    cols = [c for c in have if c in known]
+    chunks: list[Chunk] = []
+    expected_id = 0
+    for row in con.execute(f"SELECT id, {', '.join(cols)} FROM chunks ORDER BY id"):
+        if row[0] != expected_id:
+            raise IndexMismatchError(f"{db}: chunk ids are not contiguous; rebuild with `seisaku build`")
+        expected_id += 1
+        d: dict[str, Any] = {}
+        for name, v in zip(cols, row[1:]):
+            if _is_json_field(name):
+                v = json.loads(v) if v else None
+                if name == "section_path":
+                    v = tuple(v or ())
+                elif v is None:
+                    v = {}
+            d[name] = v
+        chunks.append(Chunk(**d))
+    documents: dict[str, DocumentRecord] = {}
+    for row in con.execute(
+        "SELECT doc_id, municipality, prefecture, title, year, kind, url, sha256, n_chunks, messages "
+        "FROM documents ORDER BY rowid"
+    ):
+        msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
+        documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
+    return chunks, documents

@@ -7,11 +7,68 @@ from __future__ import annotations
 
 import argparse
 import json
+import locale
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
 from index.config import Settings, load_settings
+
+
+#: Encodings tried, after the locale's, for a command-line text that is not in the locale's
+#: encoding (a Shift_JIS question typed or pasted on a UTF-8 terminal).
+FALLBACK_ENCODING = "cp932"
+
+
+def positive_int(value: str) -> int:
+    """argparse type of the count options (``-k``, ``--top``): an integer of at least 1."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"1 以上の整数を指定してください: {value} / must be a positive integer: {value}")
+    return n
+
+
+def recover_text(value: str) -> tuple[str, str | None]:
+    """``(text, encoding used)`` for one command-line argument.
+
+    Python decodes ``sys.argv`` with the file-system encoding; bytes that are not valid in it
+    arrive as surrogate escapes. Their original bytes (:func:`os.fsencode`) are decoded with the
+    locale's encoding, else CP932. The encoding is None when ``value`` was already clean.
+    Raises ``UnicodeDecodeError`` when neither encoding reads the bytes.
+    """
+    if not any("\udc80" <= ch <= "\udcff" for ch in value):
+        return value, None
+    raw = os.fsencode(value)
+    encodings = list(dict.fromkeys([locale.getpreferredencoding(False).lower(), FALLBACK_ENCODING]))
+    for enc in encodings:
+        try:
+            return raw.decode(enc), enc
+        except (UnicodeDecodeError, LookupError):
+            continue
+    raise UnicodeDecodeError(FALLBACK_ENCODING, raw, 0, len(raw), "not in the locale encoding nor CP932")
+
+
+def text_arg(ja: str, en: str) -> Callable[[str], str]:
+    """argparse type of a question-like argument named ``ja`` / ``en`` in messages: decoded by
+    :func:`recover_text`, with a note on stderr when it was read as CP932; when it cannot be
+    read, one error line on stderr and exit status 2."""
+
+    def convert(value: str) -> str:
+        try:
+            text, enc = recover_text(value)
+        except UnicodeDecodeError:
+            print(f"エラー: {ja}を読めません（端末の文字コードでも CP932 (Shift_JIS) でもありません）"
+                  f" / cannot read the {en}: neither the locale encoding nor CP932 (Shift_JIS)", file=sys.stderr)
+            raise SystemExit(2) from None
+        if enc == FALLBACK_ENCODING:
+            print(f"{ja}を CP932 (Shift_JIS) として読みました / read the {en} as CP932 (Shift_JIS)", file=sys.stderr)
+        return text
+
+    return convert
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -182,10 +239,12 @@ def _add_common(p: argparse.ArgumentParser, corpus: bool = True, index: bool = T
 
 
 def _add_filters(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--municipality", action="append", help="自治体で絞り込む（複数可）")
-    p.add_argument("--prefecture", action="append", help="都道府県で絞り込む（複数可）")
-    p.add_argument("--kind", action="append", help="文書の種類で絞り込む（複数可）")
-    p.add_argument("--year", action="append", help="年度で絞り込む（複数可）")
+    p.add_argument("--municipality", action="append", type=text_arg("自治体名", "municipality"),
+                   help="自治体で絞り込む（複数可）")
+    p.add_argument("--prefecture", action="append", type=text_arg("都道府県名", "prefecture"),
+                   help="都道府県で絞り込む（複数可）")
+    p.add_argument("--kind", action="append", type=text_arg("種類", "kind"), help="文書の種類で絞り込む（複数可）")
+    p.add_argument("--year", action="append", type=text_arg("年度", "year"), help="年度で絞り込む（複数可）")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -221,8 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="質問に合う箇所を出典つきで検索")
     _add_common(p)
-    p.add_argument("query")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("query", type=text_arg("質問", "question"))
+    p.add_argument("-k", type=positive_int, default=10, help="結果の件数（1 以上）")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
     _add_filters(p)
     p.add_argument("--json", action="store_true")
@@ -237,23 +296,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("answer", help="「どの自治体が〜したか」: 自治体ごとの回答と根拠")
     _add_common(p)
-    p.add_argument("query")
+    p.add_argument("query", type=text_arg("質問", "question"))
     _add_filters(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_answer)
 
     p = sub.add_parser("compare", help="「各自治体は〜にどう取り組んでいるか」: 横並び比較")
     _add_common(p)
-    p.add_argument("topic")
-    p.add_argument("--municipality", action="append", help="比較する自治体（複数指定）")
-    p.add_argument("--top", type=int, default=4, help="自治体を指定しないとき上位何自治体を比べるか")
+    p.add_argument("topic", type=text_arg("質問", "question"))
+    p.add_argument("--municipality", action="append", type=text_arg("自治体名", "municipality"),
+                   help="比較する自治体（複数指定）")
+    p.add_argument("--top", type=positive_int, default=4, help="自治体を指定しないとき上位何自治体を比べるか（1 以上）")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("wording", help="「他の自治体はどう書いたか」: 文例（原文のまま）")
     _add_common(p)
-    p.add_argument("text")
-    p.add_argument("-k", type=int, default=10)
+    p.add_argument("text", type=text_arg("質問", "question"))
+    p.add_argument("-k", type=positive_int, default=10, help="文例の件数（1 以上）")
     _add_filters(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_wording)

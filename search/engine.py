@@ -3,7 +3,10 @@ municipality names in the question, per-municipality diversity, highlight spans.
 
 One :class:`Engine` serves many concurrent users. It holds a reference to an immutable snapshot
 of the open index (:class:`_View`); :meth:`Engine.reload` opens the new index and swaps the
-reference under a lock, so a query in flight finishes on the store it started with. The
+reference under a lock, so a query in flight finishes on the store it started with. A snapshot
+reads nothing by path after it is opened (``index.store.IndexStore`` keeps its SQLite
+connection), so a build swapping a new directory in changes nothing until ``reload()``;
+:meth:`Engine.pinned` holds one snapshot across the several searches of an answer view. The
 embedding model is loaded on the first dense query, once per process (shared between engines).
 
 Fusion (measured on ../shared/eval/dev_queries.jsonl and 20 more questions, see docs/quality.md):
@@ -15,6 +18,7 @@ content terms: question-frame words (「…している自治体」「…とい�
 """
 from __future__ import annotations
 
+import copy
 import threading
 import unicodedata
 from dataclasses import dataclass, field
@@ -156,6 +160,12 @@ class _View:
         return bm25_idf(max(1, self.n_chunks), self._df.get(term, 0))
 
 
+def _snapshot_id(store: Any, chunk: Chunk) -> int | None:
+    """The FAISS id of ``chunk`` in ``store`` when it is that snapshot's own chunk object, else None."""
+    i = store.id_of(chunk.chunk_id)
+    return i if i is not None and store.chunks[i] is chunk else None
+
+
 def _has_content(text: str) -> bool:
     """True when ``text`` has at least one letter or digit (kana/kanji/Latin/digits)."""
     for ch in unicodedata.normalize("NFKC", text):
@@ -207,6 +217,15 @@ class Engine:
         with self._lock:
             self._view = view
 
+    def pinned(self) -> "Engine":
+        """An engine fixed on the current snapshot: every search, lemma set and idf it gives
+        comes from the index as it is now, whatever ``reload()`` does to this engine meanwhile.
+        Cheap (it shares the snapshot, settings and per-thread query info); for an answer view
+        that searches several times."""
+        other = copy.copy(self)
+        other._lock = threading.Lock()
+        return other
+
     @property
     def store(self) -> Any:
         """The current ``index.store.IndexStore``."""
@@ -245,9 +264,13 @@ class Engine:
 
     def lemma_sets(self, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
         """The stored lemma set of each chunk (None where the index has none): what the answer
-        views test a question's concepts against, read from SQLite instead of re-tokenised."""
+        views test a question's concepts against, read from SQLite instead of re-tokenised.
+
+        Only chunks of the current snapshot get one: a chunk a search returned before a
+        ``reload()`` gets None (the caller tokenises its own text), never the lemmas of another
+        chunk that has the same id or position in the new index."""
         store = self._view.store
-        ids = [store.id_of(c.chunk_id) for c in chunks]
+        ids = [_snapshot_id(store, c) for c in chunks]
         got = store.lemma_sets([i for i in ids if i is not None])
         return [got.get(i) if i is not None else None for i in ids]
 
