@@ -3,7 +3,11 @@
 Run ``python ui.py`` (or ``seisaku serve``): the index is built first when there is none (progress on
 the console and in the status line at the top of the page), then the app serves on
 http://127.0.0.1:7860 — loopback only unless ``--host`` says otherwise; ``--auth user:password``
-adds a login. No public share link is ever created.
+adds a login, rate-limited per client address (:class:`LoginLimiter`: 5 wrong passwords within
+60 s lock the address out for 60 s, doubling up to an hour). No public share link is ever created.
+
+Every question (tabs and API) is cut to ``search.question.MAX_QUESTION_CHARS`` characters before
+any view sees it; the API answers carry ``truncated`` and ``notice``, the tabs show the notice.
 
 Named API endpoints for ``gradio_client`` (see docs/ui.md): ``/search``, ``/answer``, ``/compare``,
 ``/wording`` — each returns JSON-able dicts. The route ``/doc/<doc_id>#chunk-<chunk_id>`` shows a
@@ -18,24 +22,30 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import ipaddress
+import json
 import logging
+import math
 import os
 import sys
 import tempfile
 import threading
 import time
 import traceback
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import gradio as gr
 from fastapi import Request
 from fastapi.responses import HTMLResponse
+from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.middleware import Middleware
 
 from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
 from index.config import Settings, load_settings
 from search import views_html as V
+from search.question import MAX_QUESTION_CHARS, clip_question
 from search.records import Filters
 
 log = logging.getLogger("seisaku.ui")
@@ -43,7 +53,8 @@ log = logging.getLogger("seisaku.ui")
 #: Upload limits: accepted suffixes and the maximum size in bytes.
 ALLOWED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm")
 MAX_UPLOAD_BYTES: int = 50 * 1024 * 1024
-LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+#: Host names that mean this machine only (besides every address in 127.0.0.0/8 and ::1).
+LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 #: Search: how many passages are shown as cards, and how many are counted for the chart.
 SHOW_K = 10
 CHART_K = 30
@@ -272,10 +283,36 @@ def document_chunks(engine: Any, doc_id: str) -> tuple[dict[str, Any], list[dict
 
 # ══ plain functions behind the UI and the API ═════════════════════════════════════════════════
 
+#: Shown (and returned by the API as ``notice``) when a question was cut to MAX_QUESTION_CHARS.
+TRUNCATED_NOTICE = (f"質問が長すぎるため、先頭の {MAX_QUESTION_CHARS} 文字だけを使いました。"
+                    f" / The question was cut to its first {MAX_QUESTION_CHARS} characters.")
+
+
+def truncation_notice(truncated: bool) -> str:
+    """:data:`TRUNCATED_NOTICE` when the question was cut, else ``""``."""
+    return TRUNCATED_NOTICE if truncated else ""
+
+
+def _with_notice(data: dict[str, Any], truncated: bool) -> dict[str, Any]:
+    """``data`` with ``truncated`` (bool) and ``notice`` (the Japanese/English notice or "")."""
+    data["truncated"] = bool(truncated)
+    data["notice"] = truncation_notice(truncated)
+    return data
+
+
+def search_message(engine: Any) -> str:
+    """Why the last search of this thread returned nothing when its filters excluded every
+    document (naming them, :func:`search.filters.no_match_message`), else ``""``."""
+    from search.answers import not_found_message
+
+    return not_found_message(engine, "")
+
+
 def run_search(state: AppState, query: str, k: int = SHOW_K, filters: Filters | None = None,
                mode: str = "hybrid", highlight: bool | int = True) -> list[dict[str, Any]]:
-    """Ranked passages as ``Result.to_json()`` dicts (``highlight``: see ``Engine.search``)."""
-    query = (query or "").strip()
+    """Ranked passages as ``Result.to_json()`` dicts (``highlight``: see ``Engine.search``);
+    ``query`` is cut to MAX_QUESTION_CHARS first."""
+    query = clip_question(query)[0]
     if not query:
         return []
     engine = state.get_engine()
@@ -283,29 +320,33 @@ def run_search(state: AppState, query: str, k: int = SHOW_K, filters: Filters | 
 
 
 def run_answer(state: AppState, query: str, filters: Filters | None = None) -> dict[str, Any]:
-    """``MunicipalityAnswer.to_dict()`` for ``query``."""
+    """``MunicipalityAnswer.to_dict()`` for ``query`` (cut to MAX_QUESTION_CHARS), with ``truncated``/``notice``."""
     from search.answers import municipality_answer
 
-    query = (query or "").strip()
+    query, truncated = clip_question(query)
     if not query:
-        return {"query": "", "answered": False, "message": "質問を入力してください", "rows": []}
-    return _jsonable(municipality_answer(state.get_engine(), query, filters=filters))
+        return _with_notice({"query": "", "answered": False, "message": "質問を入力してください", "rows": []}, False)
+    return _with_notice(_jsonable(municipality_answer(state.get_engine(), query, filters=filters)), truncated)
 
 
 def run_compare(state: AppState, topic: str, municipalities: Sequence[str] | None = None, top_n: int = 4) -> tuple[dict[str, Any], Any]:
-    """(``ComparisonTable.to_dict()``, the table object) for ``topic``."""
+    """(``ComparisonTable.to_dict()`` with ``truncated``/``notice``, the table object) for ``topic``
+    (cut to MAX_QUESTION_CHARS)."""
     from search.answers import compare
 
+    topic, truncated = clip_question(topic)
     names = [m for m in (municipalities or []) if m and str(m).strip()]
-    table = compare(state.get_engine(), (topic or "").strip(), municipalities=names or None, top_n=int(top_n))
-    return _jsonable(table), table
+    table = compare(state.get_engine(), topic, municipalities=names or None, top_n=int(top_n))
+    return _with_notice(_jsonable(table), truncated), table
 
 
 def run_wording(state: AppState, text: str, k: int = 10, filters: Filters | None = None) -> dict[str, Any]:
-    """``WordingResult.to_dict()`` for a draft sentence or theme."""
+    """``WordingResult.to_dict()`` for a draft sentence or theme (cut to MAX_QUESTION_CHARS), with
+    ``truncated``/``notice``."""
     from search.answers import wording
 
-    return _jsonable(wording(state.get_engine(), (text or "").strip(), k=int(k), filters=filters))
+    text, truncated = clip_question(text)
+    return _with_notice(_jsonable(wording(state.get_engine(), text, k=int(k), filters=filters)), truncated)
 
 
 def validate_upload(path: str | os.PathLike[str] | None, municipality: str, url: str = "",
@@ -519,12 +560,13 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
         timer.tick(on_tick, None, load_outputs, api_visibility="private", queue=False)
 
         def ui_search(query: str, prefs: list[str], munis: list[str], kinds: list[str], years: list[str]):
-            query = (query or "").strip()
+            query, truncated = clip_question(query)
             if not query:
                 return V.message_html("質問を入力してください", "empty"), "", ""
             try:
                 flt = _filters(prefs, munis, kinds, years)
                 results = run_search(state, query, k=CHART_K, filters=flt, highlight=SHOW_K)
+                why_empty = "" if results else search_message(state.get_engine())
                 answer = run_answer(state, query, filters=flt)
             except Exception as e:
                 return _err_html(e), "", ""
@@ -532,8 +574,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             prefs_count = V.match_counts(results, "prefecture")
             if len(prefs_count) > 1:
                 chart += V.bar_chart_svg(prefs_count, "都道府県別の該当件数")
-            return (V.heading("自治体ごとの回答") + V.render_answer(answer),
-                    V.heading("該当箇所") + V.render_results(results[:SHOW_K], query), chart)
+            return (V.notice_html(truncation_notice(truncated)) + V.heading("自治体ごとの回答") + V.render_answer(answer),
+                    V.heading("該当箇所") + V.render_results(results[:SHOW_K], query, message=why_empty), chart)
 
         search_inputs = [q, f_pref, f_muni, f_kind, f_year]
         search_outputs = [answer_html, cards_html, chart_html]
@@ -554,7 +596,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                 d = Path(tempfile.mkdtemp(dir=csv_root.name))
                 csv_path = d / "比較.csv"
                 csv_path.write_bytes(to_csv())
-            return V.render_comparison(data), (str(csv_path) if csv_path else None)
+            return V.notice_html(data.get("notice", "")) + V.render_comparison(data), (str(csv_path) if csv_path else None)
 
         c_btn.click(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
         c_topic.submit(ui_compare, [c_topic, c_munis, c_top], [c_html, c_file], api_visibility="private")
@@ -563,7 +605,8 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             if not (text or "").strip():
                 return V.message_html("文またはテーマを入力してください", "empty")
             try:
-                return V.render_wording(run_wording(state, text, int(k), filters=_filters(prefs, munis, kinds, years)))
+                found = run_wording(state, text, int(k), filters=_filters(prefs, munis, kinds, years))
+                return V.notice_html(found.get("notice", "")) + V.render_wording(found)
             except Exception as e:
                 return _err_html(e)
 
@@ -625,9 +668,15 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
         # ── named API endpoints (JSON) ──────────────────────────────────────────────────────
         def search(query: str, k: int = 10, prefecture: list[str] | None = None, municipality: list[str] | None = None,
                    kind: list[str] | None = None, year: list[str] | None = None, mode: str = "hybrid") -> dict:
-            """Ranked passages with citations: {"query", "results": [Result.to_json(), …]}."""
-            results = run_search(state, query, k=k, filters=_filters(prefecture, municipality, kind, year), mode=mode)
-            return {"query": query, "results": results}
+            """Ranked passages with citations: {"query", "results": [Result.to_json(), …], "message",
+            "truncated", "notice"}; ``message`` says why nothing was found when the filters exclude every
+            document; a question over MAX_QUESTION_CHARS is cut (``truncated``, ``notice``, and
+            ``query`` is then the cut question; otherwise it echoes the question as sent)."""
+            clipped, truncated = clip_question(query)
+            results = run_search(state, clipped, k=k, filters=_filters(prefecture, municipality, kind, year), mode=mode)
+            message = "" if results or not clipped else search_message(state.get_engine())
+            return _with_notice({"query": clipped if truncated else query, "results": results, "message": message},
+                                truncated)
 
         def answer(query: str, prefecture: list[str] | None = None, municipality: list[str] | None = None,
                    kind: list[str] | None = None, year: list[str] | None = None) -> dict:
@@ -661,8 +710,18 @@ def _authenticated(app: Any, request: Any) -> bool:
     return bool(token) and token in getattr(app, "tokens", {})
 
 
+class AnyPathConvertor(PathConvertor):
+    """Starlette's ``path`` convertor, but also across line breaks: a document id is a manifest
+    path, which may hold a newline (``%0A`` in the link); ``.*`` alone stops at it and /doc gave 404."""
+
+    regex = "(?s:.*)"
+
+
 def add_doc_route(app: Any, state: AppState) -> None:
-    """Register ``GET /doc/{doc_id}`` on the FastAPI app gradio launched (login-checked)."""
+    """Register ``GET /doc/{doc_id}`` on the FastAPI app gradio launched (login-checked); any
+    document id works, including one with control characters such as a newline."""
+    register_url_convertor("anypath", AnyPathConvertor())
+
     async def doc_page(doc_id: str, request: Request) -> HTMLResponse:
         if not _authenticated(app, request):
             return HTMLResponse(V.render_document_page({"title": "ログインが必要です"}, []), status_code=401)
@@ -677,10 +736,134 @@ def add_doc_route(app: Any, state: AppState) -> None:
         return HTMLResponse(V.render_document_page(meta, chunks),
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
-    app.add_api_route("/doc/{doc_id:path}", doc_page, methods=["GET"], response_class=HTMLResponse)
+    app.add_api_route("/doc/{doc_id:anypath}", doc_page, methods=["GET"], response_class=HTMLResponse)
     # Starlette matches routes in order: keep ours ahead of any catch-all.
     routes = app.router.routes
     routes.insert(0, routes.pop())
+
+
+#: Login rate limit: this many wrong passwords from one client address within LOGIN_WINDOW_S
+#: seconds lock that address out for LOGIN_WINDOW_S seconds, doubling with each further lockout
+#: (60 s, 120 s, 240 s, … at most LOGIN_MAX_LOCKOUT_S); a correct login clears the record.
+LOGIN_MAX_FAILURES = 5
+LOGIN_WINDOW_S = 60.0
+LOGIN_MAX_LOCKOUT_S = 3600.0
+
+
+@dataclass
+class _LoginRecord:
+    """One client address: its recent failures, how often it was locked out, and until when."""
+
+    failures: list[float] = field(default_factory=list)
+    lockouts: int = 0
+    blocked_until: float = 0.0
+    last: float = 0.0
+
+
+@dataclass
+class LoginLimiter:
+    """Counts failed logins per client address and locks an address out after too many.
+
+    ``max_failures`` failures within ``window_s`` seconds lock the address out for ``window_s``
+    seconds, doubled for each further lockout up to ``max_lockout_s``; an address quiet for
+    ``max_lockout_s`` starts afresh, and a correct login clears it. While locked out every
+    attempt is refused (429) without checking the password, a correct one included. Thread-safe.
+    Behind a reverse proxy all users share the proxy's address and its lockouts.
+    """
+
+    max_failures: int = LOGIN_MAX_FAILURES
+    window_s: float = LOGIN_WINDOW_S
+    max_lockout_s: float = LOGIN_MAX_LOCKOUT_S
+    max_hosts: int = 10_000
+    clock: Callable[[], float] = time.monotonic
+    _hosts: dict[str, _LoginRecord] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def retry_after(self, host: str) -> float:
+        """Seconds ``host`` must wait before it may try again (0 when it may try now)."""
+        with self._lock:
+            rec = self._hosts.get(host)
+            return max(0.0, rec.blocked_until - self.clock()) if rec else 0.0
+
+    def failed(self, host: str) -> float:
+        """Record a wrong password from ``host``; returns the lockout it now has (0 when none)."""
+        now = self.clock()
+        with self._lock:
+            rec = self._hosts.get(host)
+            if rec is None or (now - rec.last > self.max_lockout_s and now >= rec.blocked_until):
+                rec = self._hosts[host] = _LoginRecord()
+                self._forget_quiet(now)
+            rec.last = now
+            rec.failures = [t for t in rec.failures if now - t < self.window_s] + [now]
+            if len(rec.failures) < self.max_failures:
+                return 0.0
+            rec.failures.clear()
+            rec.lockouts += 1
+            lockout = min(self.window_s * 2 ** (rec.lockouts - 1), self.max_lockout_s)
+            rec.blocked_until = now + lockout
+            return lockout
+
+    def succeeded(self, host: str) -> None:
+        """A correct login from ``host``: forget its failures and lockouts."""
+        with self._lock:
+            self._hosts.pop(host, None)
+
+    def _forget_quiet(self, now: float) -> None:
+        """Drop addresses quiet for ``max_lockout_s`` when more than ``max_hosts`` are tracked."""
+        if len(self._hosts) <= self.max_hosts:
+            return
+        for h in [h for h, r in self._hosts.items() if now - r.last > self.max_lockout_s and now >= r.blocked_until]:
+            del self._hosts[h]
+
+
+def login_refusal(wait_s: float) -> str:
+    """The message of a refused (rate-limited) login."""
+    n = max(1, math.ceil(wait_s))
+    return (f"ログインの失敗が続いたため、しばらく受け付けません。{n} 秒後にもう一度お試しください。"
+            f" / Too many failed logins from this address; try again in {n} s.")
+
+
+class LoginRateLimitMiddleware:
+    """ASGI middleware in front of gradio's ``POST /login``: refuses a locked-out client address
+    with 429 (and ``Retry-After``) before gradio checks the password, and tells the
+    :class:`LoginLimiter` about each answer gradio gives (400 = wrong password, 2xx = logged in)."""
+
+    def __init__(self, app: Any, limiter: LoginLimiter) -> None:
+        """Wrap the ASGI ``app``."""
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass every request through; count and limit ``POST …/login``."""
+        if scope.get("type") != "http" or scope.get("method") != "POST" \
+                or not str(scope.get("path", "")).rstrip("/").endswith("/login"):
+            await self.app(scope, receive, send)
+            return
+        host = str((scope.get("client") or ("unknown",))[0])
+        wait = self.limiter.retry_after(host)
+        if wait > 0:
+            body = json.dumps({"detail": login_refusal(wait)}, ensure_ascii=False).encode("utf-8")
+            await send({"type": "http.response.start", "status": 429, "headers": [
+                (b"content-type", b"application/json; charset=utf-8"),
+                (b"retry-after", str(max(1, math.ceil(wait))).encode()),
+                (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        status: list[int] = []
+
+        async def send_status(message: dict[str, Any]) -> None:
+            if message.get("type") == "http.response.start":
+                status.append(int(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, send_status)
+        if status and status[0] in (400, 401):
+            lockout = self.limiter.failed(host)
+            if lockout:
+                log.warning("login: %s locked out for %.0f s after %d wrong passwords", host, lockout,
+                            self.limiter.max_failures)
+        elif status and 200 <= status[0] < 300:
+            self.limiter.succeeded(host)
 
 
 def parse_auth(auth: str | Sequence[str] | None) -> tuple[str, str] | None:
@@ -705,12 +888,14 @@ def _theme() -> gr.themes.Base:
 
 
 def launch_app(target: Any, host: str = "127.0.0.1", port: int | None = 7860, auth: str | Sequence[str] | None = None,
-               prevent_thread_lock: bool = True, quiet: bool = False) -> tuple[gr.Blocks, str]:
+               prevent_thread_lock: bool = True, quiet: bool = False,
+               login_limiter: LoginLimiter | None = None) -> tuple[gr.Blocks, str]:
     """Build (unless ``target`` is already a Blocks from :func:`build_app`) and launch; returns (demo, url).
 
-    Never creates a share link. Adds the queue (several users at once), the CSS, the copy script and
-    the ``/doc`` route.
+    Never creates a share link. Adds the queue (several users at once), the CSS, the copy script,
+    the ``/doc`` route and the login rate limit (``login_limiter``, default :class:`LoginLimiter`()).
     """
+    limiter = login_limiter if login_limiter is not None else LoginLimiter()
     demo = target if isinstance(target, gr.Blocks) else build_app(target)
     state: AppState = demo.seisaku_state  # type: ignore[attr-defined]
     demo.queue(default_concurrency_limit=4, max_size=64)
@@ -719,14 +904,33 @@ def launch_app(target: Any, host: str = "127.0.0.1", port: int | None = 7860, au
         inbrowser=False, quiet=quiet, show_error=False, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False,
         css=V.APP_CSS, head=V.COPY_SCRIPT, theme=_theme(), footer_links=["api"],
         auth_message="seisaku にログインしてください",
+        app_kwargs={"middleware": [Middleware(LoginRateLimitMiddleware, limiter=limiter)]},
     )
+    demo.seisaku_login_limiter = limiter  # type: ignore[attr-defined]
     add_doc_route(app, state)
     return demo, url
 
 
+def is_loopback(host: str) -> bool:
+    """True when ``host`` is reachable from this machine only: any address in 127.0.0.0/8, ``::1``
+    (also written ``[::1]``), an IPv4-mapped loopback (``::ffff:127.0.0.2``) or ``localhost``."""
+    h = (host or "").strip().lower()
+    if h in LOOPBACK_NAMES:
+        return True
+    if h.startswith("[") and h.endswith("]"):
+        h = h[1:-1]
+    try:
+        addr = ipaddress.ip_address(h.split("%", 1)[0])
+    except ValueError:
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
 def host_warning(host: str, auth: str | Sequence[str] | None) -> str | None:
-    """The console warning for a non-loopback ``host`` (None on 127.0.0.1 / localhost / ::1)."""
-    if host in LOOPBACK_HOSTS:
+    """The console warning for a non-loopback ``host`` (None for :func:`is_loopback` hosts:
+    127.0.0.0/8, ::1, localhost)."""
+    if is_loopback(host):
         return None
     return (f"警告: {host} で待ち受けます。ネットワーク上の他の端末からアクセスできます。"
             + ("ログインを設定していません: --auth user:password の指定を強く推奨します。" if not auth

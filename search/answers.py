@@ -2,7 +2,9 @@
 
 Three questions municipal staff ask, each answered with a dataclass that has ``to_dict()``
 (JSON-ready, used by the CLI ``--json`` and the UI) and ``to_text()`` (readable Japanese for the
-CLI); the tables also have ``to_csv()`` (UTF-8 with BOM so that Excel opens it):
+CLI); the tables also have ``to_csv()`` (UTF-8 with BOM so that Excel opens it; text cells that
+start with ``= + - @``, a tab or CR get a leading ``'`` so Excel never runs them, see
+:mod:`search.csvsafe`). Each view cuts its question to ``search.question.MAX_QUESTION_CHARS`` first:
 
 - :func:`municipality_answer` — 「〜した自治体は？」: one row per municipality, with its best item,
   the sentence that answers (for progress tables the 取組状況 / 今後の課題・方向性 sentence), the
@@ -21,7 +23,6 @@ docs/answers.md for the rule and the numbers.
 """
 from __future__ import annotations
 
-import csv
 import io
 import math
 import threading
@@ -33,6 +34,9 @@ from typing import Any
 import numpy as np
 
 from corpus.records import SECTION_SEP, Chunk
+from search.csvsafe import SafeCsvWriter
+from search.filters import NOTE_NO_CHUNK_PASSES, no_match_message
+from search.question import clip_question
 from search.records import Filters, Result, Span
 from search.sentences import (
     FRAME_TERMS,
@@ -397,6 +401,16 @@ def _term_spans(engine: Any, q: _Query, text: str) -> list[Span]:
     return out
 
 
+def not_found_message(engine: Any, default: str) -> str:
+    """The message for an empty answer: when the last search of this thread found no chunk that
+    passes its filters, the Japanese message naming those filters
+    (:func:`search.filters.no_match_message`), else ``default``."""
+    info = getattr(engine, "last_query_info", None)
+    if info is not None and getattr(info, "note", "") == NOTE_NO_CHUNK_PASSES:
+        return no_match_message(info.filters)
+    return default
+
+
 def _tokenizer(engine: Any) -> Any:
     tok = getattr(engine, "tokenizer", None)
     if tok is None:
@@ -582,7 +596,7 @@ class MunicipalityAnswer:
     def to_csv(self) -> bytes:
         """The rows as CSV (UTF-8 with BOM, CRLF) for Excel."""
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = SafeCsvWriter(buf)
         w.writerow(["自治体", "都道府県", "項目", "該当文", "欄", "所管課", "ページ", "確信度", "出典", "URL", "chunk_id"])
         for r in self.rows:
             e = r.evidence
@@ -627,11 +641,12 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
     :data:`ANSWER_THRESHOLD` the answer is ``answered=False`` with the message
     「該当する取組は見つかりませんでした（最も近いもの: …）」 and the nearest row in ``nearest``.
     """
+    query = clip_question(query)[0]  # no view tokenises more than MAX_QUESTION_CHARS
     q = _Query(engine, query)
     results = engine.search(query, k=k, filters=filters, highlight=False)
     scored = _best_per_municipality(q, results)
     if not scored:
-        return MunicipalityAnswer(query, False, [], "該当する取組は見つかりませんでした。", None)
+        return MunicipalityAnswer(query, False, [], not_found_message(engine, "該当する取組は見つかりませんでした。"), None)
     top_r, top_s = scored[0]
     if top_s.confidence() < ANSWER_THRESHOLD:
         nearest = _make_row(engine, q, top_r, top_s)
@@ -743,7 +758,7 @@ class ComparisonTable:
         municipality, a row per rank, each cell 「項目\\n該当文\\n出典」.
         """
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = SafeCsvWriter(buf)
         if layout == "wide":
             w.writerow(["順位", *self.municipalities])
             depth = max([len(c.entries) for c in self.columns] + [1])
@@ -805,6 +820,7 @@ def compare(
     :data:`COMPARE_MIN_SCORE`). Each column lists up to ``per_municipality`` matching items
     (item, key sentence, citation); a column with nothing reaching the threshold is 「該当なし」.
     """
+    topic = clip_question(topic)[0]  # no view tokenises more than MAX_QUESTION_CHARS
     q = _Query(engine, topic)
     k_each = max(per_municipality * 3, 8)
     message = ""
@@ -911,7 +927,7 @@ class WordingResult:
     def to_csv(self) -> bytes:
         """The hits as CSV (UTF-8 with BOM, CRLF) for Excel."""
         buf = io.StringIO()
-        w = csv.writer(buf)
+        w = SafeCsvWriter(buf)
         w.writerow(["順位", "文例", "自治体", "項目", "ページ", "出典", "同文の出典", "URL", "chunk_id"])
         for i, h in enumerate(self.hits, 1):
             e = h.evidence
@@ -950,6 +966,7 @@ def wording(engine: Any, text: str, k: int = 10, filters: Filters | None = None)
     with the dense cosine. Near-duplicates (same NFKC-compact text or character 3-gram
     Jaccard ≥ 0.8) are merged into one hit that lists the other citations in ``also``.
     """
+    text = clip_question(text)[0]  # no view tokenises more than MAX_QUESTION_CHARS
     core = strip_frame(text)
     q = _Query(engine, core, dense_text=core)
     results = engine.search(text, k=WORDING_CANDIDATE_CHUNKS, filters=filters, highlight=False,
@@ -963,7 +980,7 @@ def wording(engine: Any, text: str, k: int = 10, filters: Filters | None = None)
                 continue  # labels, fragments and table rows (tab-separated cells) are not wording
             cands.append(_Cand(r, a, b, one_line(s)))
     if not cands:
-        return WordingResult(text, [], "該当する文例は見つかりませんでした。")
+        return WordingResult(text, [], not_found_message(engine, "該当する文例は見つかりませんでした。"))
     # idf over the candidate sentences: rare query lemmas weigh more
     sets = [term_set(c.text) for c in cands]
     n_sent = len(cands)

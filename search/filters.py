@@ -57,6 +57,38 @@ def _municipality_parts(name: str) -> set[str]:
     return parts
 
 
+#: ``QueryInfo.note`` of ``Engine.search`` when no chunk passes the filters (search/engine.py).
+NOTE_NO_CHUNK_PASSES = "no chunk passes the filters"
+#: The filter fields in the order they are named, with their Japanese and English labels.
+FILTER_LABELS: tuple[tuple[str, str, str], ...] = (
+    ("municipality", "自治体", "municipality"),
+    ("prefecture", "都道府県", "prefecture"),
+    ("kind", "文書の種類", "kind"),
+    ("year", "年度", "year"),
+)
+
+
+def describe_filters(filters: Filters | None, english: bool = False) -> str:
+    """The non-empty filters named for a message: 「自治体「A」、都道府県「B」」
+    (``english``: ``municipality "A", prefecture "B"``); several values of one field are joined with 「・」."""
+    parts = []
+    for name, ja, en in FILTER_LABELS:
+        values = [str(v).strip() for v in (getattr(filters, name, ()) or ()) if str(v).strip()]
+        if not values:
+            continue
+        if english:
+            parts.append(f'{en} ' + " or ".join(f'"{v}"' for v in values))
+        else:
+            parts.append(f"{ja}「{'・'.join(values)}」")
+    return ", ".join(parts) if english else "、".join(parts)
+
+
+def no_match_message(filters: Filters | None) -> str:
+    """Why a search with ``filters`` found nothing: no document passes all of them together, naming them."""
+    return (f"絞り込み条件（{describe_filters(filters)}）をすべて満たす文書はありません。条件を見直してください。"
+            f" / No document matches all of these filters together: {describe_filters(filters, english=True)}.")
+
+
 def chunk_matches(chunk: Chunk, filters: Filters | None, doc: DocumentMeta | None = None) -> bool:
     """True when ``chunk`` passes every non-empty field of ``filters``.
 

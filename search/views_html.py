@@ -121,6 +121,11 @@ def message_html(text: str, kind: str = "info") -> str:
     return f'<div class="sk-msg sk-{esc(kind)}">{esc(text)}</div>'
 
 
+def notice_html(text: str) -> str:
+    """A warning notice for ``text`` (e.g. the question was cut), or ``""`` when there is none."""
+    return message_html(text, "empty") if text else ""
+
+
 # ── 検索 tab ──────────────────────────────────────────────────────────────────────────────────
 
 def _first(d: Mapping[str, Any], *keys: str, default: Any = "") -> Any:
@@ -219,9 +224,12 @@ def render_result_card(r: Mapping[str, Any]) -> str:
     )
 
 
-def render_results(results: Sequence[Mapping[str, Any]], query: str = "") -> str:
-    """The passage cards (or a not-found message naming the query)."""
+def render_results(results: Sequence[Mapping[str, Any]], query: str = "", message: str = "") -> str:
+    """The passage cards; with none, ``message`` (why, e.g. filters that nothing passes) or a
+    not-found message naming the query."""
     if not results:
+        if message:
+            return message_html(message, "empty")
         return message_html(f"「{query}」に該当する箇所は見つかりませんでした。" if query else "見つかりませんでした", "empty")
     return '<div class="sk-cards">' + "".join(render_result_card(r) for r in results) + "</div>"
 

@@ -405,3 +405,52 @@ def test_stored_lemmas_give_the_same_answers_as_tokenising(engine, monkeypatch) 
     assert any(a["answered"] for a in stored)
     monkeypatch.setattr(engine, "lemma_sets", lambda chunks: [None] * len(chunks))
     assert [municipality_answer(engine, q).to_dict() for q in questions] == stored
+
+
+# ------------------------------------------------------------------ CSV injection (OWASP)
+
+FORMULA_MUNI = '=HYPERLINK("http://x","市")'
+
+
+@pytest.mark.parametrize("cell", ["=1+2", "+1", "-5", "@SUM(A1)", "\t=1", "\r=1", FORMULA_MUNI])
+def test_formula_cells_get_a_leading_quote(cell: str) -> None:
+    from search.csvsafe import safe_csv_cell
+
+    assert safe_csv_cell(cell) == "'" + cell
+
+
+@pytest.mark.parametrize("cell", ["会津若松市", "", "1", "p.5", " =1", "A=1", "'=1", 5, -5, 0.5, None])
+def test_other_cells_are_unchanged(cell) -> None:
+    """Text that does not start with a formula character, and numbers the program computed."""
+    from search.csvsafe import safe_csv_cell
+
+    assert safe_csv_cell(cell) == cell
+
+
+def _csv_cells(data: bytes) -> list[str]:
+    assert data.startswith(BOM)
+    return [c for row in csv.reader(io.StringIO(data[len(BOM):].decode("utf-8"), newline="")) for c in row]
+
+
+def test_every_csv_export_escapes_formulas() -> None:
+    """A municipality or title starting with '=' (settable by anyone who uploads) reaches no CSV
+    cell unescaped: comparison (long and wide), municipality answer and wording exports."""
+    from search.answers import AnswerRow, Signals, WordingHit, WordingResult
+
+    ev = Evidence(FORMULA_MUNI, "+県", "=題", "-項目", "@課", 5, 5, f"{FORMULA_MUNI}『=題』 p.5", "c1", "d.txt", "")
+    entry = ComparisonEntry(ev, "=SUM(1)。", 0, 7, "", 0.8, "…")
+    table = ComparisonTable("公共施設", [ComparisonColumn(FORMULA_MUNI, "架空県", [entry]), ComparisonColumn("乙町", "", [])])
+    row = AnswerRow(ev, "-1 を削減する。", 0, 8, "", 0.9, Signals(0.9, 1.0, 1.0, 1.0), "…")
+    answer = MunicipalityAnswer("q", True, [row], "1 自治体が該当します。")
+    hit = WordingHit("@文例。", 0, 4, 0.9, 0.5, 0.9, ev, "…")
+    exports = {"compare-long": table.to_csv(), "compare-wide": table.to_csv(layout="wide"),
+               "answer": answer.to_csv(), "wording": WordingResult("q", [hit]).to_csv()}
+    for name, data in exports.items():
+        cells = _csv_cells(data)
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], name
+        assert "'" + FORMULA_MUNI in cells or any(c.startswith("'" + FORMULA_MUNI) for c in cells), name
+    long_rows = list(csv.reader(io.StringIO(table.to_csv().decode("utf-8-sig"), newline="")))
+    assert long_rows[1][0] == "'" + FORMULA_MUNI and long_rows[1][1] == "1"   # the rank stays a number
+    assert long_rows[2][:3] == ["乙町", "", NOT_FOUND]                          # normal cells unchanged
+    answer_rows = list(csv.reader(io.StringIO(answer.to_csv().decode("utf-8-sig"), newline="")))
+    assert answer_rows[1][:4] == ["'" + FORMULA_MUNI, "'+県", "'-項目", "'-1 を削減する。"]

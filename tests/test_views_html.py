@@ -227,3 +227,105 @@ def test_host_warning_only_off_loopback() -> None:
     w = ui.host_warning("0.0.0.0", None)
     assert w and "--auth" in w
     assert "--auth" in (ui.host_warning("0.0.0.0", "a:b") or "")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "127.255.255.254", "::1", "[::1]", "localhost",
+                                  "LOCALHOST", "::ffff:127.0.0.2"])
+def test_any_loopback_address_is_not_exposed(host: str) -> None:
+    """127.0.0.0/8 and ::1 reach this machine only: no exposure warning (issue 14: 127.0.0.2 warned)."""
+    ui = pytest.importorskip("ui")
+    assert ui.is_loopback(host) and ui.host_warning(host, None) is None
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.5", "128.0.0.1", "10.0.0.1", "example.jp",
+                                  "localhost.example.jp", "", "127.0.0.1.example.jp"])
+def test_other_hosts_warn_as_exposed(host: str) -> None:
+    ui = pytest.importorskip("ui")
+    assert not ui.is_loopback(host)
+    w = ui.host_warning(host, None)
+    assert w and w.startswith("警告") and "--auth" in w
+
+
+def test_notice_and_filter_message_in_views() -> None:
+    from search.filters import no_match_message
+    from search.records import Filters
+
+    assert V.notice_html("") == ""
+    assert "先頭" in V.notice_html("質問が長すぎるため、先頭の 1000 文字だけを使いました。<b>")
+    assert "<b>" not in V.notice_html("<b>")
+    msg = no_match_message(Filters(municipality=("会津若松市",), prefecture=("東京都",)))
+    assert msg.startswith("絞り込み条件（自治体「会津若松市」、都道府県「東京都」）をすべて満たす文書はありません")
+    assert " / No document matches all of these filters together" in msg
+    out = V.render_results([], "斎場", message=msg)
+    assert "会津若松市" in out and "東京都" in out and "見つかりませんでした" not in out
+    assert "「斎場」に該当する箇所は見つかりませんでした" in V.render_results([], "斎場")
+
+
+def test_truncation_notice_in_api_dicts() -> None:
+    ui = pytest.importorskip("ui")
+    from search.question import MAX_QUESTION_CHARS
+
+    assert ui._with_notice({"query": "x"}, False) == {"query": "x", "truncated": False, "notice": ""}
+    d = ui._with_notice({"query": "x"}, True)
+    assert d["truncated"] is True and f"先頭の {MAX_QUESTION_CHARS} 文字" in d["notice"] and " / " in d["notice"]
+
+
+# ── login rate limit (pure: an explicit clock) ────────────────────────────────────────────────
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_login_limiter_locks_an_address_out_after_five_failures() -> None:
+    ui = pytest.importorskip("ui")
+    clock = _Clock()
+    lim = ui.LoginLimiter(max_failures=5, window_s=60, max_lockout_s=3600, clock=clock)
+    for _ in range(4):
+        assert lim.failed("10.0.0.1") == 0
+        clock.t += 1
+    assert lim.retry_after("10.0.0.1") == 0
+    assert lim.failed("10.0.0.1") == 60          # the 5th failure within 60 s
+    assert lim.retry_after("10.0.0.1") == 60
+    assert lim.retry_after("10.0.0.2") == 0      # per address
+    clock.t += 59.5
+    assert 0 < lim.retry_after("10.0.0.1") <= 0.5
+    clock.t += 1
+    assert lim.retry_after("10.0.0.1") == 0
+    for _ in range(4):
+        lim.failed("10.0.0.1")
+    assert lim.failed("10.0.0.1") == 120         # the second lockout doubles
+    clock.t += 121
+    lim.succeeded("10.0.0.1")                    # a correct login forgets the record
+    for _ in range(4):
+        assert lim.failed("10.0.0.1") == 0
+    assert lim.failed("10.0.0.1") == 60
+
+
+def test_login_limiter_failures_spread_out_are_not_locked_out() -> None:
+    ui = pytest.importorskip("ui")
+    clock = _Clock()
+    lim = ui.LoginLimiter(max_failures=5, window_s=60, clock=clock)
+    for _ in range(20):                          # one typo every 15 s: never 5 within 60 s
+        assert lim.failed("10.0.0.1") == 0
+        clock.t += 15
+
+
+def test_login_lockout_is_capped_and_forgotten_after_a_quiet_hour() -> None:
+    ui = pytest.importorskip("ui")
+    clock = _Clock()
+    lim = ui.LoginLimiter(max_failures=5, window_s=60, max_lockout_s=3600, clock=clock)
+    lockouts = []
+    for _ in range(8):
+        for _ in range(5):
+            lockout = lim.failed("h")
+        lockouts.append(lockout)
+        clock.t += lockout
+    assert lockouts == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    clock.t += 3601
+    for _ in range(4):
+        assert lim.failed("h") == 0
+    assert lim.failed("h") == 60
