@@ -98,6 +98,13 @@ _VEC_CACHE_MAX = 50_000
 _VEC_LOCK = threading.Lock()  # the UI serves several users from one process
 
 
+def _pinned(engine: Any) -> Any:
+    """The engine fixed on its current snapshot (``Engine.pinned``), so that a view that searches
+    several times never mixes two index versions when the app reloads meanwhile."""
+    pin = getattr(engine, "pinned", None)
+    return pin() if callable(pin) else engine
+
+
 def _model_key(embedder: Any) -> str:
     for attr in ("model_name", "name", "model_id"):
         v = getattr(embedder, attr, None)
@@ -642,6 +649,7 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
     「該当する取組は見つかりませんでした（最も近いもの: …）」 and the nearest row in ``nearest``.
     """
     query = clip_question(query)[0]  # no view tokenises more than MAX_QUESTION_CHARS
+    engine = _pinned(engine)
     q = _Query(engine, query)
     results = engine.search(query, k=k, filters=filters, highlight=False)
     scored = _best_per_municipality(q, results)
@@ -821,6 +829,7 @@ def compare(
     (item, key sentence, citation); a column with nothing reaching the threshold is 「該当なし」.
     """
     topic = clip_question(topic)[0]  # no view tokenises more than MAX_QUESTION_CHARS
+    engine = _pinned(engine)
     q = _Query(engine, topic)
     k_each = max(per_municipality * 3, 8)
     message = ""
@@ -967,6 +976,7 @@ def wording(engine: Any, text: str, k: int = 10, filters: Filters | None = None)
     Jaccard ≥ 0.8) are merged into one hit that lists the other citations in ``also``.
     """
     text = clip_question(text)[0]  # no view tokenises more than MAX_QUESTION_CHARS
+    engine = _pinned(engine)
     core = strip_frame(text)
     q = _Query(engine, core, dense_text=core)
     results = engine.search(text, k=WORDING_CANDIDATE_CHUNKS, filters=filters, highlight=False,

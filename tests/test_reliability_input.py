@@ -517,11 +517,14 @@ def app_url(built_index: Any) -> Iterator[str]:
 def test_odd_questions_through_the_app_api(app_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from gradio_client import Client
 
+    from search.question import MAX_QUESTION_CHARS, clip_question
+
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")  # the *client's* telemetry, not the app's
     client = Client(app_url + "/", verbose=False)
     for q in ODD_QUESTIONS:
         s = client.predict(q, api_name="/search")
-        assert s["query"] == q and isinstance(s["results"], list)
+        assert s["query"] == (clip_question(q)[0] if s["truncated"] else q) and isinstance(s["results"], list)
+        assert s["truncated"] == (len(q.strip()) > MAX_QUESTION_CHARS)
         a = client.predict(q, api_name="/answer")
         assert "rows" in a
         c = client.predict(q, None, 4, api_name="/compare")
