@@ -24,12 +24,14 @@ from typing import Any
 
 import platformdirs
 
-from corpus.limits import DEFAULT_MAX_FILE_BYTES, DocumentLimits
+from corpus.limits import DocumentLimits
 
 #: The bundled sample corpus: documents and manifest.csv beside the corpus package.
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "corpus"
 
 DEFAULT_MODEL = "e5-small"
+#: The per-document limits' defaults live in one place, corpus.limits.DocumentLimits.
+_LIMITS = DocumentLimits()
 
 
 def default_index_dir() -> Path:
@@ -78,12 +80,12 @@ class Settings:
     #: ``max_file_bytes`` are refused unread; pages / sheet rows / characters over their limit are
     #: cut with a warning; a document with more than ``max_doc_chunks`` chunks, or whose reading and
     #: chunking take longer than ``max_doc_seconds``, is refused with a message naming the limit.
-    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
-    max_pages: int = 3_000
-    max_sheet_rows: int = 10_000
-    max_doc_chars: int = 5_000_000
-    max_doc_chunks: int = 10_000
-    max_doc_seconds: float = 600.0
+    max_file_bytes: int = _LIMITS.max_file_bytes
+    max_pages: int = _LIMITS.max_pages
+    max_sheet_rows: int = _LIMITS.max_sheet_rows
+    max_doc_chars: int = _LIMITS.max_doc_chars
+    max_doc_chunks: int = _LIMITS.max_doc_chunks
+    max_doc_seconds: float = _LIMITS.max_doc_seconds
     #: Hybrid fusion weights and per-municipality cap for diversity.
     #: Fusion: "zscore" (weighted sum of z-scored dense and BM25 scores), "minmax" or "rrf";
     #: default and weights measured in docs/quality.md.
