@@ -167,7 +167,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
         return 0
     if not results:
-        print("該当する文書は見つかりませんでした。")
+        from search.answers import not_found_message
+
+        print(not_found_message(engine, "該当する文書は見つかりませんでした。"))
     for r in results:
         print(f"{r.rank:>2}. [{r.score:.3f}] {r.citation()}")
         snippet = r.chunk.text.replace("\n", " ")
@@ -266,9 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("add", help="文書を 1 件追加してインデックスを更新")
     _add_common(p)
     p.add_argument("file")
-    p.add_argument("--municipality", required=True)
-    for k in ("prefecture", "title", "year", "kind", "url"):
-        p.add_argument(f"--{k}", default="")
+    p.add_argument("--municipality", required=True, type=text_arg("自治体名", "municipality"))
+    for k, ja in (("prefecture", "都道府県名"), ("title", "題名"), ("year", "年度"), ("kind", "種類"), ("url", "URL")):
+        p.add_argument(f"--{k}", default="", type=text_arg(ja, k))
     p.add_argument("--quiet", action="store_true", help="進行状況を表示しない")
     p.set_defaults(func=cmd_add)
 

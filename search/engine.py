@@ -31,7 +31,7 @@ import numpy as np
 from corpus.errors import IndexMismatchError
 from corpus.records import Chunk
 from index.config import Settings, load_settings
-from search.filters import FilterIndex, MunicipalityNames
+from search.filters import NOTE_NO_CHUNK_PASSES, FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
@@ -388,7 +388,7 @@ class Engine:
         if allowed is not None:
             info.n_allowed = int(len(allowed))
             if not len(allowed):
-                info.note = "no chunk passes the filters"
+                info.note = NOTE_NO_CHUNK_PASSES
                 return []
         terms = self.query_terms(text)
         info.terms = tuple(dict.fromkeys(terms))

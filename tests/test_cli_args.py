@@ -152,3 +152,13 @@ def test_shift_jis_municipality_filter(small_index: list[str]) -> None:
     assert "自治体名を CP932 (Shift_JIS) として読みました" in err
     out = json.loads(proc.stdout.decode("utf-8"))
     assert out and {r["municipality"] for r in out} == {"B町"}
+
+
+@pytest.mark.slow
+def test_contradictory_filters_are_named_on_the_command_line(small_index: list[str]) -> None:
+    """`seisaku search` with a municipality and a prefecture it is not in said only 「見つかりません」;
+    it now names the filters that exclude every document."""
+    proc = run_seisaku("search", "ごみ処理の広域化", "--municipality", "C村", "--prefecture", "北海道", *small_index)
+    out = proc.stdout.decode("utf-8")
+    assert proc.returncode == 0, proc.stderr.decode("utf-8")
+    assert "C村" in out and "北海道" in out and "すべて満たす文書はありません" in out
