@@ -307,9 +307,13 @@ _AFTER_QUOTE_TEXT = (
 
 def _looks_like_row(text: str, delimiter: str, width: int) -> bool:
     """True when a line read on its own is a row of the table: as many cells as the header, or a
-    first cell that is a document file name. Such a line cannot be the inside of a quoted cell."""
+    first cell that is a document file name. Such a line cannot be the inside of a quoted cell.
+    A line with an odd number of ``"`` is never a clean row of its own: it can be the end of a
+    quoted cell opened above (a path or title holding a line break, written by Excel or csv)."""
     from corpus.readers import SUPPORTED_EXTENSIONS
 
+    if text.count('"') % 2:
+        return False
     cells = _scan(text, delimiter).record()
     if width > 1 and len(cells) == width:
         return True

@@ -349,3 +349,20 @@ def test_a_fifo_in_the_manifest_is_named_not_a_regular_file(tmp_path: Path) -> N
     assert [e.path for e in res.entries] == ["ok.txt"]
     msg = next(m for m in res.messages if m.line == 3)
     assert "FIFO" in msg.message and "not found" not in msg.message
+
+
+def test_a_quoted_path_with_a_line_break_is_one_row(tmp_path: Path) -> None:
+    """Excel or the csv module quote a cell holding a line break; its second line (``break.txt",…``)
+    has a full row's cells but an odd number of quotes, so it ends the cell instead of starting a row."""
+    import csv
+
+    (tmp_path / "line\nbreak.txt").write_text("本文", encoding="utf-8")
+    (tmp_path / "after.txt").write_text("本文", encoding="utf-8")
+    with open(tmp_path / "manifest.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "municipality", "prefecture", "title", "year", "kind", "url"])
+        w.writerow(["line\nbreak.txt", "改行市", "高知県", "題", "2025", "計画", ""])
+        w.writerow(["after.txt", "甲市", "高知県", "題", "2025", "計画", ""])
+    res = read_manifest(tmp_path)
+    assert [e.path for e in res.entries] == ["line\nbreak.txt", "after.txt"]
+    assert not [m for m in res.messages if m.severity == "error"]
