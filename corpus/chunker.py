@@ -9,7 +9,9 @@
    collection (:mod:`corpus.cases`) → evaluation sheet (:mod:`corpus.sheets`) → prose outline
    (:mod:`corpus.structure`);
 3. merges prose items too small to stand alone into a neighbour, splits over-long items at
-   sentence ends under the token budget, and builds :class:`~corpus.records.Chunk` s.
+   sentence ends under the token budget — and items whose text spans more than two pages, so
+   that every part cites the pages of its own text (:attr:`Item.page_marks`) — and builds
+   :class:`~corpus.records.Chunk` s.
 
 :func:`chunk_document_detailed` also returns the parser used and the removed boilerplate lines,
 which the nothing-lost check (:mod:`corpus.coverage`) needs.
@@ -18,11 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from corpus.cases import case_items, is_case_collection, parse_prefecture_map
 from corpus.morph import count_tokens, morphemes
-from corpus.normalize import drop_private_use, split_at_page_number_lines, strip_page_furniture
+from corpus.normalize import drop_private_use, page_marks, split_at_page_number_lines, strip_page_furniture
 from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
 from corpus.sheets import is_evaluation_sheet, sheet_items
 from corpus.structure import lines_of, prose_items
@@ -186,39 +189,112 @@ def _hard_split(unit: str, max_tokens: int) -> list[str]:
     return [p for p in out if p]
 
 
+#: A part of a split item spans at most this many pages (a paragraph or a table row that crosses a
+#: page break may span two; a part never crosses two page breaks).
+MAX_PART_PAGES = 2
+
+PageOf = Callable[[int, int], tuple[int, int]]
+
+
+def _unit_spans(text: str, max_tokens: int, page_of: PageOf | None, page_breaks: list[int]) -> list[tuple[int, int]]:
+    """``text`` cut into units (sentences, lines, hard-split pieces) as [start, end) spans that
+    tile it; a unit whose text would span more than :data:`MAX_PART_PAGES` page numbers (it
+    crosses two page breaks, or one between pages 1 and 4 when 2 and 3 have no text) is cut at
+    the page breaks where that happens."""
+    max_chars = max_tokens * HARD_SPLIT_CHARS_PER_TOKEN
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    for u in sentence_units(text):
+        too_long = len(u) > max_chars or count_tokens(u) > max_tokens
+        for piece in _hard_split(u, max_tokens) if too_long else [u]:
+            start, end = pos, pos + len(piece)
+            pos = end
+            for b in (b for b in page_breaks if start < b < end):
+                if not _fits_pages(page_of, start, b + 1):
+                    spans.append((start, b))
+                    start = b
+            spans.append((start, end))
+    return spans
+
+
+def _fits_pages(page_of: PageOf | None, start: int, end: int) -> bool:
+    """True when ``text[start:end]`` spans at most :data:`MAX_PART_PAGES` page numbers."""
+    if page_of is None:
+        return True
+    first, last = page_of(start, end)
+    return last - first < MAX_PART_PAGES
+
+
+def split_spans(
+    text: str,
+    max_tokens: int,
+    *,
+    min_tokens: int = MIN_TOKENS,
+    page_of: PageOf | None = None,
+    page_breaks: tuple[int, ...] = (),
+) -> list[tuple[int, int]]:
+    """The parts of :func:`split_text` as [start, end) offsets into ``text``.
+
+    With ``page_of`` (offsets → (first page, last page), e.g. :meth:`Item.pages_of`) and
+    ``page_breaks`` (offsets where a new page begins), a part also spans at most
+    :data:`MAX_PART_PAGES` page numbers: an item under the budget is still cut when its text
+    spans more pages, the cut falls at a sentence or line end, and at a page break when a single
+    sentence runs over three pages."""
+    max_chars = max_tokens * HARD_SPLIT_CHARS_PER_TOKEN
+    small = len(text) <= max_chars and count_tokens(text) <= max_tokens
+    if small and _fits_pages(page_of, 0, len(text)):
+        return [(0, len(text))]
+    spans = _unit_spans(text, max_tokens, page_of, sorted(page_breaks) if page_of is not None else [])
+    # balanced parts: aim at total / n tokens each, never above max_tokens
+    counts = [count_tokens(text[a:b]) for a, b in spans]
+    total = sum(counts)
+    n = max(1, -(-total // max_tokens))
+    target = min(max_tokens, int(total / n * 1.1) + 1)
+    parts: list[list[int]] = []  # [start, end, tokens]
+    cur: list[int] | None = None
+    for (a, b), t in zip(spans, counts):
+        if cur is not None and (
+            cur[2] + t > max_tokens
+            or (cur[2] + t > target and cur[2] >= target * 0.6)
+            or not _fits_pages(page_of, cur[0], b)
+        ):
+            parts.append(cur)
+            cur = None
+        if cur is None:
+            cur = [a, b, t]
+        else:
+            cur[1], cur[2] = b, cur[2] + t
+    if cur is not None:
+        if parts and count_tokens(text[cur[0]:cur[1]]) < min_tokens and _fits_pages(page_of, parts[-1][0], cur[1]):
+            parts[-1][1] = cur[1]
+        else:
+            parts.append(cur)
+    out: list[tuple[int, int]] = []
+    for a, b, _ in parts:
+        piece = text[a:b]
+        if not piece.strip():
+            continue
+        a += len(piece) - len(piece.lstrip("\n"))
+        b -= len(piece) - len(piece.rstrip("\n"))
+        out.append((a, b))
+    return out
+
+
 def split_text(text: str, max_tokens: int, *, min_tokens: int = MIN_TOKENS) -> list[str]:
     """Split ``text`` into parts of at most ``max_tokens`` tokens (corpus.morph.count_tokens) at
     sentence ends and line ends, balanced (each near total / number of parts); a trailing part under ``min_tokens`` joins the previous part
     (which may then exceed the budget by less than ``min_tokens``). Parts concatenate back to
     ``text`` (then stripped)."""
-    max_chars = max_tokens * HARD_SPLIT_CHARS_PER_TOKEN
-    if len(text) <= max_chars and count_tokens(text) <= max_tokens:
-        return [text]
-    units: list[str] = []
-    for u in sentence_units(text):
-        too_long = len(u) > max_chars or count_tokens(u) > max_tokens
-        units.extend(_hard_split(u, max_tokens) if too_long else [u])
-    # balanced parts: aim at total / n tokens each, never above max_tokens
-    counts = [count_tokens(u) for u in units]
-    total = sum(counts)
-    n = -(-total // max_tokens)
-    target = min(max_tokens, int(total / n * 1.1) + 1)
-    parts: list[str] = []
-    cur = ""
-    cur_tokens = 0
-    for u, t in zip(units, counts):
-        if cur and (cur_tokens + t > max_tokens or (cur_tokens + t > target and cur_tokens >= target * 0.6)):
-            parts.append(cur)
-            cur, cur_tokens = u, t
-        else:
-            cur += u
-            cur_tokens += t
-    if cur:
-        if parts and count_tokens(cur) < min_tokens:
-            parts[-1] += cur
-        else:
-            parts.append(cur)
-    return [p.strip("\n") for p in parts if p.strip()]
+    return [text[a:b] for a, b in split_spans(text, max_tokens, min_tokens=min_tokens)]
+
+
+def item_spans(item: Item, max_tokens: int) -> list[tuple[int, int]]:
+    """The [start, end) parts of an item's text: the budget split, and with page marks also at
+    most :data:`MAX_PART_PAGES` pages per part (see :func:`split_spans`)."""
+    if not item.page_marks:
+        return split_spans(item.text, max_tokens)
+    breaks = tuple(off for off, _ in item.page_marks[1:])
+    return split_spans(item.text, max_tokens, page_of=item.pages_of, page_breaks=breaks)
 
 
 # --------------------------------------------------------------------------- chunks
@@ -244,6 +320,44 @@ def embed_header(municipality: str, prefecture: str, title: str, section_path: t
     return "\n".join(ln for ln in lines if ln.strip())
 
 
+def join_marked(pieces: list[tuple[str, tuple[tuple[int, int], ...], int]]) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Join texts with ``\\n`` and their page marks: each piece is (text, its page marks, the page
+    of a piece without marks). Empty texts are left out; neighbouring marks of the same page merge."""
+    text = ""
+    marks: list[tuple[int, int]] = []
+    for piece, piece_marks, page in pieces:
+        if not piece:
+            continue
+        if text:
+            text += "\n"
+        base = len(text)
+        for off, pg in piece_marks or ((0, page),):
+            if not marks or marks[-1][1] != pg:
+                marks.append((base + off, pg))
+        text += piece
+    return text, tuple(marks)
+
+
+def attach_page_marks(items: list[Item], pages: list[Page]) -> list[Item]:
+    """Items with :attr:`Item.page_marks` filled where a parser left them out and the item spans
+    several pages: its text aligned (:func:`corpus.normalize.page_marks`) with the lines of its
+    pages ``page_start``–``page_end``. Items of one page need none."""
+    by_number = {p.number: p for p in pages}
+    out: list[Item] = []
+    for it in items:
+        if it.page_marks or it.page_end <= it.page_start:
+            out.append(it)
+            continue
+        lines = [
+            (p.number, ln)
+            for n in range(it.page_start, it.page_end + 1)
+            if (p := by_number.get(n)) is not None
+            for ln in p.text.split("\n")
+        ]
+        out.append(replace(it, page_marks=page_marks(it.text, lines)))
+    return out
+
+
 def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS, *, doc_title: str = "") -> list[Item]:
     """Merge prose items whose text is under ``min_tokens`` into a neighbour: the next item when it
     is a sibling or a descendant (the small item's heading and text are prepended), else the
@@ -265,23 +379,28 @@ def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS, *, doc_ti
             nxt.section_path[: len(own)] == own or nxt.section_path == it.section_path or prv is None
         ):
             lost = [h for h in it.section_path if h not in nxt.section_path]
-            prefix = "\n".join(x for x in (*lost, heading, it.text) if x)
+            text, marks = join_marked([(x, (), it.page_start) for x in (*lost, heading) if x]
+                                      + [(it.text, it.page_marks, it.page_start), (nxt.text, nxt.page_marks, nxt.page_start)])
             out[i + 1] = replace(
                 nxt,
-                text=prefix + "\n" + nxt.text,
+                text=text,
                 page_start=min(nxt.page_start, it.page_start),
                 page_end=max(nxt.page_end, it.page_end),
+                page_marks=marks,
             )
             del out[i]
             continue
         if prv is not None and prv.municipality == it.municipality:
             lost = [h for h in it.section_path if h not in prv.section_path and h != prv.title]
-            suffix = "\n".join(x for x in (*lost, heading, it.text) if x)
+            text, marks = join_marked([(prv.text, prv.page_marks, prv.page_start)]
+                                      + [(x, (), it.page_start) for x in (*lost, heading) if x]
+                                      + [(it.text, it.page_marks, it.page_start)])
             out[i - 1] = replace(
                 prv,
-                text=prv.text + "\n" + suffix,
+                text=text,
                 page_start=min(prv.page_start, it.page_start),
                 page_end=max(prv.page_end, it.page_end),
+                page_marks=marks,
             )
             del out[i]
             continue
@@ -298,8 +417,12 @@ def items_to_chunks(items: list[Item], meta: DocumentMeta, *, max_tokens: int = 
         muni = it.municipality or meta.municipality
         pref = it.prefecture or meta.prefecture
         header = embed_header(muni, pref, meta.title, it.section_path, it.title, it.department)
-        parts = split_text(it.text, max_tokens)
-        for k, part in enumerate(parts):
+        spans = item_spans(it, max_tokens)
+        parts = [it.text[a:b] for a, b in spans]
+        for k, ((a, b), part) in enumerate(zip(spans, parts)):
+            page_start, page_end = it.pages_of(a, b)
+            if k == 0 and it.page_start < page_start and page_end - it.page_start < MAX_PART_PAGES:
+                page_start = it.page_start  # the heading's page, just before the text
             cid = chunk_id(meta.doc_id, it.section_path, it.title, part)
             n = seen.get(cid, 0)
             seen[cid] = n + 1
@@ -316,8 +439,8 @@ def items_to_chunks(items: list[Item], meta: DocumentMeta, *, max_tokens: int = 
                     section_path=tuple(it.section_path),
                     item=it.title,
                     department=it.department,
-                    page_start=it.page_start,
-                    page_end=it.page_end,
+                    page_start=page_start,
+                    page_end=page_end,
                     text=part,
                     embed_text=f"{header}{label}\n{part}",
                     kind=meta.kind,
@@ -341,14 +464,16 @@ def document_items(raw: RawDocument, meta: DocumentMeta) -> tuple[list[Item], st
     if looks_like_progress_table is not None and looks_like_progress_table(text):
         if parse_progress_table_detailed is not None:
             parsed = parse_progress_table_detailed(pages)
-            return list(parsed.items), "progress_table", removed + list(getattr(parsed, "furniture", [])), pages
-        return list(parse_progress_table(pages)), "progress_table", removed, pages
+            items = attach_page_marks(list(parsed.items), pages)
+            return items, "progress_table", removed + list(getattr(parsed, "furniture", [])), pages
+        return attach_page_marks(list(parse_progress_table(pages)), pages), "progress_table", removed, pages
     lines = lines_of(pages)
     if is_case_collection(text):
         pmap = parse_prefecture_map(meta.extra.get("prefectures", "") if meta.extra else "")
-        return merge_small_items(case_items(lines, doc_title, prefecture_map=pmap), doc_title=doc_title), "cases", removed, pages
+        cases = attach_page_marks(case_items(lines, doc_title, prefecture_map=pmap), pages)
+        return merge_small_items(cases, doc_title=doc_title), "cases", removed, pages
     if is_evaluation_sheet(text):
-        return sheet_items(lines, doc_title), "sheet", removed, pages
+        return attach_page_marks(sheet_items(lines, doc_title), pages), "sheet", removed, pages
     return merge_small_items(prose_items(pages, doc_title), doc_title=doc_title), "prose", removed, pages
 
 

@@ -338,6 +338,54 @@ def clean_display_text(text: str, style: WrapStyle | None = None) -> str:
     return "\n".join(ln.rstrip() for ln in join_wrapped_lines(lines, style).split("\n")).strip()
 
 
+# --------------------------------------------------------------------------- pages of display text
+
+
+def _significant(ch: str) -> bool:
+    """True for a character that display cleaning never drops (not whitespace, not private use)."""
+    return not ch.isspace() and not is_private_use(ch)
+
+
+def page_marks(text: str, lines: list[tuple[int, str]], *, anchor: int = 8) -> tuple[tuple[int, int], ...]:
+    """Where each page's text begins in ``text``, a display text made from ``lines`` ((page, line)
+    pairs): (offset, page) pairs in text order, the first at offset 0.
+
+    :func:`clean_display_text` only drops whitespace and private-use characters, so the other
+    characters of ``text`` are those of ``lines`` in order; each takes the page of its source
+    character. When ``text`` is not exactly such a copy (a parser reordered cells or added a
+    heading), a character that does not match is looked up again with the next ``anchor``
+    characters from the current source position (forward only); one found nowhere takes the page
+    before it. Empty when no character of ``text`` is found in ``lines``.
+    """
+    src_chars: list[str] = []
+    src_pages: list[int] = []
+    for page, line in lines:
+        for ch in line:
+            if _significant(ch):
+                src_chars.append(ch)
+                src_pages.append(page)
+    src = "".join(src_chars)
+    sig = [(i, ch) for i, ch in enumerate(text) if _significant(ch)]
+    probe_text = "".join(ch for _, ch in sig)
+    marks: list[tuple[int, int]] = []
+    j = 0
+    for k, (i, ch) in enumerate(sig):
+        if j < len(src) and src[j] == ch:
+            page = src_pages[j]
+            j += 1
+        else:
+            found = src.find(probe_text[k:k + anchor], j)
+            if found < 0:
+                continue
+            page = src_pages[found]
+            j = found + 1
+        if not marks:
+            marks.append((0, page))
+        elif marks[-1][1] != page:
+            marks.append((i, page))
+    return tuple(marks)
+
+
 # --------------------------------------------------------------------------- page furniture
 
 _DASH = "-－‐―—–ー"
@@ -366,17 +414,32 @@ def is_page_number_line(line: str) -> bool:
     return page_number_value(line) is not None
 
 
+_EDGE_NUMBER_RE = re.compile(rf"^[{_DASH}]?\d+[{_DASH}]?|[{_DASH}]?\d+[{_DASH}]?$")
+
+
+_DASHED_NUMBER_RE = re.compile(rf"^[{_DASH}][\s　]*[{_DIGITS}]{{1,4}}[\s　]*[{_DASH}]$")
+
+
+def is_dashed_page_number(line: str) -> bool:
+    """True for a printed page number between dashes on a line of its own: 「- 1 -」「― 162 ―」
+    「－　1　－」 (a bare 「3」 could be a table cell; the dashes make it a page number)."""
+    return bool(_DASHED_NUMBER_RE.match(line.strip()))
+
+
 def _furniture_key(line: str) -> str:
-    # page headers often carry the page number at one end: compare with that number masked
-    return re.sub(r"^\d+|\d+$", "#", compact(line))
+    # page headers often carry the page number at one end, bare or in dashes (「― 162 ― 農業集落」):
+    # compare with that number masked
+    return _EDGE_NUMBER_RE.sub("#", compact(line))
 
 
 def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[list[Page], list[str]]:
     """Remove repeated page headers/footers and page-number lines.
 
     A header/footer is a line among the first/last ``edge_lines`` non-blank lines of a page whose
-    text (a number at either end masked) appears at the edges of at least 3 pages and 40 % of all pages. Page-number
-    lines are removed at page edges. Returns the cleaned pages (same numbers and labels) and the
+    text (a number at either end masked, also one in dashes: 「― 162 ― 農業集落」) appears at the
+    edges of at least 3 pages and 40 % of all pages. Page-number lines are removed at page edges;
+    a page number between dashes (:func:`is_dashed_page_number`) anywhere on a page when at least
+    two pages have one. Returns the cleaned pages (same numbers and labels) and the
     removed lines (as they were), for the nothing-lost check.
     """
     removed: list[str] = []
@@ -394,6 +457,9 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
     threshold = max(3, int(len(pages) * 0.4 + 0.999))
     repeated = {k for k, n in counts.items() if n >= threshold}
 
+    # a printed page number in dashes (「- 165 -」「― 162 ―」「－　1　－」) may come out mid-page
+    # (extraction order); when several pages have one, it is furniture wherever it is
+    dashed = sum(1 for p in pages if any(is_dashed_page_number(ln) for ln in p.text.split("\n")))
     out: list[Page] = []
     for p in pages:
         lines = p.text.split("\n")
@@ -401,6 +467,8 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
         for i in edges(p.text):
             if _furniture_key(lines[i]) in repeated or (len(pages) > 1 and is_page_number_line(lines[i])):
                 drop.add(i)
+        if dashed >= 2:
+            drop.update(i for i, ln in enumerate(lines) if is_dashed_page_number(ln))
         removed.extend(lines[i] for i in sorted(drop))
         kept = "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
         out.append(Page(number=p.number, text=kept, label=p.label))

@@ -97,6 +97,26 @@ class Item:
     municipality: str = ""
     prefecture: str = ""
     fields: dict[str, str] = field(default_factory=dict)
+    #: Where each page's text begins in ``text``: (character offset, page number) pairs in text
+    #: order, the first at offset 0. A part ``text[start:end]`` is cited with the pages of the
+    #: marks it overlaps (:meth:`pages_of`). Empty when unknown: every part gets
+    #: ``page_start``–``page_end``.
+    page_marks: tuple[tuple[int, int], ...] = ()
+
+    def pages_of(self, start: int, end: int) -> tuple[int, int]:
+        """The (first, last) page of ``text[start:end]``: the pages of the :attr:`page_marks`
+        segments it overlaps; the item's ``page_start``/``page_end`` when there are no marks."""
+        if not self.page_marks:
+            return self.page_start, self.page_end
+        hit: list[int] = []
+        for k, (off, page) in enumerate(self.page_marks):
+            nxt = self.page_marks[k + 1][0] if k + 1 < len(self.page_marks) else len(self.text) + 1
+            if off < max(end, start + 1) and nxt > start:
+                hit.append(page)
+        if not hit:  # an empty span: the page it sits on
+            before = [page for off, page in self.page_marks if off <= start] or [self.page_marks[0][1]]
+            hit = [before[-1]]
+        return min(hit), max(hit)
 
 
 @dataclass

@@ -16,10 +16,16 @@ Everything here is a pure function over lines. The outline rules:
   they belong to the text of the 目次 heading, which any following heading closes.
 - A heading with no text and no sub-heading (a figure caption whose figure was lost, a heading
   at the end of a page) is kept as a text line of the previous item.
+- **Stand-alone headings**: when these rules find fewer than three headings in running prose (a
+  speech such as a 施政方針), a short line alone between paragraphs — ≤ 10 kanji/kana once letter
+  spacing is collapsed (「総　務」「危機管理」), after a finished sentence, before a body line — is a
+  heading; it is both the section and the item of its text.
 
 :func:`prose_items` turns the outline into :class:`~corpus.records.Item` s: one per heading that
 carries text (``section_path`` = its ancestors, ``title`` = the heading), plus one for the text
-before the first heading, titled by the document title.
+before the first heading, titled by the document title. Each item records the page where each
+piece of its text is printed (:attr:`Item.page_marks`), so that the parts of a long item cite
+their own pages.
 """
 from __future__ import annotations
 
@@ -31,6 +37,8 @@ from corpus.normalize import (
     clean_display_text,
     collapse_letter_spacing,
     drop_private_use,
+    page_marks,
+    reference_width,
     WrapStyle,
     wrap_style,
 )
@@ -192,6 +200,63 @@ def _in_sequence(kind: str, n: int, last: dict[str, int]) -> bool:
     return prev < n <= prev + step
 
 
+#: The kind of a stand-alone heading (a short line alone between paragraphs, see
+#: :func:`standalone_heading_lines`).
+STANDALONE = "独立"
+#: A stand-alone heading has at most this many characters (after letter spacing is collapsed).
+MAX_STANDALONE_CHARS = 10
+#: Stand-alone headings are looked for only when the numbered/label rules find fewer headings.
+MIN_RULE_HEADINGS = 3
+_STANDALONE_RE = re.compile(r"^[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff々〆ー・]+$")
+_SENTENCE_END_RE = re.compile(r"[。！？!?][」』）)]*$")
+
+
+def _display_width(s: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in s)
+
+
+def is_running_prose(texts: list[str]) -> bool:
+    """True when most non-blank lines are full lines of wrapped prose (a speech, a report):
+    at least 60 % of them are at least 80 % as wide as a full line of 40+ columns."""
+    body = _prose_lines(texts)
+    full = reference_width(body)
+    if full < 40 or len(body) < 10:
+        return False
+    wide = sum(1 for t in body if _display_width(t) >= 0.8 * full)
+    return wide >= 0.6 * len(body)
+
+
+def _prose_lines(texts: list[str]) -> list[str]:
+    """Non-blank, non-table lines without whitespace (justified lines often come out with a space
+    after every character, which would double their measured width)."""
+    return [re.sub(r"\s+", "", t) for t in texts if t.strip() and "\t" not in t]
+
+
+def standalone_heading_lines(lines: list[Line]) -> set[int]:
+    """Indices of stand-alone headings in running prose: a short line (≤ 10 characters once letter
+    spacing is collapsed, only kanji/kana, no punctuation: 「総　務」「危機管理」) that follows a
+    finished sentence (or starts the text) and is followed by a line at least half a full line
+    wide. Only in documents of running prose (:func:`is_running_prose`); empty otherwise."""
+    texts = [ln.text for ln in lines]
+    if not is_running_prose(texts):
+        return set()
+    full = reference_width(_prose_lines(texts))
+    nonblank = [k for k, t in enumerate(texts) if t.strip()]
+    out: set[int] = set()
+    for pos, k in enumerate(nonblank):
+        s = heading_text(texts[k])
+        if not (2 <= len(s) <= MAX_STANDALONE_CHARS and _STANDALONE_RE.match(s)):
+            continue
+        prev = texts[nonblank[pos - 1]].strip() if pos > 0 else ""
+        nxt = texts[nonblank[pos + 1]].strip() if pos + 1 < len(nonblank) else ""
+        if prev and not _SENTENCE_END_RE.search(prev):
+            continue
+        if _display_width(re.sub(r"\s+", "", nxt)) < 0.5 * full:
+            continue
+        out.add(k)
+    return out
+
+
 @dataclass
 class _Node:
     heading: Heading
@@ -209,6 +274,8 @@ class OutlineSection:
     title: str
     lines: list[Line]
     heading_line: Line | None = None
+    #: True for a stand-alone heading (see :func:`standalone_heading_lines`).
+    standalone: bool = False
 
 
 def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
@@ -216,7 +283,18 @@ def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
 
     The first section is the preamble (text before any heading, titled ``doc_title``). A heading
     without text and without sub-headings is turned back into a text line of the preceding section.
+    When the rules find fewer than ``MIN_RULE_HEADINGS`` headings, stand-alone short lines of
+    running prose (:func:`standalone_heading_lines`) are headings too.
     """
+    out = _parse_outline(lines, doc_title, set())
+    if sum(1 for sec in out if sec.heading_line is not None) < MIN_RULE_HEADINGS:
+        standalone = standalone_heading_lines(lines)
+        if standalone:
+            out = _parse_outline(lines, doc_title, standalone)
+    return out
+
+
+def _parse_outline(lines: list[Line], doc_title: str, standalone: set[int]) -> list[OutlineSection]:
     out: list[OutlineSection] = [OutlineSection((), doc_title, [])]
     stack: list[_Node] = []
     last: dict[str, int] = {}
@@ -251,12 +329,12 @@ def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
         path = tuple(n.heading.title for n in stack)
         node = _Node(h, rank, path)
         stack.append(node)
-        current = OutlineSection(path, h.title, node.lines, heading_line=ln)
+        current = OutlineSection(path, h.title, node.lines, heading_line=ln, standalone=h.kind == STANDALONE)
         out.append(current)
         if h.number:
             last[h.kind] = h.number
 
-    for ln in lines:
+    for idx, ln in enumerate(lines):
         if is_toc_title(ln.text):
             stack.clear()
             node = _Node(Heading("目次", -10, 0, heading_text(ln.text)), -10, ())
@@ -265,6 +343,8 @@ def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
             out.append(current)
             continue
         h = classify_heading(ln.text, check_sequence=True, last=last)
+        if h is None and idx in standalone:
+            h = Heading(STANDALONE, None, 0, heading_text(ln.text))
         if h is not None and not (stack and stack[-1].heading.kind == "目次" and is_toc_line(ln.text)):
             open_heading(h, ln)
         else:
@@ -301,12 +381,15 @@ def section_item(sec: OutlineSection, style: WrapStyle | None = None) -> Item | 
     pages = [ln.page for ln in body if ln.text.strip()]
     if sec.heading_line is not None:
         pages.append(sec.heading_line.page)
+    # a stand-alone heading (「総務」 in a speech) is the only level there is: it is the section too
+    path = sec.section_path + (sec.title,) if sec.standalone else sec.section_path
     return Item(
-        section_path=sec.section_path,
+        section_path=path,
         title=sec.title,
         text=text,
         page_start=min(pages),
         page_end=max(pages),
+        page_marks=page_marks(text, [(ln.page, ln.text) for ln in body]),
     )
 
 
