@@ -43,6 +43,7 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.middleware import Middleware
 
 from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
+from corpus.readers.ocr import OCR_READ
 from index.config import Settings, load_settings
 from search import views_html as V
 from search.question import MAX_QUESTION_CHARS, clip_question
@@ -248,7 +249,9 @@ def documents_of(engine: Any) -> list[dict[str, Any]]:
         if "n_chunks" in row and "chunks" not in row:
             row["chunks"] = row["n_chunks"]
         msgs = row.get("messages") or row.get("warnings") or []
-        row["warnings"] = [str(m) for m in msgs]
+        # the per-page "read with OCR" notes are counted in ocr_pages (the OCR column), not listed
+        row["warnings"] = [str(m) for m in msgs if not str(m).endswith(OCR_READ)]
+        row.setdefault("ocr_pages", sum(1 for m in msgs if str(m).endswith(OCR_READ)))
         row.pop("messages", None)
         out.append(row)
     return out

@@ -45,8 +45,11 @@ class CorpusLoad:
 
 def _chunk(raw: RawDocument, meta: DocumentMeta, max_tokens: int) -> list[Chunk]:
     from corpus.chunker import chunk_document
+    from corpus.readers.ocr import mark_ocr_chunks
 
-    return list(chunk_document(raw, meta, max_tokens=max_tokens))
+    chunks = list(chunk_document(raw, meta, max_tokens=max_tokens))
+    mark_ocr_chunks(chunks, raw.pages)  # a chunk with a page read by OCR says so in its citation
+    return chunks
 
 
 def _limits(limits: DocumentLimits | None, max_bytes: int) -> DocumentLimits:

@@ -47,6 +47,8 @@ class Page:
     text: str
     #: A label for citations where "page" is not a page, e.g. 「シート1 行5」 for a spreadsheet row.
     label: str = ""
+    #: True when the text was read with OCR (a scan or outlined text; corpus.readers.ocr).
+    ocr: bool = False
 
 
 @dataclass
@@ -141,6 +143,9 @@ class Chunk:
     part: int = 0
     parts: int = 1
     fields: dict[str, str] = field(default_factory=dict)
+    #: True when a page of the chunk was read with OCR: its text may hold misread characters,
+    #: and the citation says 「OCR」.
+    ocr: bool = False
 
     @property
     def section(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.limits import DocumentLimits, limit_message
+from corpus.readers import ocr as _ocr
 from corpus.records import Chunk, DocumentMeta, IngestMessage
 
 #: Modules the fork server imports once, so that each worker starts ready to read and chunk.
@@ -55,8 +56,8 @@ def load_in_process(corpus_dir: Path, meta: DocumentMeta, *, max_tokens: int, li
 
 
 def _serve(conn: Any) -> None:
-    """The worker's loop: receive ``(corpus_dir, meta, max_tokens, limits)``, send a LoadedDocument;
-    ``None`` ends it."""
+    """The worker's loop: receive ``(corpus_dir, meta, max_tokens, limits, ocr setup)``, send a
+    LoadedDocument; ``None`` ends it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     while True:
         try:
@@ -65,7 +66,8 @@ def _serve(conn: Any) -> None:
             return
         if req is None:
             return
-        corpus_dir, meta, max_tokens, limits = req
+        corpus_dir, meta, max_tokens, limits, ocr_setup = req
+        _ocr.apply_setup(ocr_setup)  # the parent's OCR cache dir and tesseract command
         try:
             out = load_in_process(corpus_dir, meta, max_tokens=max_tokens, limits=limits)
         except Exception as e:  # load_document should not raise; report rather than die
@@ -145,7 +147,7 @@ class DocumentWorker:
         seconds = float(self.limits.max_doc_seconds)
         t0 = time.monotonic()
         try:
-            self._conn.send((Path(corpus_dir), meta, self.max_tokens, self.limits))
+            self._conn.send((Path(corpus_dir), meta, self.max_tokens, self.limits, _ocr.current_setup()))
             if self._conn.poll(seconds):
                 return self._conn.recv()
         except (EOFError, OSError, BrokenPipeError):

@@ -152,6 +152,14 @@ def real_paths(settings: Settings) -> Settings:
     )
 
 
+def _use_ocr_cache(settings: Settings) -> None:
+    """OCR results of this build go to ``<cache_dir>/ocr`` (corpus.readers.ocr; the document
+    worker hands the setting to its child), so a rebuild never OCRs a page again."""
+    from corpus.readers import ocr
+
+    ocr.CACHE_DIR = Path(settings.cache_dir).expanduser() / "ocr"
+
+
 def _sibling(index_dir: Path, suffix: str) -> Path:
     return index_dir.with_name(index_dir.name + suffix)
 
@@ -583,6 +591,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
     from corpus.loader import load_corpus
 
     t0 = time.monotonic()
+    _use_ocr_cache(settings)
     index_dir = Path(settings.index_dir)
     _recover(index_dir)
     # temp dirs of builds that died (we hold the lock, so none is in use): their embedding caches
@@ -786,6 +795,7 @@ def add_document(
 
     t0 = time.monotonic()
     settings = real_paths(settings)
+    _use_ocr_cache(settings)
     src = Path(file).expanduser()
     corpus_dir = Path(settings.corpus_dir)
     try:

@@ -86,6 +86,19 @@ class DocumentRecord:
     n_chunks: int = 0
     messages: list[IngestMessage] = field(default_factory=list)
 
+    @property
+    def ocr_pages(self) -> int:
+        """How many pages of the document were read with OCR (the reader's per-page info
+        messages; 0 in indexes built before OCR)."""
+        return ocr_page_count(self.messages)
+
+
+def ocr_page_count(messages: Iterable[IngestMessage]) -> int:
+    """The number of distinct pages that ``messages`` say were read with OCR."""
+    from corpus.readers.ocr import OCR_READ
+
+    return len({m.page for m in messages if m.severity == "info" and m.message == OCR_READ})
+
 
 def sha256_text(text: str) -> str:
     """Hex sha256 of a UTF-8 string."""

@@ -314,6 +314,7 @@ class Engine:
                 "kind": d.kind,
                 "url": d.url,
                 "n_chunks": d.n_chunks,
+                "ocr_pages": d.ocr_pages,
                 "messages": [str(m) for m in d.messages],
             })
         return rows

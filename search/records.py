@@ -42,12 +42,14 @@ class Result:
     spans: list[Span] = field(default_factory=list)
 
     def citation(self) -> str:
-        """A one-line human citation: 自治体『文書』section › item（所管課）p.N."""
+        """A one-line human citation: 自治体『文書』section › item（所管課）p.N, with 「（OCR）」 after
+        the pages when the text was read with OCR (it may hold misread characters)."""
         c = self.chunk
         where = " › ".join([*c.section_path, c.item] if c.item and (not c.section_path or c.section_path[-1] != c.item) else c.section_path)
         pages = f"p.{c.page_start}" if c.page_start == c.page_end else f"pp.{c.page_start}–{c.page_end}"
         dept = f"（{c.department}）" if c.department else ""
-        return f"{c.municipality}『{c.title}』{where}{dept} {pages}"
+        ocr = "（OCR）" if getattr(c, "ocr", False) else ""
+        return f"{c.municipality}『{c.title}』{where}{dept} {pages}{ocr}"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON object of ``seisaku search --json``."""
@@ -67,6 +69,7 @@ class Result:
             "page_end": c.page_end,
             "text": c.text,
             "url": c.url,
+            "ocr": bool(c.ocr),
             "citation": self.citation(),
             "spans": [asdict(s) for s in self.spans],
         }

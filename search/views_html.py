@@ -358,10 +358,11 @@ def render_wording(found: Mapping[str, Any] | None) -> str:
 # ── 文書 tab and the document page ───────────────────────────────────────────────────────────
 
 def render_documents(docs: Sequence[Mapping[str, Any]]) -> str:
-    """The corpus table: municipality, title, kind, year, chunks, warnings, id (with a link)."""
+    """The corpus table: municipality, title, kind, year, chunks, pages read with OCR (blank when
+    none), warnings, id (with a link)."""
     if not docs:
         return message_html("文書がありません", "empty")
-    head = "".join(f"<th>{h}</th>" for h in ("自治体", "題名", "種類", "年度", "チャンク数", "取り込み時の警告", "文書 ID"))
+    head = "".join(f"<th>{h}</th>" for h in ("自治体", "題名", "種類", "年度", "チャンク数", "OCR ページ", "取り込み時の警告", "文書 ID"))
     rows = []
     for d in docs:
         warnings = d.get("warnings") or d.get("messages") or []
@@ -377,6 +378,7 @@ def render_documents(docs: Sequence[Mapping[str, Any]]) -> str:
             f'<td><a href="{esc(doc_href(doc_id))}" target="_blank" rel="noopener">{esc(d.get("title") or doc_id)}</a></td>'
             f'<td>{esc(d.get("kind"))}</td><td>{esc(d.get("year"))}</td>'
             f'<td class="sk-num">{esc(d.get("chunks", d.get("n_chunks", "")))}</td>'
+            f'<td class="sk-num">{esc(d.get("ocr_pages") or "")}</td>'
             f"<td>{warn_html}</td>"
             f'<td class="sk-id">{esc(doc_id)}</td>'
             "</tr>"

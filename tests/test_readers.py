@@ -390,7 +390,8 @@ def test_html_utf8_without_meta(tmp_path: Path):
 # ---------------------------------------------------------------- real PDFs (../shared/pdfs)
 
 
-def test_shared_scanned_needs_ocr(shared_pdfs: Path):
+def test_shared_scanned_needs_ocr(shared_pdfs: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("SEISAKU_TESSERACT", str(tmp_path / "no-tesseract"))  # OCR: tests/test_ocr.py
     doc = read_document(shared_pdfs / "otoineppu_r4_rakuhyousetsu_scanned.pdf", "scanned.pdf")
     assert doc.pages == [] and not errors(doc)
     assert any(m.page == 1 and "OCR が必要です" in m.message for m in doc.messages)

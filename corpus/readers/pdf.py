@@ -1,12 +1,17 @@
 """PDF: text page by page with pypdfium2, pdfplumber as a second opinion for garbled pages and
-for pages with a line pypdfium2 may have cut (it stops a line at 16,384 characters)."""
+for pages with a line pypdfium2 may have cut (it stops a line at 16,384 characters). Pages without
+a text layer (scans, outlined text) or still mostly garbage are OCR'd with Tesseract when it is
+installed (:mod:`corpus.readers.ocr`); without it they keep the "needs OCR" warning."""
 from __future__ import annotations
 
 import re
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from corpus.limits import DocumentLimits, limit_message
+from corpus.readers import ocr as _ocr
 from corpus.readers.base import Reader, failed, missing_package, page, warning
 from corpus.records import IngestMessage, Page, RawDocument
 
@@ -23,6 +28,18 @@ NO_TEXT_SCANNED = (
 NO_TEXT_BLANK = (
     "文字情報がありません（空白ページまたは図のみ） / no text on this page (blank or graphics only)"
 )
+OCR_NO_TEXT = (
+    "文字情報がありません（スキャン画像）。OCR でも文字を読み取れませんでした（写真や図のみ）"
+    " / no text layer (scanned image), and OCR found no text in it (photos or graphics only)"
+)
+#: A page whose text layer is still more than this share garbage after pdfplumber's reading is
+#: OCR'd (when Tesseract is installed); the OCR text is used when it is less garbled.
+OCR_GARBAGE_RATIO = 0.5
+#: OCR text with fewer non-space characters than this is taken as "no text" (a photo, a stamp).
+OCR_MIN_CHARS = 5
+#: Share of ``max_doc_seconds`` that OCR may use; the rest is left for chunking. Pages not reached
+#: in time keep the "needs OCR" warning, and the next build goes on from the OCR cache.
+OCR_TIME_SHARE = 0.8
 
 
 def garbage_ratio(text: str) -> float:
@@ -104,6 +121,87 @@ def pages_not_read(max_pages: int, n: int) -> str:
     return limit_message(what, max_pages, "max_pages")
 
 
+def _usable_tesseract(rel: str, messages: list[IngestMessage]) -> _ocr.TesseractInfo | None:
+    """The Tesseract to OCR with, or None (not installed: the "needs OCR" warnings stay; installed
+    without Japanese: a warning saying so)."""
+    info = _ocr.tesseract_info()
+    if info is None:
+        return None
+    missing = _ocr.missing_languages(info)
+    if missing:
+        messages.append(warning(
+            rel,
+            f"Tesseract に言語データ {'+'.join(missing)} がないため OCR しません（apt-get install"
+            f" tesseract-ocr-jpn） / Tesseract lacks the language data {'+'.join(missing)}; no OCR",
+        ))
+        return None
+    return info
+
+
+class _LazyTesseract:
+    """:func:`_usable_tesseract`, asked once per document and only when a page needs OCR."""
+
+    def __init__(self, rel: str, messages: list[IngestMessage]) -> None:
+        self.rel, self.messages = rel, messages
+        self.asked = False
+        self.info: _ocr.TesseractInfo | None = None
+
+    def get(self) -> _ocr.TesseractInfo | None:
+        """The usable Tesseract or None (the first call may add a warning to ``messages``)."""
+        if not self.asked:
+            self.asked = True
+            self.info = _usable_tesseract(self.rel, self.messages)
+        return self.info
+
+
+def _read_with_ocr(
+    pdf: Any,
+    rel: str,
+    to_ocr: dict[int, tuple[bool, str]],
+    tesseract: _ocr.TesseractInfo,
+    messages: list[IngestMessage],
+    deadline: float | None,
+    limits: DocumentLimits | None,
+) -> list[Page]:
+    """OCR the pages of ``to_ocr`` (0-based index -> (has an image, text layer)); returns their
+    pages marked ``ocr`` (or with their text layer when OCR read less), and adds one info
+    message per OCR'd page and a warning per page left without text."""
+    found, failures = _ocr.ocr_pages(
+        pdf, sorted(to_ocr), info=tesseract, cache=_ocr.OcrCache(_ocr.default_cache_dir()), deadline=deadline,
+    )
+    out: list[Page] = []
+    late = 0
+    for index, why in failures:
+        has_image, layer = to_ocr[index]
+        if why == "deadline":
+            late += 1
+        else:
+            messages.append(warning(rel, f"OCR に失敗しました / OCR failed: {why}", page=index + 1))
+        if layer:
+            out.append(page(index + 1, layer))
+        else:
+            messages.append(warning(rel, NO_TEXT_SCANNED if has_image else NO_TEXT_BLANK, page=index + 1))
+    for index, result in sorted(found.items()):
+        has_image, layer = to_ocr[index]
+        number = index + 1
+        text = result.text
+        if _visible(text) >= OCR_MIN_CHARS and (not layer or garbage_ratio(text) < garbage_ratio(layer)):
+            out.append(replace(page(number, text), ocr=True))
+            messages.append(IngestMessage("info", rel, _ocr.OCR_READ, page=number))
+        elif layer:
+            out.append(page(number, layer))
+        else:
+            messages.append(warning(rel, OCR_NO_TEXT if has_image or text.strip() else NO_TEXT_BLANK, page=number))
+    if late:
+        seconds = float(limits.max_doc_seconds) if limits is not None else 0.0
+        messages.append(warning(rel, limit_message(
+            f"OCR に時間がかかるため {late} ページを読みませんでした（次の build で OCR キャッシュから続けます）"
+            f" / {late} pages not OCR'd in time (the next build goes on from the OCR cache)",
+            seconds, "max_doc_seconds",
+        )))
+    return out
+
+
 class PdfReader(Reader):
     """``.pdf`` with pypdfium2 (``get_textpage().get_text_range()``)."""
 
@@ -145,6 +243,10 @@ class PdfReader(Reader):
         messages: list[IngestMessage] = []
         pages: list[Page] = []
         plumber = _Plumber(path)
+        t0 = time.monotonic()
+        tesseract = _LazyTesseract(rel, messages)  # probed at the first page that needs OCR
+        #: 0-based index -> (has an image, the text layer to fall back on) of pages to OCR
+        to_ocr: dict[int, tuple[bool, str]] = {}
         try:
             n = len(pdf)
             n_read = n if limits is None else min(n, limits.max_pages)
@@ -167,7 +269,10 @@ class PdfReader(Reader):
                     messages.append(warning(rel, f"このページを読めませんでした / could not read this page: {e}", page=number))
                     continue
                 if not text.strip():
-                    messages.append(warning(rel, NO_TEXT_SCANNED if has_image else NO_TEXT_BLANK, page=number))
+                    if tesseract.get() is not None:  # scans and outlined text alike: decided by the text
+                        to_ocr[i] = (has_image, "")
+                    else:
+                        messages.append(warning(rel, NO_TEXT_SCANNED if has_image else NO_TEXT_BLANK, page=number))
                     continue
                 ratio = garbage_ratio(text)
                 if ratio > GARBAGE_RATIO:
@@ -183,6 +288,9 @@ class PdfReader(Reader):
                         )
                     )
                     text = chosen
+                    if garbage_ratio(text) > OCR_GARBAGE_RATIO and tesseract.get() is not None:
+                        to_ocr[i] = (True, text)
+                        continue
                 elif has_capped_line(text):
                     chosen = longer_text(text, plumber.text(i))
                     if chosen is not text:
@@ -197,6 +305,11 @@ class PdfReader(Reader):
                         )
                         text = chosen
                 pages.append(page(number, text))
+            info = tesseract.get() if to_ocr else None
+            if info is not None:
+                deadline = None if limits is None else t0 + OCR_TIME_SHARE * float(limits.max_doc_seconds)
+                pages.extend(_read_with_ocr(pdf, rel, to_ocr, info, messages, deadline, limits))
+                pages.sort(key=lambda p: p.number)
             if n_read < n:
                 messages.append(warning(rel, pages_not_read(n_read, n)))
         finally:
