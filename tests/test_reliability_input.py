@@ -135,7 +135,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "binary.xlsx": ("error", "not a zip archive"),
     "truncated.pdf": ("error", "truncated"),
     "encrypted.pdf": ("error", "encrypted PDF"),
-    "scanned.pdf": ("warning", "needs OCR"),
+    "scanned.pdf": ("warning", "no text layer (scanned im"),  # "…), needs OCR" without Tesseract; with it, "OCR found no text"
     "large.txt": ("error", "file too large"),
     "bomb.xlsx": ("error", "uncompressed size too large (possible zip bomb)"),
     "bomb.docx": ("error", "compression ratio too high (possible zip bomb)"),
