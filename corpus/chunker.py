@@ -25,7 +25,15 @@ from dataclasses import dataclass, field, replace
 
 from corpus.cases import case_items, is_case_collection, parse_prefecture_map
 from corpus.morph import count_tokens, morphemes
-from corpus.normalize import drop_private_use, page_marks, split_at_page_number_lines, strip_page_furniture
+from corpus.normalize import (
+    collapse_letter_spacing,
+    compact,
+    drop_private_use,
+    page_marks,
+    split_at_page_number_lines,
+    strip_page_furniture,
+)
+from corpus.pdf_tables import unit_lines
 from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
 from corpus.sheets import is_evaluation_sheet, sheet_items
 from corpus.structure import lines_of, prose_items
@@ -49,7 +57,8 @@ class ChunkResult:
     """Chunks of one document plus how they were made."""
 
     chunks: list[Chunk]
-    #: "records", "progress_table", "cases", "sheet" or "prose"
+    #: "records", "progress_table", "cases", "sheet" or "prose"; "pdf_table" (PDF table rows
+    #: only) or "pdf_table+<shape>" (table rows, the rest of the text by that shape)
     shape: str
     #: Lines removed as boilerplate (page furniture, lone page numbers), as they were.
     removed: list[str] = field(default_factory=list)
@@ -454,27 +463,148 @@ def items_to_chunks(items: list[Item], meta: DocumentMeta, *, max_tokens: int = 
     return chunks
 
 
+# --------------------------------------------------------------------------- PDF table rows
+
+_DEPT_BRACKET_RE = re.compile(r"【([^【】]{1,20}?(?:課|室|局|所|センター|係|館|院|班|委員会|事務局))】")
+_UNIT_PART_RE = re.compile(r"[\s　]*[（(]\s*単位[^）)]*[）)][\s　]*")
+
+
+def table_section(caption: tuple[str, ...]) -> tuple[str, ...]:
+    """The section path of a table from the lines printed above it: unit notes 「（単位：千円）」
+    left out, letter spacing collapsed."""
+    out: list[str] = []
+    for line in caption:
+        line = collapse_letter_spacing(_UNIT_PART_RE.sub(" ", line)).strip()
+        if line:
+            out.append(line)
+    return tuple(out)
+
+
+def _is_number_cell(value: str) -> bool:
+    """True for a cell that is a number or a code (「1」「２．１．６」「13,171」)."""
+    return bool(re.fullmatch(r"[\s\d０-９,，.．。△▲\-－()（）%％]+", value))
+
+
+def table_row_item(header: tuple[str, ...], row: tuple[str, ...], page: int, section: tuple[str, ...], units: list[str]) -> Item:
+    """One PDF table row as an :class:`Item` of 「見出し：値」 lines (like a spreadsheet record,
+    :func:`corpus.readers.xlsx.render_record`; empty cells left out, the table's unit note last).
+    A 課 column (主管課, 担当課 …), else a 【…課】 in a cell, is the ``department``; the 事業名 (or
+    the first name-like column, or the first text cell) the title, without its 【…課】."""
+    fields: dict[str, str] = {}
+    for name, value in zip(header, row):
+        value = value.strip()
+        if value:
+            fields[name] = f"{fields[name]} {value}" if name in fields else value
+    dept = next((v for k, v in fields.items() if any(d in k for d in _DEPT_KEYS) or k.endswith("課")), "")
+    if not dept:
+        m = next((m for v in fields.values() if (m := _DEPT_BRACKET_RE.search(v))), None)
+        dept = m.group(1) if m else ""
+    title = ""
+    for key in (*_NAME_KEYS, "事項"):
+        title = next((v for k, v in fields.items() if key in k), "")
+        if title:
+            break
+    if not title:
+        title = next((v for v in fields.values() if v != dept and not _is_number_cell(v)), "")
+    title = _DEPT_BRACKET_RE.sub("", title).strip()[:80] or next(iter(fields.values()), "")[:80]
+    lines = [f"{k}：{v}" for k, v in fields.items()] + units
+    return Item(section_path=section, title=title, text="\n".join(lines), page_start=page, page_end=page,
+                department=dept, fields=fields)
+
+
+def table_items(pages: list[Page]) -> dict[int, list[Item]]:
+    """The row items of the pages' :attr:`Page.tables`, by page number; a table without a caption
+    takes the section path of the table before it."""
+    out: dict[int, list[Item]] = {}
+    section: tuple[str, ...] = ()
+    for p in pages:
+        for table in p.tables:
+            section = table_section(table.caption) or section
+            units = unit_lines(table.caption)
+            for row in table.rows:
+                out.setdefault(p.number, []).append(table_row_item(table.header, row, p.number, section, units))
+    return out
+
+
+def text_outside_tables(text: str, rows: list[Item], names: list[str]) -> tuple[str, list[str]]:
+    """The lines of a page's ``text`` that its table rows do not hold (compared like
+    :func:`corpus.coverage.uncovered`: compact forms, a line also held when each of its
+    whitespace-separated pieces is), and the lines held only by the tables' field names
+    ``names`` (a header row whose columns are empty in every row: removed as furniture)."""
+    body = compact("".join(it.text for it in rows))
+    heads = "\x00".join(compact(x) for it in rows for x in (it.title, *it.section_path))
+    header = "\x00".join(compact(x) for x in names)
+
+    def held(key: str, where: tuple[str, ...]) -> bool:
+        return any(key in w for w in where)
+
+    kept: list[str] = []
+    removed: list[str] = []
+    for line in text.split("\n"):
+        key = compact(line)
+        pieces = [x for x in (compact(x) for x in line.split()) if x]
+        if key and (held(key, (body, heads)) or all(held(x, (body, heads)) for x in pieces)):
+            continue
+        if key and (held(key, (body, heads, header)) or all(held(x, (body, heads, header)) for x in pieces)):
+            removed.append(line)
+            continue
+        kept.append(line)
+    return "\n".join(kept), removed
+
+
 def document_items(raw: RawDocument, meta: DocumentMeta) -> tuple[list[Item], str, list[str], list[Page]]:
-    """Parse ``raw`` into items by its shape. Returns (items, shape, removed lines, pages)."""
+    """Parse ``raw`` into items by its shape. Returns (items, shape, removed lines, pages).
+
+    Pages with tables (:attr:`Page.tables`, PDF) give one item per table row
+    (:func:`table_row_item`); the text of those pages outside the tables, and the other pages,
+    go through the shape logic; the shape is then 「pdf_table」 or 「pdf_table+<shape>」."""
     pages, removed = prepare_pages(raw)
+    tables = {p.number: p.tables for p in raw.pages if p.tables}
+    if not tables or raw.layout != "text":
+        items, shape, furniture = _shape_items(pages, raw.layout, meta)
+        return items, shape, removed + furniture, pages
+    pages = [replace(p, tables=tables.get(p.number, ())) for p in pages]
+    rows = table_items(pages)
+    rest: list[Page] = []
+    for p in pages:
+        if p.number in rows:
+            names = [h for t in p.tables for h in t.header]
+            kept, header_lines = text_outside_tables(p.text, rows[p.number], names)
+            removed = removed + header_lines
+            p = replace(p, text=kept)
+        if p.text.strip():
+            rest.append(p)
+    items, shape, furniture = _shape_items(rest, raw.layout, meta) if rest else ([], "", [])
+    by_page = sorted(
+        [(it.page_start, 0, k, it) for k, it in enumerate(items)]
+        + [(n, 1, k, it) for n, its in rows.items() for k, it in enumerate(its)],
+        key=lambda t: t[:3],
+    )
+    shape = "pdf_table+" + shape if items else "pdf_table"
+    return [it for *_, it in by_page], shape, removed + furniture, pages
+
+
+def _shape_items(pages: list[Page], layout: str, meta: DocumentMeta) -> tuple[list[Item], str, list[str]]:
+    """Items of prepared ``pages`` by the shape of their text, the shape's name and the lines
+    the parser removed as furniture."""
     doc_title = meta.title or meta.path
-    if raw.layout == "records":
-        return record_items(pages, doc_title), "records", removed, pages
+    if layout == "records":
+        return record_items(pages, doc_title), "records", []
     text = "\n".join(p.text for p in pages)
     if looks_like_progress_table is not None and looks_like_progress_table(text):
         if parse_progress_table_detailed is not None:
             parsed = parse_progress_table_detailed(pages)
             items = attach_page_marks(list(parsed.items), pages)
-            return items, "progress_table", removed + list(getattr(parsed, "furniture", [])), pages
-        return attach_page_marks(list(parse_progress_table(pages)), pages), "progress_table", removed, pages
+            return items, "progress_table", list(getattr(parsed, "furniture", []))
+        return attach_page_marks(list(parse_progress_table(pages)), pages), "progress_table", []
     lines = lines_of(pages)
     if is_case_collection(text):
         pmap = parse_prefecture_map(meta.extra.get("prefectures", "") if meta.extra else "")
         cases = attach_page_marks(case_items(lines, doc_title, prefecture_map=pmap), pages)
-        return merge_small_items(cases, doc_title=doc_title), "cases", removed, pages
+        return merge_small_items(cases, doc_title=doc_title), "cases", []
     if is_evaluation_sheet(text):
-        return attach_page_marks(sheet_items(lines, doc_title), pages), "sheet", removed, pages
-    return merge_small_items(prose_items(pages, doc_title), doc_title=doc_title), "prose", removed, pages
+        return attach_page_marks(sheet_items(lines, doc_title), pages), "sheet", []
+    return merge_small_items(prose_items(pages, doc_title), doc_title=doc_title), "prose", []
 
 
 def chunk_document_detailed(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> ChunkResult:

@@ -39,6 +39,23 @@ class IngestMessage:
         return f"{self.severity}: {where}: {self.message}"
 
 
+@dataclass(frozen=True)
+class PdfTable:
+    """A table found on a PDF page (:mod:`corpus.pdf_tables`): one field name per column and
+    one tuple of cell texts per data row (wrapped cell lines joined), plus the lines printed
+    above it (title, heading, unit) that give its section path."""
+
+    #: Field names, one per column (「番号」「主管課」「財源内訳・国」 …); a multi-row header is joined.
+    header: tuple[str, ...]
+    #: Data rows: one cell text per column ("" for an empty cell).
+    rows: tuple[tuple[str, ...], ...]
+    #: The lines printed above the table, top to bottom (「R4年度当初予算に計上した主な新規事業」,
+    #: 「（単位：千円）」); a continuation page repeats those of the previous page's table.
+    caption: tuple[str, ...] = ()
+    #: "lines" (ruling lines) or "text" (columns found from word positions).
+    strategy: str = "lines"
+
+
 @dataclass
 class Page:
     """One page of a document as read: 1-based page number and its raw text."""
@@ -49,6 +66,8 @@ class Page:
     label: str = ""
     #: True when the text was read with OCR (a scan or outlined text; corpus.readers.ocr).
     ocr: bool = False
+    #: Tables found on a PDF page (its ``text`` still holds their text as read).
+    tables: tuple[PdfTable, ...] = ()
 
 
 @dataclass

@@ -1,19 +1,22 @@
 """PDF: text page by page with pypdfium2, pdfplumber as a second opinion for garbled pages and
-for pages with a line pypdfium2 may have cut (it stops a line at 16,384 characters). Pages without
+for pages with a line pypdfium2 may have cut (it stops a line at 16,384 characters), and for tables
+(:mod:`corpus.pdf_tables`: ``Page.tables``, one record per row). Pages without
 a text layer (scans, outlined text) or still mostly garbage are OCR'd with Tesseract when it is
 installed (:mod:`corpus.readers.ocr`); without it they keep the "needs OCR" warning."""
 from __future__ import annotations
 
 import re
 import time
+from itertools import islice
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from corpus.limits import DocumentLimits, limit_message
+from corpus import pdf_tables as _pdf_tables
 from corpus.readers import ocr as _ocr
 from corpus.readers.base import Reader, failed, missing_package, page, warning
-from corpus.records import IngestMessage, Page, RawDocument
+from corpus.records import IngestMessage, Page, PdfTable, RawDocument
 
 #: A page whose non-space characters are more than this share garbage is re-read with pdfplumber.
 GARBAGE_RATIO = 0.3
@@ -40,6 +43,24 @@ OCR_MIN_CHARS = 5
 #: Share of ``max_doc_seconds`` that OCR may use; the rest is left for chunking. Pages not reached
 #: in time keep the "needs OCR" warning, and the next build goes on from the OCR cache.
 OCR_TIME_SHARE = 0.8
+
+
+#: A page with at least this many path objects is searched for tables on its ruling lines
+#: (:mod:`corpus.pdf_tables`); one path object may draw every line of a table (Excel's
+#: Microsoft Print to PDF does), so one is enough.
+MIN_TABLE_PATHS = 1
+#: A page without ruling lines is searched for tables from word positions when at least this
+#: share of its lines (and three) hold two or more numbers.
+TABULAR_LINE_SHARE = 0.3
+_NUMBER_TOKEN = re.compile(r"(?<![\w,.])[△▲-]?\d[\d,.]*(?![\w,.])")
+
+
+def looks_tabular(text: str) -> bool:
+    """True when a page's text looks like a table without ruling lines: at least three lines,
+    and :data:`TABULAR_LINE_SHARE` of them, hold two or more separate numbers."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    hits = sum(1 for ln in lines if len(_NUMBER_TOKEN.findall(ln)) >= 2)
+    return hits >= 3 and hits >= TABULAR_LINE_SHARE * len(lines)
 
 
 def garbage_ratio(text: str) -> float:
@@ -102,6 +123,27 @@ class _Plumber:
             return self.pdf.pages[index].extract_text() or ""
         except Exception:  # ImportError included: the first reading stands
             return None
+
+    def tables(self, index: int, previous: PdfTable | None, *, ruled: bool, text_strategy: bool) -> tuple[PdfTable, ...]:
+        """The real tables (:func:`corpus.pdf_tables.is_real_table`, or one row under the header
+        of ``previous``) of the 0-based page ``index``: on ruling lines when ``ruled``, from word
+        positions when ``text_strategy`` and none were found. Empty when pdfplumber fails."""
+        try:
+            if self.pdf is None:
+                import pdfplumber
+
+                self.pdf = pdfplumber.open(self.path)
+            plumber_page = self.pdf.pages[index]
+            try:
+                found = _pdf_tables.page_tables(plumber_page, previous, ruled=ruled, text_strategy=text_strategy)
+            finally:
+                plumber_page.close()
+        except Exception:  # ImportError included: the page keeps its text only
+            return ()
+        return tuple(
+            t for t in found
+            if _pdf_tables.is_real_table(t) or (previous is not None and t.header == previous.header)
+        )
 
     def close(self) -> None:
         """Close pdfplumber if it was opened."""
@@ -247,6 +289,7 @@ class PdfReader(Reader):
         tesseract = _LazyTesseract(rel, messages)  # probed at the first page that needs OCR
         #: 0-based index -> (has an image, the text layer to fall back on) of pages to OCR
         to_ocr: dict[int, tuple[bool, str]] = {}
+        previous_table: PdfTable | None = None  # the last table of the page before: its header goes on
         try:
             n = len(pdf)
             n_read = n if limits is None else min(n, limits.max_pages)
@@ -261,6 +304,7 @@ class PdfReader(Reader):
                         finally:
                             tp.close()
                         has_image = False
+                        n_paths = sum(1 for _ in islice(p.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_PATH], max_depth=3), MIN_TABLE_PATHS))
                         if not text.strip():
                             has_image = any(True for _ in p.get_objects(filter=[pdfium.raw.FPDF_PAGEOBJ_IMAGE], max_depth=5))
                     finally:
@@ -304,7 +348,11 @@ class PdfReader(Reader):
                             )
                         )
                         text = chosen
-                pages.append(page(number, text))
+                found = plumber.tables(
+                    i, previous_table, ruled=n_paths >= MIN_TABLE_PATHS, text_strategy=looks_tabular(text),
+                ) if n_paths >= MIN_TABLE_PATHS or looks_tabular(text) else ()
+                previous_table = found[-1] if found else None
+                pages.append(replace(page(number, text), tables=found))
             info = tesseract.get() if to_ocr else None
             if info is not None:
                 deadline = None if limits is None else t0 + OCR_TIME_SHARE * float(limits.max_doc_seconds)
