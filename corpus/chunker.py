@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from corpus.budget import attach_leftovers, budget_items, duplicate_lines, is_budget_table, page_text
 from corpus.cases import case_items, is_case_collection, parse_prefecture_map
 from corpus.morph import count_tokens, morphemes
 from corpus.normalize import (
@@ -564,16 +565,38 @@ def document_items(raw: RawDocument, meta: DocumentMeta) -> tuple[list[Item], st
         items, shape, furniture = _shape_items(pages, raw.layout, meta)
         return items, shape, removed + furniture, pages
     pages = [replace(p, tables=tables.get(p.number, ())) for p in pages]
+    budget = [(p.number, t) for p in pages for t in p.tables if is_budget_table(t)]
+    pages_budget = {n for n, _ in budget}
+    moku = budget_items(budget) if budget else []
+    pages = [replace(p, tables=tuple(t for t in p.tables if not is_budget_table(t))) for p in pages]
     rows = table_items(pages)
+    for it in moku:  # 目 items (corpus.budget) hold the text of their pages like table rows
+        for n in range(it.page_start, it.page_end + 1):
+            rows.setdefault(n, [])
+    leftovers: dict[int, str] = {}
     rest: list[Page] = []
     for p in pages:
         if p.number in rows:
+            mine = rows[p.number] + [replace(it, text=page_text(it, p.number))
+                                     for it in moku if it.page_start <= p.number <= it.page_end]
             names = [h for t in p.tables for h in t.header]
-            kept, header_lines = text_outside_tables(p.text, rows[p.number], names)
+            names += [h for n, t in budget if n == p.number for h in (*t.header, *t.caption)]
+            kept, header_lines = text_outside_tables(p.text, mine, names)
             removed = removed + header_lines
             p = replace(p, text=kept)
+            if p.number in pages_budget:
+                kept, repeated = duplicate_lines(kept, [it for it in moku if it.page_start <= p.number <= it.page_end], p.number)
+                removed = removed + repeated
+                leftovers[p.number] = kept
+                continue
         if p.text.strip():
             rest.append(p)
+    if moku:
+        moku, left = attach_leftovers(moku, leftovers)
+        rest = sorted(rest + [Page(n, t) for n, t in left.items()], key=lambda p: p.number)
+        for it in moku:
+            rows.setdefault(it.page_start, []).append(it)
+        rows = {n: its for n, its in rows.items() if its}
     items, shape, furniture = _shape_items(rest, raw.layout, meta) if rest else ([], "", [])
     by_page = sorted(
         [(it.page_start, 0, k, it) for k, it in enumerate(items)]

@@ -77,19 +77,8 @@ def text_lines(chars: Sequence[dict[str, Any]]) -> list[tuple[str, float]]:
     sizes becomes a space; letter-spaced runs (「財 源 内 訳」) are collapsed."""
     if not chars:
         return []
-    ordered = sorted(chars, key=lambda c: ((c["top"] + c["bottom"]) / 2, c["x0"]))
-    groups: list[list[dict[str, Any]]] = []
-    for c in ordered:
-        mid = (c["top"] + c["bottom"]) / 2
-        if groups:
-            g = groups[-1]
-            gmid = sum((x["top"] + x["bottom"]) / 2 for x in g) / len(g)
-            if abs(mid - gmid) <= max(1.0, 0.5 * float(c.get("size") or 8)):
-                g.append(c)
-                continue
-        groups.append([c])
     out: list[tuple[str, float]] = []
-    for g in groups:
+    for g in _line_groups(chars):
         g.sort(key=lambda c: c["x0"])
         text = ""
         prev: dict[str, Any] | None = None
@@ -102,6 +91,23 @@ def text_lines(chars: Sequence[dict[str, Any]]) -> list[tuple[str, float]]:
         if text:
             out.append((text, max(c["x1"] for c in g)))
     return out
+
+
+def _line_groups(chars: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """The characters grouped into lines, top to bottom: centres within half a character size
+    vertically are one line."""
+    ordered = sorted(chars, key=lambda c: ((c["top"] + c["bottom"]) / 2, c["x0"]))
+    groups: list[list[dict[str, Any]]] = []
+    for c in ordered:
+        mid = (c["top"] + c["bottom"]) / 2
+        if groups:
+            g = groups[-1]
+            gmid = sum((x["top"] + x["bottom"]) / 2 for x in g) / len(g)
+            if abs(mid - gmid) <= max(1.0, 0.5 * float(c.get("size") or 8)):
+                g.append(c)
+                continue
+        groups.append([c])
+    return groups
 
 
 def join_cell_lines(lines: Sequence[tuple[str, float]], right: float, size: float) -> str:
@@ -214,6 +220,8 @@ class _Grid:
         self.whole: dict[int, str] = {}
         self.per_row: dict[int, dict[int, str]] = {}
         inside = [c for c in chars if _centre_in(c, self.bbox)]
+        #: the characters of the table and those overflowing its left or right edge by 6 pt
+        self.near = [c for c in chars if _centre_in(c, (x0 - 6, top, x1 + 6, bottom))]
         for k, box in enumerate(self.cells):
             r0 = _index(self.rows, box[1] + 1)
             r1 = max(r0, _index(self.rows, box[3] - 1))
@@ -229,6 +237,26 @@ class _Grid:
                 texts[r] = join_cell_lines(text_lines(band), box[2], size)
             self.per_row[k] = texts
         self.n_rows, self.n_cols = n_rows, n_cols
+
+    def row_words(self, r: int) -> tuple[tuple[tuple[int, float, float, str], ...], ...]:
+        """The printed lines of row ``r`` (characters whose centres lie in its band), each a
+        tuple of words ``(column, x0, x1, text)``: a word ends where the gap to the next
+        character exceeds 0.6 character sizes."""
+        band = [c for c in self.near if self.rows[r] <= (c["top"] + c["bottom"]) / 2 < self.rows[r + 1]]
+        out: list[tuple[tuple[int, float, float, str], ...]] = []
+        for group in _line_groups(band):
+            words: list[list[Any]] = []
+            for c in sorted(group, key=lambda c: c["x0"]):
+                size = float(c.get("size") or 8)
+                if words and c["x0"] - words[-1][2] <= 0.6 * size and not c["text"].isspace():
+                    words[-1][2] = max(words[-1][2], c["x1"])
+                    words[-1][3] += c["text"]
+                elif not c["text"].isspace():
+                    col = _index(self.cols, (c["x0"] + c["x1"]) / 2)
+                    words.append([col, c["x0"], c["x1"], c["text"]])
+            if words:
+                out.append(tuple((int(w[0]), float(w[1]), float(w[2]), str(w[3])) for w in words))
+        return tuple(out)
 
     def header_rows(self) -> int:
         """How many rows from the top make the header: the first row and the rows its tall
@@ -325,7 +353,9 @@ def grid_table(
     own = all(_label_like(t) for t in grid.header_cells(n_header)) and sum(1 for t in first if t) >= 2
     if own and strategy == "text":
         own = not any(_NUMERIC.match(t.replace(" ", "")) for t in first if t)
-    rows = [cells for cells, mine in map(grid.row, range(n_header if own else 0, grid.n_rows)) if mine]
+    kept = [(cells, r) for r, (cells, mine) in enumerate(map(grid.row, range(grid.n_rows))) if mine and r >= (n_header if own else 0)]
+    rows = [cells for cells, _ in kept]
+    lines = [grid.row_words(r) for _, r in kept] if strategy != "text" else []
     if own:
         header = grid.header(n_header)
     elif previous is not None and len(previous.header) == grid.n_cols:
@@ -336,8 +366,10 @@ def grid_table(
     if strategy == "text":
         rows = _merge_continuations(rows)
     header = [h or f"列{k + 1}" for k, h in enumerate(header)]
+    if lines:
+        lines = [ln for r, ln in zip(rows, lines) if any(r)]
     rows = [r for r in rows if any(r)]
-    return PdfTable(tuple(header), tuple(tuple(r) for r in rows), caption, strategy)
+    return PdfTable(tuple(header), tuple(tuple(r) for r in rows), caption, strategy, tuple(lines))
 
 
 def is_real_table(table: PdfTable, *, min_rows: int = 2) -> bool:

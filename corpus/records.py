@@ -54,6 +54,10 @@ class PdfTable:
     caption: tuple[str, ...] = ()
     #: "lines" (ruling lines) or "text" (columns found from word positions).
     strategy: str = "lines"
+    #: Per data row (tables on ruling lines only, else empty): its printed lines top to bottom,
+    #: each a tuple of words ``(column, x0, x1, text)`` left to right (a word ends at a gap or a
+    #: column edge). Used where a label and its amount must stay together (:mod:`corpus.budget`).
+    row_lines: tuple[tuple[tuple[tuple[int, float, float, str], ...], ...], ...] = ()
 
 
 @dataclass
