@@ -73,7 +73,7 @@ class ChunkResult:
 def prepare_pages(raw: RawDocument) -> tuple[list[Page], list[str]]:
     """Pages ready for parsing: page numbers inferred from lone number lines when the reader gave a
     single page of running text, then page furniture stripped. Returns pages and removed lines."""
-    pages = [Page(p.number, p.text.replace("\r\n", "\n").replace("\r", "\n"), p.label) for p in raw.pages]
+    pages = [Page(p.number, p.text.replace("\r\n", "\n").replace("\r", "\n"), p.label, lines=p.lines) for p in raw.pages]
     removed: list[str] = []
     if len(pages) == 1 and raw.layout == "text":
         split, rm = split_at_page_number_lines(pages[0].text, pages[0].number)

@@ -20,7 +20,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 
-from corpus.records import Page
+from corpus.records import LineInfo, Page
 
 # --------------------------------------------------------------------------- comparison forms
 
@@ -432,6 +432,60 @@ def _furniture_key(line: str) -> str:
     return _EDGE_NUMBER_RE.sub("#", compact(line))
 
 
+#: A line printed within this share of the page height from the top or bottom edge is in the
+#: margin band where running headers, footers and page numbers sit (PDF layout).
+MARGIN_BAND = 0.08
+_ANY_DIGITS_RE = re.compile(rf"[{_DIGITS}]+")
+
+
+def aligned_lines(page: Page) -> tuple[LineInfo, ...]:
+    """``page.lines`` when they still match the lines of ``page.text`` one to one (same count,
+    same text without whitespace), else empty."""
+    lines = page.text.split("\n")
+    if not page.lines or len(page.lines) != len(lines):
+        return ()
+    if any(compact(a) != compact(b.text) for a, b in zip(lines, page.lines)):
+        return ()
+    return page.lines
+
+
+def in_margin_band(info: LineInfo, band: float = MARGIN_BAND) -> bool:
+    """True when the line is printed in the top or bottom margin band of its page."""
+    if info.page_height <= 0 or info.size <= 0:
+        return False
+    return info.bottom <= band * info.page_height or info.top >= (1 - band) * info.page_height
+
+
+def _margin_key(line: str) -> str:
+    """A margin line compared across pages: whitespace removed, every number masked
+    (「令和7年 2月号 - 3 -」 and 「令和7年 2月号 - 4 -」 are the same running footer)."""
+    return _ANY_DIGITS_RE.sub("#", compact(line))
+
+
+def margin_furniture(pages: list[Page]) -> dict[int, set[int]]:
+    """Line indices (per page number) of running headers/footers found by position: lines in the
+    margin band (:func:`in_margin_band`) that are a bare page number, or whose text with numbers
+    masked is in the margin band of at least 3 pages and 40 % of the pages with layout. Pages
+    without (aligned) layout get nothing."""
+    layouts = {p.number: aligned_lines(p) for p in pages}
+    with_layout = [n for n, ls in layouts.items() if ls]
+    counts: Counter[str] = Counter()
+    for n in with_layout:
+        keys = {_margin_key(ln.text) for ln in layouts[n] if ln.text.strip() and in_margin_band(ln)}
+        counts.update(k for k in keys if k.strip("#"))
+    threshold = max(3, int(len(with_layout) * 0.4 + 0.999))
+    out: dict[int, set[int]] = {}
+    for n in with_layout:
+        hits = {
+            k for k, ln in enumerate(layouts[n])
+            if ln.text.strip() and in_margin_band(ln)
+            and (is_page_number_line(ln.text) or counts[_margin_key(ln.text)] >= threshold)
+        }
+        if hits:
+            out[n] = hits
+    return out
+
+
 def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[list[Page], list[str]]:
     """Remove repeated page headers/footers and page-number lines.
 
@@ -439,8 +493,10 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
     text (a number at either end masked, also one in dashes: 「― 162 ― 農業集落」) appears at the
     edges of at least 3 pages and 40 % of all pages. Page-number lines are removed at page edges;
     a page number between dashes (:func:`is_dashed_page_number`) anywhere on a page when at least
-    two pages have one. Returns the cleaned pages (same numbers and labels) and the
-    removed lines (as they were), for the nothing-lost check.
+    two pages have one. On PDF pages with layout (:attr:`Page.lines`), lines in the top/bottom
+    margin band that repeat across pages or are a bare page number are removed too
+    (:func:`margin_furniture`). Returns the cleaned pages (same numbers and labels, the layout of
+    the kept lines) and the removed lines (as they were), for the nothing-lost check.
     """
     removed: list[str] = []
 
@@ -460,6 +516,7 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
     # a printed page number in dashes (「- 165 -」「― 162 ―」「－　1　－」) may come out mid-page
     # (extraction order); when several pages have one, it is furniture wherever it is
     dashed = sum(1 for p in pages if any(is_dashed_page_number(ln) for ln in p.text.split("\n")))
+    by_position = margin_furniture(pages)
     out: list[Page] = []
     for p in pages:
         lines = p.text.split("\n")
@@ -469,9 +526,14 @@ def strip_page_furniture(pages: list[Page], *, edge_lines: int = 3) -> tuple[lis
                 drop.add(i)
         if dashed >= 2:
             drop.update(i for i, ln in enumerate(lines) if is_dashed_page_number(ln))
+        drop.update(by_position.get(p.number, ()))
         removed.extend(lines[i] for i in sorted(drop))
         kept = "\n".join(ln for i, ln in enumerate(lines) if i not in drop)
-        out.append(Page(number=p.number, text=kept, label=p.label))
+        layout = aligned_lines(p)
+        out.append(Page(
+            number=p.number, text=kept, label=p.label,
+            lines=tuple(ln for i, ln in enumerate(layout) if i not in drop),
+        ))
     return out, removed
 
 

@@ -60,6 +60,25 @@ class PdfTable:
     row_lines: tuple[tuple[tuple[tuple[int, float, float, str], ...], ...], ...] = ()
 
 
+@dataclass(frozen=True)
+class LineInfo:
+    """Layout of one text line of a PDF page (the same line of :attr:`Page.text`): its dominant
+    font size and font, whether it is bold, and where it is printed (PDF points, ``top``/``bottom``
+    measured from the top edge of a page ``page_height`` high)."""
+
+    text: str
+    #: The font size most of its visible characters have (points).
+    size: float
+    #: True when most of its visible characters are set in a bold weight or a bold/black font.
+    bold: bool
+    x0: float
+    top: float
+    bottom: float
+    page_height: float
+    #: The font name most of its visible characters have (subset prefix removed: 「MS-Gothic」).
+    font: str = ""
+
+
 @dataclass
 class Page:
     """One page of a document as read: 1-based page number and its raw text."""
@@ -72,6 +91,10 @@ class Page:
     ocr: bool = False
     #: Tables found on a PDF page (its ``text`` still holds their text as read).
     tables: tuple[PdfTable, ...] = ()
+    #: Layout of each line of ``text`` (a PDF page read by pypdfium2): line k of
+    #: ``text.split("\n")`` (CR/LF as \n) is ``lines[k]``. Empty when unknown (other readers,
+    #: OCR, pages re-read by pdfplumber).
+    lines: tuple[LineInfo, ...] = ()
 
 
 @dataclass

@@ -36,13 +36,15 @@ from dataclasses import dataclass, field
 from corpus.normalize import (
     clean_display_text,
     collapse_letter_spacing,
+    compact,
+    is_page_number_line,
     drop_private_use,
     page_marks,
     reference_width,
     WrapStyle,
     wrap_style,
 )
-from corpus.records import Item, Page
+from corpus.records import Item, LineInfo, Page
 
 _D = "0-9０-９"
 _KN = "一二三四五六七八九十"
@@ -143,10 +145,15 @@ def is_toc_line(line: str) -> bool:
     return classify_heading(head, check_sequence=False) is not None or len(head) <= 30
 
 
-def classify_heading(line: str, *, check_sequence: bool = False, last: dict[str, int] | None = None) -> Heading | None:
+def classify_heading(
+    line: str, *, check_sequence: bool = False, last: dict[str, int] | None = None, emphasized: bool = False,
+) -> Heading | None:
     """The :class:`Heading` ``line`` is, or None for text (sentences, bullets, table rows, TOC lines).
 
     With ``check_sequence``, a numbered heading must continue ``last[kind]`` (see module doc).
+    ``emphasized`` (the PDF prints the line large or bold, :func:`layout_heading_keys`) lifts the
+    rule that a bare 「N 」 heading has no 、 and is ≤ 40 characters
+    (「２ 政務活動費交付の根拠となる法律、条例等」).
     """
     if "\t" in line:
         return None
@@ -168,7 +175,9 @@ def classify_heading(line: str, *, check_sequence: bool = False, last: dict[str,
         else:
             n = _num(raw)
         rest = (m.group(2) or "").strip() if m.lastindex and m.lastindex >= 2 else ""
-        if kind == "N" and (re.search(r"[、，,。]", rest) or len(s) > 40 or rest[:1] in "年月日円人件%％倍か"):
+        if kind == "N" and (
+            (not emphasized and (re.search(r"[、，,。]", rest) or len(s) > 40)) or rest[:1] in "年月日円人件%％倍か"
+        ):
             return None
         if kind == "ア" and (len(s) > 40 or "。" in s):
             return None
@@ -257,6 +266,103 @@ def standalone_heading_lines(lines: list[Line]) -> set[int]:
     return out
 
 
+#: The kind of a heading found from the PDF layout alone (a line printed larger than the body
+#: text, or bold, with no numbering): see :func:`layout_heading_keys`.
+LAYOUT = "字形"
+#: A layout heading is printed at least this many times the body text size (12 pt over 11 pt)…
+LAYOUT_SIZE_RATIO = 1.08
+#: …or bold, and has at most this many characters (whitespace removed).
+MAX_LAYOUT_HEADING_CHARS = 40
+_HAS_WORD_RE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fffA-Za-z]")
+_BULLET_START = tuple("○●◎・※＊*■□◆◇▲△▼▽→⇒-－ー")
+
+
+def body_size(pages: list[Page]) -> float:
+    """The font size of the body text of ``pages`` (the size most visible characters of their
+    :attr:`Page.lines` have); 0.0 without layout."""
+    weights: dict[float, int] = {}
+    for p in pages:
+        for ln in p.lines:
+            if ln.size > 0:
+                weights[ln.size] = weights.get(ln.size, 0) + len(compact(ln.text))
+    return max(weights, key=lambda k: (weights[k], -k)) if weights else 0.0
+
+
+def is_layout_heading_line(text: str, size: float, bold: bool, body: float) -> bool:
+    """True for a line the layout marks as a heading: printed at least
+    :data:`LAYOUT_SIZE_RATIO` × the body size ``body``, or bold and not smaller than the body; and
+    short (≤ :data:`MAX_LAYOUT_HEADING_CHARS`), with words, not a sentence (。), a bullet, a table
+    row (tab), a table-of-contents entry or a page number."""
+    if body <= 0 or size <= 0 or "\t" in text:
+        return False
+    if not (size >= LAYOUT_SIZE_RATIO * body or (bold and size >= body)):
+        return False
+    s = heading_text(text)
+    c = compact(s)
+    if not (2 <= len(c) <= MAX_LAYOUT_HEADING_CHARS) or not _HAS_WORD_RE.search(c):
+        return False
+    return not (s.endswith(("。", "．")) or s.startswith(_BULLET_START) or is_page_number_line(s) or is_toc_line(text))
+
+
+def _same_style(a: LineInfo, b: LineInfo) -> bool:
+    return abs(a.size - b.size) < 0.5 and a.bold == b.bold
+
+
+def layout_heading_keys(pages: list[Page]) -> dict[tuple[int, str], bool]:
+    """(page number, :func:`~corpus.normalize.compact` text) of the lines of ``pages`` that their
+    PDF layout marks as headings (:func:`is_layout_heading_line`), each with whether it may be a
+    heading without a number: it is set apart (the lines printed just before and after it on its
+    page have another size or weight: not a line of a large-type paragraph), body-size text
+    follows it on its page (not a cover page or a title over a numbered heading), has at most one
+    number (not a table row of amounts), does not start with punctuation (reversed extraction)
+    and its page has no table (:attr:`Page.tables`: bold header cells). Empty without layout."""
+    body = body_size(pages)
+    out: dict[tuple[int, str], bool] = {}
+    for p in pages:
+        shown = [ln for ln in p.lines if ln.text.strip() and ln.size > 0]
+        for k, ln in enumerate(shown):
+            if not is_layout_heading_line(ln.text, ln.size, ln.bold, body):
+                continue
+            near = shown[max(0, k - 1):k] + shown[k + 1:k + 2]
+            c = compact(ln.text)
+            after = shown[k + 1] if k + 1 < len(shown) else None
+            alone = (
+                not p.tables and not any(_same_style(ln, o) for o in near)
+                and after is not None and after.size < LAYOUT_SIZE_RATIO * body
+                and len(re.findall(r"\d+", c)) <= 1 and not c.startswith(tuple("。、，,．.！!？?）)」』"))
+            )
+            key = (p.number, c)
+            out[key] = out.get(key, False) or alone
+    return out
+
+
+def emphasized_lines(lines: list[Line], keys: dict[tuple[int, str], bool]) -> dict[int, bool]:
+    """Indices of ``lines`` whose (page, compact text) is in ``keys`` (:func:`layout_heading_keys`),
+    each with whether it may be a heading without a number."""
+    if not keys:
+        return {}
+    out: dict[int, bool] = {}
+    for k, ln in enumerate(lines):
+        if ln.text.strip():
+            hit = keys.get((ln.page, compact(ln.text)))
+            if hit is not None:
+                out[k] = hit
+    return out
+
+
+def layout_heading(line: str, last: dict[str, int], *, unnumbered: bool = True) -> Heading | None:
+    """The heading an emphasized line (printed large or bold) is: a numbered heading when it
+    reads as one (the 、/length rule of a bare 「N 」 lifted), None when it reads as a numbered
+    heading out of sequence, else (when ``unnumbered``) an unnumbered :data:`LAYOUT` heading (a
+    label: it nests under the innermost numbered heading, and an open one is its sibling)."""
+    h = classify_heading(line, check_sequence=True, last=last, emphasized=True)
+    if h is not None:
+        return h
+    if not unnumbered or classify_heading(line, check_sequence=False, emphasized=True) is not None or is_toc_title(line):
+        return None
+    return Heading(LAYOUT, None, 0, heading_text(line))
+
+
 @dataclass
 class _Node:
     heading: Heading
@@ -278,23 +384,27 @@ class OutlineSection:
     standalone: bool = False
 
 
-def parse_outline(lines: list[Line], doc_title: str) -> list[OutlineSection]:
+def parse_outline(lines: list[Line], doc_title: str, emphasized: dict[int, bool] | None = None) -> list[OutlineSection]:
     """Split ``lines`` into :class:`OutlineSection` s by the heading rules of the module doc.
 
     The first section is the preamble (text before any heading, titled ``doc_title``). A heading
     without text and without sub-headings is turned back into a text line of the preceding section.
     When the rules find fewer than ``MIN_RULE_HEADINGS`` headings, stand-alone short lines of
-    running prose (:func:`standalone_heading_lines`) are headings too.
+    running prose (:func:`standalone_heading_lines`) are headings too. ``emphasized`` are the
+    indices of lines the PDF prints large or bold (:func:`emphasized_lines`; the flag: may be a
+    heading without a number): they are headings by :func:`layout_heading` when the text rules
+    do not make them one.
     """
-    out = _parse_outline(lines, doc_title, set())
+    emphasized = emphasized or {}
+    out = _parse_outline(lines, doc_title, set(), emphasized)
     if sum(1 for sec in out if sec.heading_line is not None) < MIN_RULE_HEADINGS:
         standalone = standalone_heading_lines(lines)
         if standalone:
-            out = _parse_outline(lines, doc_title, standalone)
+            out = _parse_outline(lines, doc_title, standalone, emphasized)
     return out
 
 
-def _parse_outline(lines: list[Line], doc_title: str, standalone: set[int]) -> list[OutlineSection]:
+def _parse_outline(lines: list[Line], doc_title: str, standalone: set[int], emphasized: dict[int, bool]) -> list[OutlineSection]:
     out: list[OutlineSection] = [OutlineSection((), doc_title, [])]
     stack: list[_Node] = []
     last: dict[str, int] = {}
@@ -345,6 +455,8 @@ def _parse_outline(lines: list[Line], doc_title: str, standalone: set[int]) -> l
         h = classify_heading(ln.text, check_sequence=True, last=last)
         if h is None and idx in standalone:
             h = Heading(STANDALONE, None, 0, heading_text(ln.text))
+        if h is None and idx in emphasized:
+            h = layout_heading(ln.text, last, unnumbered=emphasized[idx])
         if h is not None and not (stack and stack[-1].heading.kind == "目次" and is_toc_line(ln.text)):
             open_heading(h, ln)
         else:
@@ -394,12 +506,14 @@ def section_item(sec: OutlineSection, style: WrapStyle | None = None) -> Item | 
 
 
 def prose_items(pages: list[Page], doc_title: str) -> list[Item]:
-    """Items of a prose document: one per heading that carries text (see module doc)."""
+    """Items of a prose document: one per heading that carries text (see module doc); on PDF
+    pages with layout, lines printed large or bold are headings too (:func:`layout_heading`)."""
     lines = lines_of(pages)
     texts = [ln.text for ln in lines]
     style = wrap_style(texts)
     items: list[Item] = []
-    for sec in parse_outline(lines, doc_title):
+    emphasized = emphasized_lines(lines, layout_heading_keys(pages))
+    for sec in parse_outline(lines, doc_title, emphasized):
         it = section_item(sec, style)
         if it is not None:
             items.append(it)

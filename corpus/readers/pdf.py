@@ -16,7 +16,7 @@ from corpus.limits import DocumentLimits, limit_message
 from corpus import pdf_tables as _pdf_tables
 from corpus.readers import ocr as _ocr
 from corpus.readers.base import Reader, failed, missing_package, page, warning
-from corpus.records import IngestMessage, Page, PdfTable, RawDocument
+from corpus.records import IngestMessage, LineInfo, Page, PdfTable, RawDocument
 
 #: A page whose non-space characters are more than this share garbage is re-read with pdfplumber.
 GARBAGE_RATIO = 0.3
@@ -104,6 +104,97 @@ def longer_text(first: str, second: str | None) -> str:
     if second and _visible(second) > _visible(first) and garbage_ratio(second) <= garbage_ratio(first):
         return second
     return first
+
+
+#: A font name naming a bold face (「Arial-BoldMT」「HGSGothicE-Black」「ヒラギノ角ゴ W6」).
+_BOLD_FONT = re.compile(r"bold|black|heavy|demi|(?<![A-Za-z0-9])W[6-9](?![0-9])", re.IGNORECASE)
+#: A font weight (``FPDFText_GetFontWeight``) at least this is bold.
+BOLD_WEIGHT = 600
+
+
+def _font_name(raw: Any, textpage: Any, index: int, buf: Any) -> str:
+    """The font name of character ``index`` without its subset prefix (「BCDFEE+MS-Gothic」 →
+    「MS-Gothic」); "" when pdfium does not know it."""
+    import ctypes
+
+    n = raw.FPDFText_GetFontInfo(textpage, index, buf, len(buf), ctypes.byref(ctypes.c_int()))
+    if n <= 0 or n > len(buf):
+        return ""
+    raw_name = buf.value
+    try:
+        name = raw_name.decode("utf-8")
+    except UnicodeDecodeError:  # Japanese font names are often Shift_JIS (「ＭＳ ゴシック」)
+        name = raw_name.decode("cp932", "replace")
+    return name.split("+", 1)[1] if re.match(r"^[A-Z]{6}\+", name) else name
+
+
+def line_infos(textpage: Any, text: str, top_edge: float, page_height: float) -> tuple[LineInfo, ...]:
+    """The layout of each line of ``text`` (the ``get_text_range()`` of ``textpage``, one character
+    per pdfium character): dominant font size and font, bold, left edge and top/bottom measured
+    down from ``top_edge``. Line k is line k of ``text`` with CR/LF as one break. Empty when the
+    text does not match the character count (then positions cannot be trusted)."""
+    import ctypes
+    from collections import Counter
+
+    import pypdfium2.raw as raw
+
+    tp = textpage.raw
+    if raw.FPDFText_CountChars(tp) != len(text):
+        return ()
+    buf = ctypes.create_string_buffer(256)
+    left, right, bottom, top = (ctypes.c_double() for _ in range(4))
+    out: list[LineInfo] = []
+    chars: list[int] = []
+
+    def flush(start: int, end: int) -> None:
+        sizes: Counter[float] = Counter()
+        fonts: Counter[str] = Counter()
+        bold = 0
+        x0, y_top, y_bottom = float("inf"), float("inf"), float("-inf")
+        for i in chars:
+            sizes[round(raw.FPDFText_GetFontSize(tp, i), 1)] += 1
+            font = _font_name(raw, tp, i, buf)
+            fonts[font] += 1
+            if raw.FPDFText_GetFontWeight(tp, i) >= BOLD_WEIGHT or _BOLD_FONT.search(font):
+                bold += 1
+            if raw.FPDFText_GetCharBox(tp, i, ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top)):
+                x0 = min(x0, left.value)
+                y_top = min(y_top, top_edge - top.value)
+                y_bottom = max(y_bottom, top_edge - bottom.value)
+        if not chars or x0 == float("inf"):
+            out.append(LineInfo(text[start:end], 0.0, False, 0.0, 0.0, 0.0, page_height))
+            return
+        out.append(LineInfo(
+            text[start:end], sizes.most_common(1)[0][0], 2 * bold > len(chars),
+            round(x0, 1), round(y_top, 1), round(y_bottom, 1), page_height, fonts.most_common(1)[0][0],
+        ))
+
+    start = i = 0
+    while i < len(text):
+        c = text[i]
+        if c in "\r\n":
+            flush(start, i)
+            chars = []
+            i += 2 if text.startswith("\r\n", i) else 1
+            start = i
+            continue
+        if not c.isspace():
+            chars.append(i)
+        i += 1
+    flush(start, len(text))
+    return tuple(out)
+
+
+def page_line_infos(pdf_page: Any, textpage: Any, text: str) -> tuple[LineInfo, ...]:
+    """:func:`line_infos` of one pypdfium2 page; empty for a rotated page (its character boxes
+    are in unrotated coordinates) or when anything fails (the text stands without layout)."""
+    try:
+        if pdf_page.get_rotation() % 360:
+            return ()
+        _, bottom, _, top = pdf_page.get_bbox()
+        return line_infos(textpage, text, top, top - bottom)
+    except Exception:
+        return ()
 
 
 class _Plumber:
@@ -301,6 +392,7 @@ class PdfReader(Reader):
                         tp = p.get_textpage()
                         try:
                             text = tp.get_text_range()
+                            layout = page_line_infos(p, tp, text)
                         finally:
                             tp.close()
                         has_image = False
@@ -331,6 +423,8 @@ class PdfReader(Reader):
                             page=number,
                         )
                     )
+                    if chosen is not text:
+                        layout = ()
                     text = chosen
                     if garbage_ratio(text) > OCR_GARBAGE_RATIO and tesseract.get() is not None:
                         to_ocr[i] = (True, text)
@@ -348,11 +442,12 @@ class PdfReader(Reader):
                             )
                         )
                         text = chosen
+                        layout = ()
                 found = plumber.tables(
                     i, previous_table, ruled=n_paths >= MIN_TABLE_PATHS, text_strategy=looks_tabular(text),
                 ) if n_paths >= MIN_TABLE_PATHS or looks_tabular(text) else ()
                 previous_table = found[-1] if found else None
-                pages.append(replace(page(number, text), tables=found))
+                pages.append(replace(page(number, text), tables=found, lines=layout))
             info = tesseract.get() if to_ocr else None
             if info is not None:
                 deadline = None if limits is None else t0 + OCR_TIME_SHARE * float(limits.max_doc_seconds)
