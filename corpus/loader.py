@@ -20,7 +20,7 @@ from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
 
 #: Version of what readers + loader produce; recorded in the index (index.build) so that an index
 #: built from older reader output is rebuilt. Bump it when a reader's text output changes.
-VERSION = "5"
+VERSION = "6"
 
 
 @dataclass
