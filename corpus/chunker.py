@@ -36,6 +36,7 @@ from corpus.normalize import (
 )
 from corpus.pdf_tables import unit_lines
 from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
+from corpus.shapes import PageShape, page_shapes
 from corpus.sheets import is_evaluation_sheet, sheet_items
 from corpus.structure import lines_of, prose_items
 
@@ -65,6 +66,9 @@ class ChunkResult:
     removed: list[str] = field(default_factory=list)
     #: The pages after page inference and furniture stripping.
     pages: list[Page] = field(default_factory=list)
+    #: Which pages were cut how: runs of (first page, last page, "table" / "ocr" / text shape)
+    #: (corpus.shapes.page_shapes; shown by ``seisaku chunks``).
+    page_shapes: list[PageShape] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- pages
@@ -633,7 +637,8 @@ def _shape_items(pages: list[Page], layout: str, meta: DocumentMeta) -> tuple[li
 def chunk_document_detailed(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> ChunkResult:
     """:func:`chunk_document` plus the shape used, the removed boilerplate and the prepared pages."""
     items, shape, removed, pages = document_items(raw, meta)
-    return ChunkResult(items_to_chunks(items, meta, max_tokens=max_tokens), shape, removed, pages)
+    chunks = items_to_chunks(items, meta, max_tokens=max_tokens)
+    return ChunkResult(chunks, shape, removed, pages, page_shapes(pages, shape, raw.pages))
 
 
 def chunk_document(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int = 400) -> list[Chunk]:

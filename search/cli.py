@@ -97,16 +97,29 @@ def _filters(args: argparse.Namespace):
 
 
 def cmd_chunks(args: argparse.Namespace) -> int:
-    """Print the chunks of the corpus (or of one document)."""
+    """Print the chunks of the corpus (or of one document), each document's chunks after a line
+    saying which pages were cut how (table rows, OCR, the text shape; corpus.shapes)."""
     from corpus.loader import load_corpus
+    from corpus.shapes import describe_page_shapes, read_page_shapes
 
     s = _settings(args)
     loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, limits=s.limits, isolate=True)
     _print_messages(loaded.messages)
-    for c in loaded.chunks:
+    for meta in loaded.documents:
+        chunks = loaded.chunks_of(meta.path)
+        if not chunks:
+            continue
+        shape, runs = read_page_shapes(s.corpus_dir, meta, max_tokens=s.max_item_tokens, limits=s.limits)
         if args.json:
-            print(json.dumps(c.to_dict(), ensure_ascii=False))
+            summary = {"doc_id": meta.path, "shape": shape, "page_shapes": [r.to_dict() for r in runs]}
+            print(json.dumps(summary, ensure_ascii=False))
         else:
+            print(f"■ {meta.path}  {len(chunks)} チャンク  形: {describe_page_shapes(runs) or shape}")
+            print()
+        for c in chunks:
+            if args.json:
+                print(json.dumps(c.to_dict(), ensure_ascii=False))
+                continue
             pages = f"p.{c.page_start}" if c.page_start == c.page_end else f"pp.{c.page_start}-{c.page_end}"
             print(f"── {c.chunk_id}  {c.municipality}  {c.doc_id}  {pages}")
             print(f"   節: {c.section}")

