@@ -42,9 +42,11 @@ from fastapi.responses import HTMLResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.middleware import Middleware
 
-from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
+from corpus.errors import SeisakuError
+from corpus.readers import SUPPORTED_EXTENSIONS
 from corpus.readers.ocr import OCR_READ
 from index.config import Settings, load_settings
+from index.errors import IndexMismatchError, IndexMissingError
 from search import views_html as V
 from search.question import MAX_QUESTION_CHARS, clip_question
 from search.records import Filters
@@ -52,7 +54,7 @@ from search.records import Filters
 log = logging.getLogger("seisaku.ui")
 
 #: Upload limits: accepted suffixes and the maximum size in bytes.
-ALLOWED_SUFFIXES: tuple[str, ...] = (".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm")
+ALLOWED_SUFFIXES: tuple[str, ...] = tuple(sorted(SUPPORTED_EXTENSIONS))  # one home: corpus.readers
 MAX_UPLOAD_BYTES: int = 50 * 1024 * 1024
 #: Host names that mean this machine only (besides every address in 127.0.0.0/8 and ::1).
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}

@@ -60,9 +60,9 @@ def hybrid_quality(backend: str, workdir: Path) -> dict[str, Any]:
     from search.evaluate import evaluate
 
     # the per-process embedder caches are keyed without the backend: start each backend afresh
-    for cache in ("_EMBEDDERS",):
-        getattr(build_mod, cache, {}).clear()
-        getattr(engine_mod, cache, {}).clear()
+    import index.embedder as embedder_mod
+
+    embedder_mod._EMBEDDERS.clear()
     getattr(engine_mod, "_QVEC_CACHE", {}).clear()
     settings = load_settings().with_overrides(index_dir=workdir / f"index-{backend}", backend=backend)
     t0 = time.perf_counter()

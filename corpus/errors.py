@@ -1,5 +1,13 @@
-"""Exceptions with messages meant for users (printed without a traceback by the CLI and UI)."""
+"""Exceptions with messages meant for users (printed without a traceback by the CLI and UI).
+
+:class:`SeisakuError` is the one base class of every layer's errors; each layer keeps its own in
+its own module (corpus: here; index: :mod:`index.errors`). The index errors that used to live here
+are still importable from this module (looked up on first use, so corpus imports nothing from
+index when it is loaded).
+"""
 from __future__ import annotations
+
+from typing import Any
 
 
 class SeisakuError(Exception):
@@ -10,9 +18,14 @@ class ManifestError(SeisakuError):
     """The manifest cannot be used (unreadable, missing required columns)."""
 
 
-class IndexMismatchError(SeisakuError):
-    """The index on disk was built with another model or format; the message says how to rebuild."""
+#: Names kept importable from here for older imports; they live in index.errors.
+_MOVED_TO_INDEX = frozenset({"IndexMismatchError", "IndexMissingError", "IndexBusyError", "IndexWriteError"})
 
 
-class IndexMissingError(SeisakuError):
-    """No index at the given location; the message says how to build one."""
+def __getattr__(name: str) -> Any:
+    """``from corpus.errors import IndexMismatchError`` still works: the class of :mod:`index.errors`."""
+    if name in _MOVED_TO_INDEX:
+        from index import errors
+
+        return getattr(errors, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

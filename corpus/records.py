@@ -14,6 +14,17 @@ from typing import Any, Literal
 
 SECTION_SEP = " › "
 
+
+def page_label(page_start: Any, page_end: Any = None) -> str:
+    """The one page label of the project: 「p.3」, 「pp.3–5」 (en dash), or "" when the page is unknown.
+
+    ``page_end`` may be omitted, None, "" or equal to ``page_start`` for a single page."""
+    if page_start in (None, "", 0):
+        return ""
+    if page_end in (None, "", 0, page_start):
+        return f"p.{page_start}"
+    return f"pp.{page_start}–{page_end}"
+
 Severity = Literal["error", "warning", "info"]
 
 

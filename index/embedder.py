@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import numpy as np
 
 from index import e5_offline
 from index.config import DEFAULT_MODEL, Settings, default_cache_dir
+from index.hf_env import hub_offline, quiet_progress
 from index.onnx_backend import BACKENDS, get_encoder, onnx_available, release_encoders
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -94,39 +95,6 @@ def default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-@contextlib.contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Set HF_HUB_OFFLINE=1 (and TRANSFORMERS_OFFLINE=1) while loading a local folder."""
-    saved = {k: os.environ.get(k) for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-@contextlib.contextmanager
-def _quiet_progress() -> Iterator[None]:
-    """Hide transformers' per-load "Loading weights" progress bar (restored afterwards)."""
-    try:
-        from transformers.utils import logging as hf_logging
-    except ImportError:  # pragma: no cover
-        yield
-        return
-    was = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was:
-            hf_logging.enable_progress_bar()
-
-
 def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer":
     """The process-wide SentenceTransformer for ``source`` on ``device``, loaded on first use.
 
@@ -146,9 +114,9 @@ def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer
 
         if device == "cpu":
             torch.set_num_threads(available_cores())
-        with _quiet_progress():
+        with quiet_progress():
             if local:
-                with _hub_offline():
+                with hub_offline():
                     model = SentenceTransformer(source, device=device, local_files_only=True)
             else:
                 model = SentenceTransformer(source, device=device)
@@ -486,3 +454,31 @@ class Embedder:
             weight += len(win)
         vec = (total / max(weight, 1.0)).astype(np.float32)
         return vec / max(float(np.linalg.norm(vec)), 1e-12)
+
+
+# ------------------------------------------------------------------ the process-wide registry
+#: One Embedder per (model, cache dir, prompts): shared by the builder and the search engine.
+_EMBEDDERS: dict[tuple[str, str, str | None, str | None], Embedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def shared_embedder(settings: Settings) -> Embedder:
+    """The process's :class:`Embedder` for ``settings`` (created on first use; thread-safe)."""
+    key = (settings.model, str(settings.cache_dir), settings.query_prompt, settings.passage_prompt)
+    emb = _EMBEDDERS.get(key)
+    if emb is None:
+        with _EMBEDDERS_LOCK:
+            emb = _EMBEDDERS.get(key)
+            if emb is None:
+                emb = Embedder.from_settings(settings)
+                _EMBEDDERS[key] = emb
+    return emb
+
+
+def release_shared_embedders() -> None:
+    """Drop every shared embedder's model and forget the instances (they reload on next use)."""
+    with _EMBEDDERS_LOCK:
+        for emb in _EMBEDDERS.values():
+            emb.release()
+        _EMBEDDERS.clear()
+    release_models()

@@ -28,8 +28,8 @@ from urllib.parse import quote
 
 import numpy as np
 
-from corpus.errors import IndexMismatchError, IndexMissingError
 from corpus.records import Chunk, IngestMessage
+from index.errors import IndexMismatchError, IndexMissingError
 from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
 from index.tokenizer import Tokenizer, share_terms, text_lemmas
 

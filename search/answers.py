@@ -33,13 +33,12 @@ from typing import Any
 
 import numpy as np
 
-from corpus.records import SECTION_SEP, Chunk
+from corpus.records import SECTION_SEP, Chunk, page_label
 from search.csvsafe import SafeCsvWriter
 from search.filters import NOTE_NO_CHUNK_PASSES, no_match_message
-from search.question import clip_question
+from search.question import ANSWER_FRAME_TERMS, FRAME_SUFFIXES, clip_question
 from search.records import Filters, Result, Span
 from search.sentences import (
-    FRAME_TERMS,
     compact,
     content_terms,
     coverage,
@@ -84,9 +83,6 @@ WORDING_CANDIDATE_CHUNKS = 30
 WORDING_MAX_DENSE = 64
 #: Field names (substrings) of progress tables that hold the status / direction of an item.
 STATUS_FIELDS = ("取組状況", "方向性", "課題・方向", "進捗", "実績", "成果", "取組内容")
-_FRAME_SUFFIXES = ("という書き方", "という書きぶり", "という表現", "という記述", "という文言",
-                   "を求める文言", "の文言", "の書き方", "の表現", "の記述", "に触れた記述",
-                   "文言", "書き方", "書きぶり", "表現", "記述", "言い回し")
 
 
 # ------------------------------------------------------------------------------------------
@@ -129,18 +125,9 @@ def _cache_put(key: tuple[str, str], v: np.ndarray) -> None:
 
 
 def _embed_query(engine: Any, text: str) -> np.ndarray:
-    """The query vector of ``text``: the engine's own (cached, so the answer view and the search
-    it runs encode the question once), else encoded here."""
-    qv = getattr(engine, "query_vector", None)
-    if callable(qv):
-        return np.asarray(qv(text), dtype=np.float32)
-    emb = engine.embedder
-    key = (_model_key(emb) + "|q", text_hash(text))
-    v = _cache_get(key)
-    if v is None:
-        v = np.asarray(emb.encode_queries([text]), dtype=np.float32)[0]
-        _cache_put(key, v)
-    return v
+    """The query vector of ``text``: ``Engine.query_vector``, the one query-vector cache, so the
+    answer view and the search it runs encode the question once."""
+    return np.asarray(engine.query_vector(text), dtype=np.float32)
 
 
 def _embed_passages(engine: Any, texts: Sequence[str]) -> np.ndarray:
@@ -403,7 +390,7 @@ def _term_spans(engine: Any, q: _Query, text: str) -> list[Span]:
     out = []
     for s in spans:
         terms = term_set(text[s.start : s.end])
-        if terms & content or (terms and not terms <= FRAME_TERMS and not content):
+        if terms & content or (terms and not terms <= ANSWER_FRAME_TERMS and not content):
             out.append(s)
     return out
 
@@ -445,7 +432,7 @@ def item_label(chunk: Chunk) -> str:
 
 
 def _pages(chunk: Chunk) -> str:
-    return f"p.{chunk.page_start}" if chunk.page_start == chunk.page_end else f"pp.{chunk.page_start}–{chunk.page_end}"
+    return page_label(chunk.page_start, chunk.page_end)
 
 
 @dataclass
@@ -948,7 +935,7 @@ class WordingResult:
 def strip_frame(text: str) -> str:
     """``text`` without a trailing request frame (「〜という書き方」「〜の文言」), for matching."""
     t = text.strip().rstrip("。．")
-    for suf in _FRAME_SUFFIXES:
+    for suf in FRAME_SUFFIXES:
         if t.endswith(suf) and len(t) > len(suf) + 4:
             return t[: -len(suf)].rstrip("をのにとでがは")
     return t

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Sequence
 
+from corpus.records import page_label
 from index.config import Settings, load_settings
 
 
@@ -120,7 +121,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
             if args.json:
                 print(json.dumps(c.to_dict(), ensure_ascii=False))
                 continue
-            pages = f"p.{c.page_start}" if c.page_start == c.page_end else f"pp.{c.page_start}-{c.page_end}"
+            pages = page_label(c.page_start, c.page_end)
             print(f"── {c.chunk_id}  {c.municipality}  {c.doc_id}  {pages}")
             print(f"   節: {c.section}")
             if c.item:

@@ -28,14 +28,14 @@ from typing import Any
 
 import numpy as np
 
-from corpus.errors import IndexMismatchError
 from corpus.records import Chunk
 from index.config import Settings, load_settings
+from index.errors import IndexMismatchError
 from search.filters import NOTE_NO_CHUNK_PASSES, FilterIndex, MunicipalityNames
 from search.fusion import METHODS, cap_per_group, fuse, sort_scores
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
-from search.question import MAX_QUESTION_CHARS, clip_question
+from search.question import MAX_QUESTION_CHARS, QUESTION_FRAME_TERMS, clip_question
 from search.records import Filters, Result
 
 MODES = ("hybrid", "dense", "bm25")
@@ -45,13 +45,6 @@ CANDIDATES = 100
 DEFAULT_FUSION = "zscore"
 #: Longer queries are cut to this many characters (search.question, one bound for every entry point).
 MAX_QUERY_CHARS = MAX_QUESTION_CHARS
-#: Lemmas that frame a question rather than name its topic (「…している自治体」「…した例」
-#: 「…という書き方」): left out of the BM25 query and the highlights unless nothing else is left.
-#: The dense query keeps the whole question.
-QUESTION_FRAME_TERMS = frozenset({
-    "自治体", "自治", "体", "市", "町", "村", "県", "区", "都道府県", "市町村", "市区町村", "各市", "各",
-    "何の", "どう", "何", "例", "事例", "文言", "記述", "表現", "書く", "振り", "方", "言い方",
-})
 #: Terms found in more than this share of chunks are not highlighted (too common to help).
 HIGHLIGHT_MAX_DF = 0.3
 
@@ -94,7 +87,6 @@ class QueryInfo:
 
 # ---------------------------------------------------------------------------- shared embedder
 
-_EMBEDDERS: dict[tuple[Any, ...], Any] = {}
 #: Query vectors of recent queries (the answer views ask the same question several times).
 _QVEC_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
 QVEC_CACHE_SIZE = 512
@@ -102,18 +94,10 @@ _EMBEDDER_LOCK = threading.Lock()
 
 
 def _shared_embedder(settings: Settings) -> Any:
-    """One embedder per (model, prompts, cache) per process, created on first use."""
-    key = (settings.model, settings.query_prompt, settings.passage_prompt, str(settings.cache_dir))
-    emb = _EMBEDDERS.get(key)
-    if emb is None:
-        with _EMBEDDER_LOCK:
-            emb = _EMBEDDERS.get(key)
-            if emb is None:
-                from index.embedder import Embedder
+    """One embedder per (model, prompts, cache) per process: :func:`index.embedder.shared_embedder`."""
+    from index.embedder import shared_embedder
 
-                emb = Embedder.from_settings(settings)
-                _EMBEDDERS[key] = emb
-    return emb
+    return shared_embedder(settings)
 
 
 # ---------------------------------------------------------------------------- index snapshot

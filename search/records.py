@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from corpus.records import Chunk
+from corpus.records import Chunk, page_label
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Result:
         the pages when the text was read with OCR (it may hold misread characters)."""
         c = self.chunk
         where = " › ".join([*c.section_path, c.item] if c.item and (not c.section_path or c.section_path[-1] != c.item) else c.section_path)
-        pages = f"p.{c.page_start}" if c.page_start == c.page_end else f"pp.{c.page_start}–{c.page_end}"
+        pages = page_label(c.page_start, c.page_end)
         dept = f"（{c.department}）" if c.department else ""
         ocr = "（OCR）" if getattr(c, "ocr", False) else ""
         return f"{c.municipality}『{c.title}』{where}{dept} {pages}{ocr}"

@@ -24,6 +24,7 @@ from typing import TypeVar
 # The key of "the same sentence" is the corpus stage's comparison form (NFKC, PDF radicals
 # mapped, whitespace removed); re-exported here for the answer views and their callers.
 from corpus.normalize import compact
+from search.question import ANSWER_FRAME_TERMS
 
 T = TypeVar("T")
 
@@ -149,21 +150,6 @@ def one_line(sentence: str) -> str:
 
 # -- lemmas -----------------------------------------------------------------------------------
 
-#: Words users wrap their questions in; they say nothing about the topic (unidic lemma forms
-#: as :class:`index.tokenizer.Tokenizer` emits them, lower-cased NFKC).
-FRAME_TERMS = frozenset(
-    {
-        "市", "町", "村", "県", "区", "都", "府", "自治", "自治体", "団体", "市町村", "例", "事例",
-        "文言", "表現", "書き方", "書く", "書きぶり", "書き振り", "振り", "記述", "言い回し", "触れる",
-        "取り組み", "取組", "取り組む", "時", "体", "方", "ところ", "場合", "他", "ほか", "いる", "居る",
-        "為る", "ため", "よう", "様", "こと", "事", "もの", "物", "など", "等",
-        # light verbs: 「〜を使う／行う／用いる／図る」 say nothing about the topic
-        "使う", "行う", "用いる", "図る",
-        # frames of comparison topics: 「〜する方針」「〜の考え方」「〜の仕組み」
-        "方針", "考え方", "仕組み",
-    }
-)
-
 #: Administrative paraphrases (行政用語の言い換え): a question word counts as present in a passage
 #: when the passage has the word itself or another member of its group. Groups are general
 #: equivalences of policy documents, not answers to particular questions; see docs/answers.md.
@@ -243,7 +229,7 @@ def concepts(text: str) -> tuple[tuple[str, ...], ...]:
     runs: list[list[str]] = []
     last_end = -1
     for t, a, b in _unigram_tokenizer().tokenize_with_spans(text):
-        if t in FRAME_TERMS or t.isdigit():
+        if t in ANSWER_FRAME_TERMS or t.isdigit():
             last_end = -1
             continue
         if runs and last_end >= 0 and a <= last_end and _nounish(t) and _nounish(runs[-1][-1]):
@@ -324,11 +310,11 @@ def content_terms(text: str, drop_frame: bool = True) -> list[str]:
 
     Lemmas come from :class:`index.tokenizer.Tokenizer` without noun bigrams (so PDF line
     breaks inside words are joined and 取組/取り組み fold to one lemma); numbers-only terms and,
-    with ``drop_frame``, the question-frame words of :data:`FRAME_TERMS` are dropped.
+    with ``drop_frame``, the question-frame words of :data:`search.question.ANSWER_FRAME_TERMS` are dropped.
     """
     seen: dict[str, None] = {}
     for t in _terms_cached(text):
-        if drop_frame and t in FRAME_TERMS:
+        if drop_frame and t in ANSWER_FRAME_TERMS:
             continue
         if t.isdigit():
             continue

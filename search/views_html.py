@@ -13,6 +13,8 @@ import re
 from typing import Any, Iterable, Mapping, Sequence
 from urllib.parse import quote
 
+from corpus.records import page_label
+
 _EXTRA = str.maketrans({"$": "&#36;", "{": "&#123;", "}": "&#125;", "`": "&#96;"})
 
 
@@ -93,12 +95,8 @@ def copy_widget(text: str, label: str = "出典をコピー") -> str:
 
 
 def pages_label(page_start: Any, page_end: Any) -> str:
-    """「p.3」 or 「pp.3–5」 (empty when unknown)."""
-    if page_start in (None, "", 0):
-        return ""
-    if page_end in (None, "", page_start):
-        return f"p.{page_start}"
-    return f"pp.{page_start}–{page_end}"
+    """「p.3」 or 「pp.3–5」 (empty when unknown): :func:`corpus.records.page_label`."""
+    return page_label(page_start, page_end)
 
 
 def confidence_html(conf: Any) -> str:
@@ -167,7 +165,7 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
         if not page:
             page = pages_label(r.get("page_start"), r.get("page_end"))
         elif isinstance(page, int) or str(page).isdigit():
-            page = f"p.{page}"
+            page = page_label(page)
         conf_html = confidence_html(_first(r, "confidence", "confidence_label"))
         citation = _first(r, "citation")
         link = ""
@@ -304,7 +302,7 @@ def render_comparison(table: Mapping[str, Any] | None) -> str:
             where = " › ".join(x for x in (e.get("section") or "", e.get("item") or "") if x)
             page = e.get("page") or pages_label(e.get("page_start"), e.get("page_end"))
             if isinstance(page, int) or str(page).isdigit():
-                page = f"p.{page}"
+                page = page_label(page)
             href = doc_href(e["doc_id"], e.get("chunk_id")) if e.get("doc_id") else ""
             link = f' <a class="sk-open" href="{esc(href)}" target="_blank" rel="noopener">開く</a>' if href else ""
             parts.append(

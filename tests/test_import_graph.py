@@ -1,0 +1,192 @@
+"""The project's module-level import graph: no cycles, and the layers only import downwards.
+
+Every module under corpus/, index/, search/ and the top-level ui.py is parsed with ``ast`` (nothing
+is imported). An edge A -> B is an ``import``/``from … import`` at module level in A that names
+project module B (imports inside functions or methods are deferred on purpose and do not count;
+``if TYPE_CHECKING:`` blocks do not count either). The layers are corpus -> index -> search -> ui:
+a layer may import only the layers before it.
+"""
+from __future__ import annotations
+
+import ast
+import functools
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("corpus", "index", "search")
+LAYER = {"corpus": 0, "index": 1, "search": 2, "ui": 3}
+
+
+def module_name(path: Path) -> str:
+    """Dotted module name of a project file (``corpus/readers/__init__.py`` -> ``corpus.readers``)."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def project_files() -> dict[str, Path]:
+    """Module name -> file for every module of the three packages and ui.py."""
+    files = {"ui": ROOT / "ui.py"}
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            files[module_name(path)] = path
+    return files
+
+
+def _is_type_checking(node: ast.If) -> bool:
+    test = node.test
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Every import statement of the module, deferred ones (inside functions) included."""
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+
+def module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
+    """Import statements run when the module is imported: top level, inside try/if/with, not in defs."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    pending: list[ast.stmt] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            found.append(node)
+        elif isinstance(node, ast.If):
+            if not _is_type_checking(node):
+                pending.extend(node.body)
+            pending.extend(node.orelse)
+        elif isinstance(node, ast.Try):
+            pending.extend(node.body + node.orelse + node.finalbody)
+            for handler in node.handlers:
+                pending.extend(handler.body)
+        elif isinstance(node, ast.With):
+            pending.extend(node.body)
+    return found
+
+
+def _resolve(name: str, modules: set[str]) -> str | None:
+    """The project module that ``name`` refers to (itself, or its nearest enclosing package)."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def imported_modules(module: str, path: Path, modules: set[str], *, deferred: bool = False) -> set[str]:
+    """Project modules that ``module`` imports at module level (with ``deferred``: anywhere)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    is_package = path.name == "__init__.py"
+    targets: set[str] = set()
+    for node in (all_imports(tree) if deferred else module_level_imports(tree)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        else:
+            base = node.module or ""
+            if node.level:
+                anchor = module.split(".")
+                if not is_package:
+                    anchor = anchor[:-1]
+                anchor = anchor[: len(anchor) - (node.level - 1)]
+                base = ".".join(anchor + ([base] if base else []))
+            # ``from pkg import sub`` imports the submodule pkg.sub when there is one.
+            names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                     for alias in node.names]
+        for name in names:
+            target = _resolve(name, modules)
+            if target is not None and target != module:
+                targets.add(target)
+    return targets
+
+
+@functools.cache
+def import_graph(deferred: bool = False) -> dict[str, set[str]]:
+    """Module -> project modules it imports at module level (with ``deferred``: anywhere in it)."""
+    files = project_files()
+    modules = set(files)
+    return {mod: imported_modules(mod, path, modules, deferred=deferred) for mod, path in files.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path ``[a, b, …, a]``, or None when the graph has none."""
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state:
+                cycle = visit(nxt)
+                if cycle:
+                    return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state:
+            cycle = visit(start)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_graph_sees_the_known_edges():
+    """The walker finds real edges (so an empty graph cannot pass the checks below)."""
+    graph = import_graph()
+    assert "corpus.records" in graph
+    assert "corpus.readers.pdf" in graph
+    assert "index.config" in graph["index.embedder"]
+    assert "search.views_html" in graph["ui"]
+    assert "index.hf_env" in graph["index.embedder"] and "index.hf_env" in graph["index.e5_offline"]
+    assert "ui" in import_graph(deferred=True)["search.cli"]  # seen although it is inside cmd_serve
+
+
+def test_module_imports_have_no_cycle():
+    """No chain of module-level imports leads back to where it started."""
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_index_and_search_have_no_cycle_even_through_deferred_imports():
+    """A function-level import is no excuse for a cycle in index/ or search/ (e5_offline and the
+    embedder used to import each other that way). corpus/ still has deferred cycles among the
+    chunker, shapes, loader and worker (the worker process calls back into the loader)."""
+    full = import_graph(deferred=True)
+    upper = {m: {t for t in ts if not t.startswith("corpus")} for m, ts in full.items() if not m.startswith("corpus")}
+    cycle = find_cycle(upper)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+    assert "index.embedder" not in full["index.e5_offline"]
+
+
+def test_only_the_serve_command_imports_the_app():
+    """ui.py (Gradio, FastAPI) is loaded by `seisaku serve` alone: no other module imports it, and
+    search/cli.py only inside cmd_serve."""
+    importers = sorted(m for m, ts in import_graph(deferred=True).items() if "ui" in ts)
+    assert importers == ["search.cli"]
+    tree = ast.parse((ROOT / "search" / "cli.py").read_text(encoding="utf-8"))
+    holders = [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+               for n in ast.walk(f) if isinstance(n, ast.Import) and any(a.name == "ui" for a in n.names)]
+    assert holders == ["cmd_serve"]
+
+
+def test_find_cycle_reports_a_cycle():
+    """The cycle finder itself: a -> b -> c -> a is reported, a tree is not."""
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
+
+
+@pytest.mark.parametrize("module", sorted(project_files()))
+def test_layers_import_only_downwards(module):
+    """corpus imports nothing from index/search/ui, index nothing from search/ui, search nothing from ui."""
+    graph = import_graph()
+    layer = LAYER[module.split(".")[0]]
+    upward = sorted(t for t in graph[module] if LAYER[t.split(".")[0]] > layer)
+    assert upward == [], f"{module} imports a later layer at module level: {upward}"
