@@ -21,7 +21,6 @@ for document text (never ``gr.Markdown``). Uploads are checked for type and size
 from __future__ import annotations
 
 import argparse
-import inspect
 import ipaddress
 import json
 import logging
@@ -34,7 +33,7 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import gradio as gr
 from fastapi import Request
@@ -51,6 +50,11 @@ from search import views_html as V
 from search.question import MAX_QUESTION_CHARS, clip_question
 from search.records import Filters
 
+if TYPE_CHECKING:
+    from corpus.records import Chunk
+    from index.build import BuildProgress, BuildReport
+    from search.engine import Engine
+
 log = logging.getLogger("seisaku.ui")
 
 #: Upload limits: accepted suffixes and the maximum size in bytes.
@@ -66,6 +70,19 @@ APP_TITLE = "seisaku — 自治体の行財政改革文書の検索"
 
 # ══ application state ═════════════════════════════════════════════════════════════════════════
 
+class DocumentSource(Protocol):
+    """What the 文書 tab and the ``/doc`` page read from the engine (:class:`search.engine.Engine`
+    has both methods)."""
+
+    def documents(self) -> list[dict[str, Any]]:
+        """One row per indexed document (doc_id, manifest fields, n_chunks, ocr_pages, messages)."""
+        ...
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        """The chunks of one document in reading order (empty when unknown)."""
+        ...
+
+
 class AppState:
     """The settings, the (lazily loaded) engine, the build status, and the write lock.
 
@@ -73,7 +90,7 @@ class AppState:
     ``write_lock`` and followed by ``engine.reload()``.
     """
 
-    def __init__(self, settings: Settings, engine: Any | None = None) -> None:
+    def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
         """Hold ``settings`` and, when given, an already constructed ``engine``."""
         self.settings = settings
         self.engine = engine
@@ -83,9 +100,11 @@ class AppState:
         self.build_started: float | None = None
         self.write_lock = threading.Lock()
         self._load_lock = threading.Lock()
+        self._console = False
+        self._stage = ""
 
     # -- engine -------------------------------------------------------------------------------
-    def get_engine(self, _while_building: bool = False) -> Any:
+    def get_engine(self, _while_building: bool = False) -> Engine:
         """The engine, loading it on first use; raises a :class:`SeisakuError` while building."""
         if self.engine is not None:
             return self.engine
@@ -102,7 +121,7 @@ class AppState:
     def status_text(self) -> str:
         """The status line: what is happening, with the elapsed time while building."""
         if self.building and self.build_started is not None:
-            return f"{self.status}（{time.monotonic() - self.build_started:.0f} 秒経過。進捗はコンソールに表示）"
+            return f"{self.status}（{time.monotonic() - self.build_started:.0f} 秒経過）"
         return self.status
 
     def warm_up(self) -> None:
@@ -120,7 +139,8 @@ class AppState:
     def ensure_index(self, console: bool = True) -> None:
         """Load the engine; when there is no index (or an incompatible one) build it first.
 
-        Progress goes to the console (``console``) and to :attr:`status` (the status line).
+        Every :class:`index.build.BuildProgress` goes to :attr:`status` (the status line, e.g.
+        「索引を作成中: 埋め込み 120/248 件」); with ``console`` each stage also gets a line on stderr.
         """
         try:
             self.get_engine(_while_building=True)
@@ -137,11 +157,12 @@ class AppState:
         try:
             from index.build import build_index
 
-            report = _call_with_progress(build_index, self.settings, self._progress, console)
-            for m in getattr(report, "messages", []) or []:
+            self._console, self._stage = console, ""
+            report = build_index(self.settings, progress=self.on_build_progress)
+            for m in report.messages:
                 if console:
                     print(str(m), file=sys.stderr)
-            summary = _summary(report)
+            summary = report.summary()
             if console and summary:
                 print(summary, file=sys.stderr, flush=True)
             self.get_engine(_while_building=True)
@@ -155,39 +176,42 @@ class AppState:
                 traceback.print_exc()
             raise
 
-    def _progress(self, *args: Any, **kw: Any) -> None:
-        """Progress callback for the build: accepts (message), (done, total) or (stage, done, total)."""
-        parts = [str(a) for a in args if a is not None]
-        parts += [f"{k}={v}" for k, v in kw.items() if v is not None]
-        nums = [a for a in args if isinstance(a, (int, float)) and not isinstance(a, bool)]
-        text = " ".join(p for p in parts if not p.replace(".", "").isdigit())
-        if len(nums) >= 2 and nums[1]:
-            text = f"{text} {int(nums[0])}/{int(nums[1])}（{100 * nums[0] / nums[1]:.0f}%）".strip()
-        self.status = f"インデックス作成中: {text}" if text else "インデックス作成中"
+    def on_build_progress(self, event: BuildProgress) -> None:
+        """The build's progress callback: the status line shows :func:`build_status` of ``event``;
+        on the console, each new stage gets one line."""
+        self.status = build_status(event)
+        if self._console and event.stage != self._stage:
+            print(f"seisaku: {self.status}", file=sys.stderr, flush=True)
+        self._stage = event.stage
 
 
-def _call_with_progress(fn: Callable[..., Any], settings: Settings, callback: Callable[..., None], console: bool) -> Any:
-    """Call ``build_index``/``add_document`` style functions with whatever progress they accept."""
+def build_status(event: BuildProgress) -> str:
+    """The status line of a build step, e.g. 「索引を作成中: 埋め込み 120/248 件」."""
+    return f"索引を作成中: {event.text()}"
+
+
+def open_state(settings: Settings, console: bool = True) -> AppState:
+    """The app state for ``settings``: the engine is loaded when the index is usable; otherwise the
+    index is built in a background thread (its progress in the status line) and the app can be
+    served meanwhile. Other errors (a broken configuration) are raised."""
+    state = AppState(settings)
     try:
-        params = inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        params = {}
-    kw: dict[str, Any] = {}
-    if "progress" in params:
-        kw["progress"] = console
-    for name in ("on_progress", "progress_callback", "callback"):
-        if name in params:
-            kw[name] = callback
-            break
-    return fn(settings, **kw)
+        state.get_engine()
+        threading.Thread(target=state.warm_up, name="seisaku-warm-up", daemon=True).start()
+        return state
+    except (IndexMissingError, IndexMismatchError):
+        state.building = True
+        state.status = "インデックスを作成します"
 
+    def build() -> None:
+        try:
+            state.ensure_index(console=console)
+            state.warm_up()
+        except Exception:
+            pass  # already in the status line (and on the console)
 
-def _summary(report: Any) -> str:
-    s = getattr(report, "summary", None)
-    try:
-        return str(s() if callable(s) else (s or ""))
-    except Exception:  # pragma: no cover - cosmetic only
-        return ""
+    threading.Thread(target=build, name="seisaku-build", daemon=True).start()
+    return state
 
 
 def _jsonable(x: Any) -> Any:
@@ -217,68 +241,27 @@ def _filters(prefecture: Sequence[str] | None = None, municipality: Sequence[str
     return Filters(municipality=t(municipality), prefecture=t(prefecture), kind=t(kind), year=t(year))
 
 
-def _choices(engine: Any, name: str) -> list[str]:
-    try:
-        values = getattr(engine, name)()
-    except Exception:
-        return []
-    out = []
-    for v in values or []:
-        if isinstance(v, (tuple, list)) and v:
-            v = v[0]
-        if v not in (None, ""):
-            out.append(str(v))
-    return out
-
-
-def documents_of(engine: Any) -> list[dict[str, Any]]:
+def documents_of(engine: DocumentSource) -> list[dict[str, Any]]:
     """The engine's documents as dicts (doc_id, municipality, …, chunks, warnings as strings)."""
-    try:
-        docs = engine.documents()
-    except Exception:
-        return []
-    if isinstance(docs, Mapping):
-        docs = list(docs.values())
     out = []
-    for d in docs or []:
-        if isinstance(d, Mapping):
-            row = dict(d)
-        elif is_dataclass(d):
-            row = {f: getattr(d, f) for f in d.__dataclass_fields__}
-        else:
-            row = dict(getattr(d, "__dict__", {}))
-        row.setdefault("doc_id", row.get("path", ""))
-        if "n_chunks" in row and "chunks" not in row:
-            row["chunks"] = row["n_chunks"]
-        msgs = row.get("messages") or row.get("warnings") or []
+    for d in engine.documents():
+        row = dict(d)
+        row["chunks"] = row.get("n_chunks", 0)
+        msgs = row.pop("messages", None) or []
         # the per-page "read with OCR" notes are counted in ocr_pages (the OCR column), not listed
         row["warnings"] = [str(m) for m in msgs if not str(m).endswith(OCR_READ)]
         row.setdefault("ocr_pages", sum(1 for m in msgs if str(m).endswith(OCR_READ)))
-        row.pop("messages", None)
         out.append(row)
     return out
 
 
-def document_chunks(engine: Any, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-    """(document metadata, its chunks as dicts in reading order) or None when unknown."""
+def document_chunks(engine: DocumentSource, doc_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+    """(document metadata, its chunks as dicts in reading order) or None when unknown. The
+    metadata comes from the document's row, or from its first chunk when the row is missing."""
     meta = next((d for d in documents_of(engine) if d.get("doc_id") == doc_id), None)
-    chunks: list[Any] = []
-    for name in ("document_chunks", "chunks_of", "doc_chunks"):
-        f = getattr(engine, name, None)
-        if callable(f):
-            try:
-                chunks = list(f(doc_id))
-                break
-            except Exception:
-                chunks = []
-    if not chunks:
-        store = getattr(engine, "store", None)
-        pool = getattr(store, "chunks", None) if store is not None else getattr(engine, "chunks", None)
-        if pool is not None and not callable(pool):
-            chunks = [c for c in pool if getattr(c, "doc_id", None) == doc_id]
-    if meta is None and not chunks:
+    dicts = [c.to_dict() for c in engine.document_chunks(doc_id)]
+    if meta is None and not dicts:
         return None
-    dicts = [_jsonable(c) for c in chunks]
     if meta is None:
         first = dicts[0]
         meta = {k: first.get(k, "") for k in ("municipality", "prefecture", "title", "year", "kind", "url")}
@@ -305,7 +288,7 @@ def _with_notice(data: dict[str, Any], truncated: bool) -> dict[str, Any]:
     return data
 
 
-def search_message(engine: Any) -> str:
+def search_message(engine: Engine) -> str:
     """Why the last search of this thread returned nothing when its filters excluded every
     document (naming them, :func:`search.filters.no_match_message`), else ``""``."""
     from search.answers import not_found_message
@@ -408,15 +391,12 @@ def _status_html(state: AppState) -> str:
     return f'<div class="sk-status">{V.message_html("状態: " + state.status_text(), kind)}</div>'
 
 
-def _to_state(target: Any) -> AppState:
+def _to_state(target: AppState | Settings | Engine) -> AppState:
     if isinstance(target, AppState):
         return target
     if isinstance(target, Settings):
         return AppState(target)
-    settings = getattr(target, "settings", None)
-    if not isinstance(settings, Settings):
-        settings = load_settings()
-    return AppState(settings, engine=target)
+    return AppState(target.settings, engine=target)
 
 
 #: Exported CSV files (and Gradio's cached copies) are deleted after this many seconds.
@@ -440,8 +420,9 @@ def prune_old_dirs(root: Path, max_age_s: float) -> int:
     return n
 
 
-def build_app(engine_or_settings: Any) -> gr.Blocks:
-    """The Gradio Blocks of the app for an ``Engine`` or ``Settings`` (engine loaded on first use).
+def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
+    """The Gradio Blocks of the app for an ``Engine``, ``Settings`` (engine loaded on first use)
+    or an :class:`AppState` (e.g. from :func:`open_state`, building the index in the background).
 
     Launch it with :func:`launch_app` (which adds the CSS, the copy script and the ``/doc`` route);
     ``demo.seisaku_state`` holds the :class:`AppState`.
@@ -539,9 +520,9 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
         def choice_updates() -> list[Any]:
             if not state.ready:
                 return [gr.update() for _ in choice_outputs]
-            e = state.engine
-            munis, prefs, kinds, years = (_choices(e, n) for n in ("municipalities", "prefectures", "kinds", "years"))
-            docs = [d["doc_id"] for d in documents_of(e)]
+            e = state.get_engine()
+            munis, prefs, kinds, years = e.municipalities(), e.prefectures(), e.kinds(), e.years()
+            docs = [d["doc_id"] for d in e.documents()]
             return [gr.update(choices=prefs), gr.update(choices=munis), gr.update(choices=kinds),
                     gr.update(choices=years), gr.update(choices=munis), gr.update(choices=kinds),
                     gr.update(choices=docs), gr.update(choices=prefs), gr.update(choices=munis),
@@ -550,7 +531,7 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
         def docs_html() -> str:
             if not state.ready:
                 return V.message_html(state.status, "empty")
-            return V.render_documents(documents_of(state.engine))
+            return V.render_documents(documents_of(state.get_engine()))
 
         def on_load() -> list[Any]:
             return [_status_html(state), gr.Timer(active=not state.ready), docs_html(), *choice_updates()]
@@ -634,15 +615,13 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
                                           title=(title or "").strip() or Path(file).stem, year=(year or "").strip(),
                                           kind=(kind or "").strip(), url=(url or "").strip())
                     progress(0.8, desc="検索エンジンを再読み込みしています…")
-                    if getattr(report, "ok", True):
+                    if report.ok:
                         state.get_engine().reload()
             except Exception as e:
                 return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
             progress(1.0, desc="完了")
-            ok = getattr(report, "ok", True)
-            msgs = [V.message_html(_summary(report) or ("追加しました" if ok else "追加できませんでした"), "info" if ok else "error")]
-            msgs += [V.message_html(str(m), "error" if getattr(m, "severity", "") == "error" else "empty")
-                     for m in getattr(report, "messages", []) or []]
+            msgs = [V.message_html(report.summary(), "info" if report.ok else "error")]
+            msgs += [V.message_html(str(m), "error" if m.severity == "error" else "empty") for m in report.messages]
             return ["".join(msgs), docs_html(), *choice_updates()]
 
         u_btn.click(ui_upload, [u_file, u_muni, u_pref, u_title, u_year, u_kind, u_url],
@@ -656,13 +635,12 @@ def build_app(engine_or_settings: Any) -> gr.Blocks:
             try:
                 with state.write_lock:
                     report = remove_document(state.settings, doc_id, delete_file=bool(delete_file))
-                    if getattr(report, "ok", True):
+                    if report.ok:
                         state.get_engine().reload()
             except Exception as e:
                 return [_err_html(e), gr.update(), *[gr.update() for _ in choice_outputs]]
-            ok = getattr(report, "ok", True)
-            msgs = [V.message_html(_summary(report) or ("削除しました" if ok else "削除できませんでした"), "info" if ok else "error")]
-            msgs += [V.message_html(str(m), "empty") for m in getattr(report, "messages", []) or []]
+            msgs = [V.message_html(report.summary(), "info" if report.ok else "error")]
+            msgs += [V.message_html(str(m), "empty") for m in report.messages]
             return ["".join(msgs), docs_html(), *choice_updates()]
 
         r_btn.click(ui_remove, [r_doc, r_delete], [r_msg, d_table, *choice_outputs], api_visibility="private",
@@ -892,7 +870,7 @@ def _theme() -> gr.themes.Base:
     return gr.themes.Soft(font=fonts, font_mono=["IPAGothic", "monospace"])
 
 
-def launch_app(target: Any, host: str = "127.0.0.1", port: int | None = 7860, auth: str | Sequence[str] | None = None,
+def launch_app(target: gr.Blocks | AppState | Settings | Engine, host: str = "127.0.0.1", port: int | None = 7860, auth: str | Sequence[str] | None = None,
                prevent_thread_lock: bool = True, quiet: bool = False,
                login_limiter: LoginLimiter | None = None) -> tuple[gr.Blocks, str]:
     """Build (unless ``target`` is already a Blocks from :func:`build_app`) and launch; returns (demo, url).
@@ -958,23 +936,9 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = 7860, auth: s
     warning = host_warning(host, auth)
     if warning:
         print(warning, file=sys.stderr, flush=True)
-    state = AppState(settings)
     try:
-        state.get_engine()
-        threading.Thread(target=state.warm_up, name="seisaku-warm-up", daemon=True).start()
-    except (IndexMissingError, IndexMismatchError):
-        # Serve at once; the build runs beside it, its progress in the console and the status line.
-        state.building = True
-        state.status = "インデックスを作成します"
-
-        def build() -> None:
-            try:
-                state.ensure_index(console=True)
-                state.warm_up()
-            except Exception:
-                pass  # already in the status line and on the console
-
-        threading.Thread(target=build, name="seisaku-build", daemon=True).start()
+        # Serve at once; a missing index is built beside it, its progress in the status line.
+        state = open_state(settings, console=True)
     except Exception as e:
         print(f"エラー: {e}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ row is listed in :attr:`CorpusLoad.documents`, also when its file failed; the me
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +134,15 @@ def load_corpus(
     max_bytes: int = DEFAULT_MAX_BYTES,
     limits: DocumentLimits | None = None,
     isolate: bool = False,
-    progress: bool = False,
+    progress: bool | Callable[[int, int, str], None] = False,
 ) -> CorpusLoad:
     """Read the manifest of ``corpus_dir`` and load every document (or only the one whose
     manifest path is ``only``) into chunks, collecting all messages.
 
     ``isolate`` loads each document in a child process (:class:`corpus.worker.DocumentWorker`):
     a document that crashes it or exceeds ``limits.max_doc_seconds`` gets an error and is skipped.
-    ``progress`` shows a bar per document on stderr.
+    ``progress``: True shows a bar per document on stderr; a callable is called as
+    ``progress(done, total, doc_id)`` after each document instead.
     Raises :class:`~corpus.errors.ManifestError` only when the manifest itself is unusable.
     """
     lim = _limits(limits, max_bytes)
@@ -163,7 +165,10 @@ def load_corpus(
 
     worker = DocumentWorker(max_tokens=max_tokens, limits=lim) if isolate else None
     try:
-        for meta in tqdm(entries, desc="読み込み", unit="文書", disable=not progress or len(entries) < 2):
+        bar = progress is True and len(entries) >= 2
+        if callable(progress):
+            progress(0, len(entries), "")
+        for i, meta in enumerate(tqdm(entries, desc="読み込み", unit="文書", disable=not bar), 1):
             out.documents.append(meta)
             if worker is not None:
                 loaded = worker.load(corpus_dir, meta)
@@ -172,6 +177,8 @@ def load_corpus(
             out.page_counts[meta.path] = loaded.n_pages
             out.chunks.extend(loaded.chunks)
             out.messages.extend(loaded.messages)
+            if callable(progress):
+                progress(i, len(entries), meta.doc_id)
     finally:
         if worker is not None:
             worker.close()

@@ -54,6 +54,39 @@ from index.tokenizer import Tokenizer, share_terms, text_lemmas
 
 #: Passages embedded per block (each block is written to the new cache before the next starts).
 EMBED_BLOCK = 256
+#: A progress callback hears of the tokenising every this many chunks.
+TOKENIZE_REPORT_EVERY = 500
+
+
+#: Units of each build stage, for :meth:`BuildProgress.text`.
+STAGE_UNITS = {"読み込み": "文書", "トークン化": "件", "埋め込み": "件", "書き込み": ""}
+
+
+@dataclass(frozen=True)
+class BuildProgress:
+    """One progress event of a build: ``done`` of ``total`` units of ``stage`` (読み込み per
+    document, トークン化 per chunk, 埋め込み per new passage, 書き込み once at start and end);
+    ``message`` says what is being done (a document id, how many vectors came from the cache)."""
+
+    stage: str
+    done: int
+    total: int
+    message: str = ""
+
+    def text(self) -> str:
+        """The event for a status line, e.g. ``埋め込み 120/248 件``."""
+        return f"{self.stage} {self.done}/{self.total} {STAGE_UNITS.get(self.stage, '')}".rstrip()
+
+
+#: ``progress`` of :func:`build_index`: True shows tqdm bars on stderr, False nothing, a callable
+#: receives every :class:`BuildProgress` (and no bar is shown).
+Progress = bool | Callable[[BuildProgress], None]
+
+
+def _notify(progress: Progress, stage: str, done: int, total: int, message: str = "") -> None:
+    """Call the progress callback, when ``progress`` is one."""
+    if callable(progress):
+        progress(BuildProgress(stage, int(done), int(total), message))
 
 
 def write_failure_message(where: Path, e: BaseException) -> str:
@@ -162,34 +195,41 @@ def lock_path(index_dir: Path) -> Path:
 def build_lock(index_dir: Path) -> Iterator[Path]:
     """Hold the exclusive build lock of ``index_dir``; raise :class:`IndexBusyError` if taken.
 
-    The lock is an OS advisory lock (``fcntl.flock``) on ``<index_dir>.lock``: it is released
-    automatically when the holding process exits or is killed, so it never goes stale.
+    The lock is :class:`filelock.FileLock` on ``<index_dir>.lock`` (``flock`` on POSIX): the
+    operating system releases it when the holding process exits or is killed, so it never goes
+    stale. The holder writes its process id into the file, for the busy message of the next one.
     """
+    from filelock import FileLock, Timeout
+
     index_dir = Path(index_dir)
     path = lock_path(index_dir)
     try:
         index_dir.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise IndexWriteError(write_failure_message(path, e)) from e
+    lock = FileLock(str(path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout as e:
+        raise IndexBusyError(_busy_message(index_dir, path)) from e
     except OSError as e:
         raise IndexWriteError(write_failure_message(path, e)) from e
     try:
-        try:
-            import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # pragma: no cover - non-POSIX: best-effort exclusive-create marker
-            marker = _sibling(index_dir, ".lock.pid")
-            try:
-                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            except FileExistsError as e:
-                raise IndexBusyError(_busy_message(index_dir, path)) from e
-        except OSError as e:
-            raise IndexBusyError(_busy_message(index_dir, path)) from e
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()} {datetime.now(timezone.utc).isoformat()}\n".encode())
+        _write_holder(path)
         yield path
     finally:
-        os.close(fd)
+        lock.release()
+
+
+def _write_holder(path: Path) -> None:
+    """Write ``<pid> <UTC time>`` into the held lock file (it names the holder in the busy message)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {datetime.now(timezone.utc).isoformat()}\n".encode())
+        finally:
+            os.close(fd)
 
 
 def _busy_message(index_dir: Path, path: Path) -> str:
@@ -407,7 +447,7 @@ def _embed(
     new_cache: EmbeddingCache,
     *,
     batch_size: int,
-    progress: bool,
+    progress: Progress,
     known: dict[str, np.ndarray] | None = None,
     dim: int | None = None,
 ) -> tuple[np.ndarray, int, int]:
@@ -446,10 +486,12 @@ def _embed(
     n_cached = int(have.sum())
     new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in np.flatnonzero(have)))
     todo = np.flatnonzero(~have)
+    cached_note = f"キャッシュ再利用 {n_cached} 件"
+    _notify(progress, "埋め込み", 0, len(todo), cached_note)
     if len(todo):
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=not progress)
+        bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=progress is not True)
         try:
             for i in range(0, len(todo), EMBED_BLOCK):
                 block = todo[i : i + EMBED_BLOCK]
@@ -462,6 +504,7 @@ def _embed(
                 mat[block] = vecs
                 new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in block))
                 bar.update(len(block))
+                _notify(progress, "埋め込み", i + len(block), len(todo), cached_note)
         finally:
             bar.close()
     if len(ukeys) == len(keys):  # no repeated passage: the rows are already in order
@@ -470,7 +513,8 @@ def _embed(
 
 
 def _tokenize_all(
-    tokenizer: Tokenizer, chunks: Sequence[Chunk], reuse: dict[str, tuple[list[str], list[str] | None]], progress: bool
+    tokenizer: Tokenizer, chunks: Sequence[Chunk], reuse: dict[str, tuple[list[str], list[str] | None]],
+    progress: Progress,
 ) -> tuple[list[list[str]], list[list[str]]]:
     """BM25 terms (of ``bm25_text``) and lemma lists (:func:`text_lemmas` of the text) of every
     chunk, taken from ``reuse`` (``bm25_key → (terms, lemmas)`` of the current index) when there."""
@@ -478,7 +522,10 @@ def _tokenize_all(
 
     tokens, lemmas = [], []
     pool: dict[str, str] = {}
-    for c in tqdm(chunks, desc="BM25 語彙", unit="件", disable=not progress or not chunks):
+    _notify(progress, "トークン化", 0, len(chunks))
+    for i, c in enumerate(tqdm(chunks, desc="BM25 語彙", unit="件", disable=progress is not True or not chunks), 1):
+        if i % TOKENIZE_REPORT_EVERY == 0 or i == len(chunks):
+            _notify(progress, "トークン化", i, len(chunks))
         text = bm25_text(c)
         toks, lem = reuse.get(sha256_text(text), (None, None))
         tokens.append(share_terms(toks if toks is not None else tokenizer.tokenize(text), pool))
@@ -507,7 +554,7 @@ def _write_and_swap(
     keys: list[str],
     documents: list[DocumentRecord],
     info: dict[str, Any],
-    progress: bool,
+    progress: Progress,
     lemmas: list[list[str]] | None = None,
 ) -> dict[str, Any]:
     """Write a complete index to a temp sibling dir, fsync, swap it in.
@@ -524,6 +571,7 @@ def _write_and_swap(
     try:
         with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
             vecs = vectors(cache)
+        _notify(progress, "書き込み", 0, 1, str(index_dir))
         kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold)
         info = write_store(
             tmp,
@@ -534,10 +582,11 @@ def _write_and_swap(
             documents=documents,
             info=info,
             faiss_index_kind=kind,
-            progress=progress,
+            progress=progress is True,
             lemmas=lemmas,
         )
         _swap_in(tmp, index_dir)
+        _notify(progress, "書き込み", 1, 1, str(index_dir))
         return info
     except (OSError, sqlite3.Error) as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -550,7 +599,14 @@ def _write_and_swap(
 # --------------------------------------------------------------------------- build
 
 
-def build_index(settings: Settings, *, progress: bool = True, release_model: bool = False) -> BuildReport:
+def _load_progress(progress: Progress) -> bool | Callable[[int, int, str], None]:
+    """What ``load_corpus`` takes as ``progress``: the bar flag, or a callback per document."""
+    if not callable(progress):
+        return progress
+    return lambda done, total, doc_id: _notify(progress, "読み込み", done, total, doc_id)
+
+
+def build_index(settings: Settings, *, progress: Progress = True, release_model: bool = False) -> BuildReport:
     """Build the index of ``settings.corpus_dir`` into ``settings.index_dir`` (atomically).
 
     Unchanged passages take their vectors from the embedding cache of the current index (and of
@@ -558,13 +614,16 @@ def build_index(settings: Settings, *, progress: bool = True, release_model: boo
     ``release_model`` frees the embedding model as soon as the vectors are done (``seisaku
     build`` does: at 100k chunks the peak RSS falls from ≈ 2.6 to ≈ 1.9 GB; the app keeps it to
     answer questions). Raises :class:`IndexBusyError` when another build holds the lock.
+
+    ``progress``: True shows tqdm bars on stderr; a callable receives a :class:`BuildProgress` at
+    each step of each stage (読み込み, トークン化, 埋め込み, 書き込み) instead; False is silent.
     """
     settings = real_paths(settings)
     with build_lock(Path(settings.index_dir)):
         return _build_locked(settings, progress=progress, release_model=release_model)
 
 
-def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequence[IngestMessage] = (),
+def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Sequence[IngestMessage] = (),
                   release_model: bool = False) -> BuildReport:
     from corpus.loader import load_corpus
 
@@ -578,7 +637,7 @@ def _build_locked(settings: Settings, *, progress: bool, extra_messages: Sequenc
     salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
 
     loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, limits=settings.limits,
-                         isolate=True, progress=progress)
+                         isolate=True, progress=_load_progress(progress))
     messages = [*extra_messages, *loaded.messages]
     chunks: list[Chunk] = list(loaded.chunks)
     embedder = get_embedder(settings)

@@ -22,6 +22,7 @@ import copy
 import threading
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cached_property
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,8 @@ def _shared_embedder(settings: Settings) -> Any:
 
 
 class _View:
-    """An open store plus what the engine derives from it (names, idf). Never mutated."""
+    """An open store plus what the engine derives from it (names, idf, chunks per document).
+    Never mutated (``chunks_by_doc`` is computed once, on first use)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -134,6 +136,15 @@ class _View:
                 self._df = {t: int(df[i]) for t, i in bm.vocab_dict.items() if 0 <= i < len(df)}
             except Exception:  # a bm25s layout we do not know: every term weighs 1
                 self._df = {}
+
+    @cached_property
+    def chunks_by_doc(self) -> dict[str, list[Chunk]]:
+        """The snapshot's chunks grouped by document id, in reading order (built on first use;
+        two threads racing here build the same dict twice, which is harmless)."""
+        groups: dict[str, list[Chunk]] = {}
+        for c in self.store.chunks:
+            groups.setdefault(c.doc_id, []).append(c)
+        return groups
 
     def df(self, term: str) -> int:
         """Number of chunks containing ``term`` (0 when unknown)."""
@@ -302,6 +313,11 @@ class Engine:
                 "messages": [str(m) for m in d.messages],
             })
         return rows
+
+    def document_chunks(self, doc_id: str) -> list[Chunk]:
+        """The chunks of one document in reading order (empty for an unknown ``doc_id``); the
+        grouping is made once per index snapshot."""
+        return list(self._view.chunks_by_doc.get(doc_id, ()))
 
     # -- search -----------------------------------------------------------------------------
     @property

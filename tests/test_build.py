@@ -307,6 +307,34 @@ def test_crash_between_renames_is_recovered(work: Settings) -> None:
     assert (work.index_dir / "index.json").is_file() and not aside.exists()
 
 
+# --------------------------------------------------------------------------- progress
+
+
+def test_progress_callback_follows_every_stage(work: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``build_index(progress=callback)``: one event per document read, tokenising, one per block
+    of new passages embedded (the cached ones named in the message), and the write — in order."""
+    import index.build as build_mod
+
+    _add_docs_to_manifest(work, 2)  # 5 documents; only the 2 new ones have passages to embed
+    monkeypatch.setattr(build_mod, "EMBED_BLOCK", 1)
+    events: list[build_mod.BuildProgress] = []
+    rep = build_mod.build_index(work, progress=events.append)
+    assert rep.ok and rep.n_docs == 5 and rep.n_embedded > 0
+    stages = list(dict.fromkeys(e.stage for e in events))
+    assert stages == ["読み込み", "トークン化", "埋め込み", "書き込み"]
+    reads = [e for e in events if e.stage == "読み込み"]
+    assert [(e.done, e.total) for e in reads] == [(i, 5) for i in range(6)]
+    assert reads[-1].message == "extra_1.txt" and reads[-1].text() == "読み込み 5/5 文書"
+    embeds = [e for e in events if e.stage == "埋め込み"]
+    assert [e.done for e in embeds] == list(range(rep.n_embedded + 1))  # one passage per block
+    assert all(e.total == rep.n_embedded for e in embeds)
+    assert embeds[-1].message == f"キャッシュ再利用 {rep.n_cached} 件"
+    assert embeds[-1].text() == f"埋め込み {rep.n_embedded}/{rep.n_embedded} 件"
+    tokenised = [e for e in events if e.stage == "トークン化"]
+    assert tokenised[-1].done == tokenised[-1].total == rep.n_chunks
+    assert [(e.done, e.total) for e in events if e.stage == "書き込み"] == [(0, 1), (1, 1)]
+
+
 # --------------------------------------------------------------------------- lock
 
 

@@ -281,3 +281,48 @@ def test_script_in_document_is_shown_as_text(browser: Any, upload_app_url: str, 
     finally:
         p.close()
     assert p.dialogs == [], p.dialogs
+
+
+def test_first_start_shows_build_progress_then_ready(browser: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                     artifacts_dir: Path) -> None:
+    """A first start without an index: the app serves at once, its status line follows the build
+    (「索引を作成中: 埋め込み 2/7 件」), then says the index is ready and searches work. The
+    embedding is slowed (one passage per block, one second each) so that the stage can be seen."""
+    import time
+
+    import ui
+    from index import build
+    from tests.test_store import test_settings, write_corpus
+    from tests.ui_support import free_port
+
+    settings = test_settings(tmp_path)
+    write_corpus(settings.corpus_dir)
+    embedder = build.get_embedder(settings)
+    real = embedder.encode_passages
+
+    def slow(texts: list[str], batch_size: int | None = None, show_progress: bool = False) -> Any:
+        time.sleep(1.0)
+        return real(texts, batch_size=batch_size, show_progress=show_progress)
+
+    monkeypatch.setattr(embedder, "encode_passages", slow)
+    monkeypatch.setattr(build, "EMBED_BLOCK", 1)
+    state = ui.open_state(settings, console=False)
+    assert state.building and not settings.index_dir.exists()
+    demo, url = ui.launch_app(state, host="127.0.0.1", port=free_port(), prevent_thread_lock=True, quiet=True)
+    p = Page(browser, url.rstrip("/"))
+    try:
+        status = p.page.locator("#sk-status")
+        p.page.wait_for_function(
+            "() => /索引を作成中: 埋め込み \\d+\\/\\d+ 件/.test(document.querySelector('#sk-status').innerText)")
+        p.page.screenshot(path=str(artifacts_dir / "ui-first-start-building.png"))
+        p.page.wait_for_function("() => document.querySelector('#sk-status').innerText.includes('準備完了')")
+        assert "作成中" not in status.inner_text()
+        assert (settings.index_dir / "index.json").is_file()
+        p.search("学校給食センターの建替え")
+        assert "A市" in p.page.locator("#sk-cards .sk-card").first.inner_text()
+        p.tab("文書")
+        assert "A市" in p.page.locator("#sk-docs").inner_text()  # the 文書 tab was filled once ready
+    finally:
+        p.close()
+        demo.close()
+    assert p.dialogs == []

@@ -199,18 +199,17 @@ def test_parse_auth() -> None:
 
 def test_document_helpers_with_a_stub_engine() -> None:
     ui = pytest.importorskip("ui")
-    from types import SimpleNamespace
-
     from corpus.records import Chunk
 
     chunks = [Chunk("c1", "d.txt", "小平市", "東京都", "題", ("節",), "項目", "課", 1, 1, "本文", ""),
               Chunk("c2", "e.txt", "会津若松市", "福島県", "題2", (), "", "", 2, 2, "別", "")]
 
     class Stub:
-        store = SimpleNamespace(chunks=chunks)
-
         def documents(self):
             return [{"doc_id": "d.txt", "municipality": "小平市", "title": "題", "n_chunks": 1, "messages": ["warning: x"]}]
+
+        def document_chunks(self, doc_id):
+            return [c for c in chunks if c.doc_id == doc_id]
 
     docs = ui.documents_of(Stub())
     assert docs[0]["chunks"] == 1 and docs[0]["warnings"] == ["warning: x"]
