@@ -145,10 +145,13 @@ def _units(text: str) -> list[str]:
     """``text`` cut into its sentences (:func:`corpus.sentences.sentence_spans`) as units that
     concatenate back to ``text`` exactly: the whitespace between two sentences goes to the first
     up to and including its last line break (a line break stays with the line it ends), the rest
-    (an indent) to the second."""
+    (an indent) to the second. A 「見出し：」 label stays in one unit with its value, so that no part
+    ends with a bare label."""
     spans = sentence_spans(text)
     bounds = [0]
     for (_a, b), (a2, _b2) in zip(spans, spans[1:]):
+        if text[b - 1] in "：:":
+            continue
         nl = text.rfind("\n", b, a2)
         bounds.append(nl + 1 if nl >= 0 else a2)
     bounds.append(len(text))

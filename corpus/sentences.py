@@ -39,11 +39,12 @@ _INDENT = " \t\u3000"
 
 
 def _ends_at(text: str, i: int) -> bool:
-    """Whether ``text[i]`` (a character of :data:`TERMINATORS`) ends a sentence."""
+    """Whether ``text[i]`` (a character of :data:`TERMINATORS`) ends a sentence: ``．`` does not
+    when the nearest character on either side, spaces skipped, is a digit (「２ ． ５ｍ」)."""
     if text[i] != "．":
         return True
-    before = text[i - 1] if i > 0 else ""
-    after = text[i + 1] if i + 1 < len(text) else ""
+    before = text[:i].rstrip(" \u3000")[-1:]
+    after = text[i + 1:i + 8].lstrip(" \u3000")[:1]
     return not (before and before in _DIGITS) and not (after and after in _DIGITS)
 
 

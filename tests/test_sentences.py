@@ -63,6 +63,7 @@ def test_terminators_and_closing_brackets() -> None:
 def test_full_width_period_ends_a_sentence_unless_a_digit_touches_it() -> None:
     text = "目標は４．９％とする．次に進む．\n１．総則"
     assert pieces(text) == ["目標は４．９％とする．", "次に進む．", "１．総則"]
+    assert pieces("幅員 ２ ． ５ｍの橋．次") == ["幅員 ２ ． ５ｍの橋．", "次"]  # letter-spaced budget books
     assert pieces("4.9％の目標. 次") == ["4.9％の目標. 次"]  # ASCII "." never ends a sentence
 
 
@@ -118,6 +119,7 @@ def test_chunker_units_tile_the_text_and_parts_end_at_sentence_ends(path: Path) 
     text = path.read_text(encoding="utf-8")
     units = _units(text)
     assert "".join(units) == text
+    assert not any(u.rstrip().endswith("：") for u in units[:-1])  # a label stays with its value
     ends = {b for _a, b in sentence_spans(text)}
     for a, b in split_spans(text, 120)[:-1]:
         b = a + len(text[a:b].rstrip())
