@@ -36,6 +36,7 @@ from corpus.normalize import (
 )
 from corpus.pdf_tables import unit_lines
 from corpus.records import SECTION_SEP, Chunk, DocumentMeta, Item, Page, RawDocument
+from corpus.sentences import sentence_spans
 from corpus.shapes import PageShape, page_shapes
 from corpus.sheets import is_evaluation_sheet, sheet_items
 from corpus.structure import lines_of, prose_items
@@ -140,20 +141,21 @@ def record_items(pages: list[Page], doc_title: str) -> list[Item]:
 
 # --------------------------------------------------------------------------- budget split
 
-_SENT_RE = re.compile(r"[^。！？!?]*[。！？!?]+[」』）)]*|[^。！？!?]+$")
-
-
-def sentence_units(text: str) -> list[str]:
-    """``text`` cut after sentence ends (。！？) and at line ends; the units concatenate back to
-    ``text`` exactly (line breaks stay attached to the unit they end)."""
-    units: list[str] = []
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        parts = [m.group(0) for m in _SENT_RE.finditer(line)] or [line]
-        if i < len(lines) - 1:
-            parts[-1] += "\n"
-        units.extend(parts)
-    return [u for u in units if u]
+def _units(text: str) -> list[str]:
+    """``text`` cut into its sentences (:func:`corpus.sentences.sentence_spans`) as units that
+    concatenate back to ``text`` exactly: the whitespace between two sentences goes to the first
+    up to and including its last line break (a line break stays with the line it ends), the rest
+    (an indent) to the second. A 「見出し：」 label stays in one unit with its value, so that no part
+    ends with a bare label."""
+    spans = sentence_spans(text)
+    bounds = [0]
+    for (_a, b), (a2, _b2) in zip(spans, spans[1:]):
+        if text[b - 1] in "：:":
+            continue
+        nl = text.rfind("\n", b, a2)
+        bounds.append(nl + 1 if nl >= 0 else a2)
+    bounds.append(len(text))
+    return [text[x:y] for x, y in zip(bounds, bounds[1:]) if y > x]
 
 
 #: A piece of a hard split never has more characters than this many per token of the budget (a
@@ -218,7 +220,7 @@ def _unit_spans(text: str, max_tokens: int, page_of: PageOf | None, page_breaks:
     max_chars = max_tokens * HARD_SPLIT_CHARS_PER_TOKEN
     spans: list[tuple[int, int]] = []
     pos = 0
-    for u in sentence_units(text):
+    for u in _units(text):
         too_long = len(u) > max_chars or count_tokens(u) > max_tokens
         for piece in _hard_split(u, max_tokens) if too_long else [u]:
             start, end = pos, pos + len(piece)

@@ -3,7 +3,9 @@
 All offsets are character offsets into the *original* passage text (``Chunk.text``), so a UI
 can mark them without re-normalising anything.
 
-- :func:`split_sentences` — Japanese sentence boundaries (。！？, paragraph and bullet breaks).
+Sentences are those of :func:`corpus.sentences.sentence_spans`, the splitter the chunker and the
+answer views use too, so a card marks the same sentence an answer row would quote.
+
 - :func:`term_spans` — the query's terms by fugashi lemma (``Tokenizer.tokenize_with_spans``).
 - :func:`best_sentence_spans` — the sentence(s) sharing the most idf-weighted query terms.
 - :func:`highlight` — both at once, tokenising the passage only once (what the engine uses).
@@ -14,15 +16,13 @@ The functions take any tokenizer with ``tokenize(text) -> list[str]`` and
 from __future__ import annotations
 
 import math
-import re
 import sys
 import threading
 from array import array
 from collections import OrderedDict
 from typing import Callable, Hashable, Mapping, Protocol, Sequence, Union
 
-# the corpus stage's notion of "this line starts a bullet / numbered entry / heading"
-from corpus.normalize import starts_block as _starts_block
+from corpus.sentences import sentence_spans
 from search.records import Span
 
 
@@ -41,15 +41,6 @@ class TokenizerLike(Protocol):
 #: idf source: a mapping term -> idf, a function term -> idf, or None (every term weighs 1).
 IdfSource = Union[Mapping[str, float], Callable[[str], float], None]
 
-_SENT_END = "。！？!?．"
-_CLOSERS = "」』）)】〕”’"
-#: A line at least this long that does not end a sentence is taken for a hard wrap.
-_WRAP_MIN = 16
-#: A line starting a 「見出し：値」 field.
-_FIELD_RE = re.compile(r"^\s*[^\s：:。、，,]{1,15}[：:]")
-#: Sentences longer than this (characters) are cut further at line breaks / 、 when possible.
-_MAX_SENTENCE = 400
-
 
 def _idf_of(idf: IdfSource) -> Callable[[str], float]:
     if idf is None:
@@ -63,86 +54,6 @@ def _idf_of(idf: IdfSource) -> Callable[[str], float]:
         return float(v) if v is not None else 1.0
 
     return get
-
-
-def _line_breaks_sentence(prev_line: str, next_line: str) -> bool:
-    """Whether the line break between ``prev_line`` and ``next_line`` ends a sentence."""
-    p = prev_line.rstrip()
-    if not p.strip() or not next_line.strip():
-        return True  # blank line: paragraph break
-    if p[-1] in _SENT_END or p[-1] in _CLOSERS or p[-1] in "：:":
-        return True
-    if _starts_block(next_line) or next_line[:1] in "　" or _FIELD_RE.match(next_line):
-        return True
-    # a short line is a heading / label, a long one a hard wrap of running text
-    return len(p.strip()) < _WRAP_MIN
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int] | None:
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
-    return (start, end) if end > start else None
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Sentence spans ``(start, end)`` of ``text``, in order, whitespace trimmed.
-
-    A sentence ends after 。！？!? (with any closing brackets that follow), at a blank line, and at
-    a line break that starts a bullet / numbered entry / indented paragraph or follows a short line
-    (a heading or a 「見出し：値」 field). A line break inside running text (a hard wrap of a long
-    line) does not end a sentence. Overlong sentences are cut at line breaks, then at 、.
-    Offsets index the original ``text``; empty and whitespace-only pieces are left out.
-    """
-    if not text:
-        return []
-    cuts: list[int] = []
-    n = len(text)
-    i = 0
-    while i < n:
-        ch = text[i]
-        if ch in _SENT_END:
-            j = i + 1
-            while j < n and (text[j] in _CLOSERS or text[j] in _SENT_END):
-                j += 1
-            cuts.append(j)
-            i = j
-            continue
-        if ch == "\n":
-            ls = text.rfind("\n", 0, i) + 1
-            le = text.find("\n", i + 1)
-            le = n if le < 0 else le
-            if _line_breaks_sentence(text[ls:i], text[i + 1:le]):
-                cuts.append(i + 1)
-        i += 1
-    spans: list[tuple[int, int]] = []
-    start = 0
-    for c in [*cuts, n]:
-        if c <= start:
-            continue
-        for piece in _split_long(text, start, c):
-            t = _trim(text, *piece)
-            if t:
-                spans.append(t)
-        start = c
-    return spans
-
-
-def _split_long(text: str, start: int, end: int) -> list[tuple[int, int]]:
-    if end - start <= _MAX_SENTENCE:
-        return [(start, end)]
-    out: list[tuple[int, int]] = []
-    s = start
-    while end - s > _MAX_SENTENCE:
-        window = text[s:s + _MAX_SENTENCE]
-        cut = max(window.rfind("\n"), window.rfind("、"), window.rfind("，"))
-        if cut < _MAX_SENTENCE // 4:
-            cut = _MAX_SENTENCE - 1
-        out.append((s, s + cut + 1))
-        s = s + cut + 1
-    out.append((s, end))
-    return out
 
 
 def query_terms(tokenizer: TokenizerLike, query: str) -> set[str]:
@@ -222,7 +133,7 @@ def best_sentence_spans(
     terms = query_terms(tokenizer, query)
     if not terms or not text or n <= 0:
         return []
-    return _best_from(tokenizer.tokenize_with_spans(text), split_sentences(text), terms, _idf_of(idf), n)
+    return _best_from(tokenizer.tokenize_with_spans(text), sentence_spans(text), terms, _idf_of(idf), n)
 
 
 def _best_from(
@@ -259,7 +170,7 @@ def highlight(
     if not terms or not text:
         return []
     tokens = passage_tokens(tokenizer, text, cache_key)
-    sent = _best_from(tokens, split_sentences(text), terms, _idf_of(idf), n_sentences) if n_sentences > 0 else []
+    sent = _best_from(tokens, sentence_spans(text), terms, _idf_of(idf), n_sentences) if n_sentences > 0 else []
     return [*sent, *_term_spans_from(tokens, terms)]
 
 

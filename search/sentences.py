@@ -2,10 +2,9 @@
 
 Pure logic (no model, no index), so it is tested on hand-made text.
 
-- :func:`split_sentences` cuts a passage into sentences with character offsets into the
-  passage, so a sentence is always a verbatim substring of ``Chunk.text``. PDF text is
-  hard-wrapped: a single line break inside a sentence is *not* a boundary; 。！？, blank lines,
-  bullet/heading markers at the start of a line and 「見出し：」 labels are.
+- ``split_sentences`` is :func:`corpus.sentences.sentence_spans` (the one splitter, shared with
+  the chunker and the highlighter), re-exported under the name the answer views use: character
+  offsets into the passage, so a sentence is always a verbatim substring of ``Chunk.text``.
 - :func:`content_terms` gives the content lemmas of a text (fugashi via
   :class:`index.tokenizer.Tokenizer`, unigrams only) minus the question-frame words users wrap
   their questions in (「〜している市」「〜という文言」).
@@ -26,111 +25,10 @@ from typing import TypeVar
 from corpus.normalize import compact
 from search.question import ANSWER_FRAME_TERMS
 
+# The answer views' sentences are the corpus stage's (one splitter for chunker, cards and views).
+from corpus.sentences import sentence_spans as split_sentences  # noqa: F401  (re-export)
+
 T = TypeVar("T")
-
-#: Sentence-final punctuation (ASCII ! and ? too; "." is not, it is a decimal point in 4.9％).
-_TERMINATORS = "。！？!?"
-#: Closing brackets that belong to the sentence they close (「…。」).
-_CLOSERS = "」』）)】〕］]”’"
-#: A line starting with one of these starts a new sentence (bullets, numbered headings, notes).
-_LINE_START = re.compile(
-    r"^[ \t\u3000]*(?:[・○●◎■□◆◇▼▽►▶※＊*]|[①-⑳⑴-⒇㈠-㈩]|[（(][0-9０-９一二三四五六七八九十]+[）)]"
-    r"|[0-9０-９]+[.．、)]|第[0-9０-９一二三四五六七八九十]+[章節条項]|[ア-ン][.．、)]"
-    r"|[^\s：:。、]{1,15}[：:])"
-)
-#: A field label at the start of a line (「R6取組状況：」「内容：」); group 1 is the label with its colon.
-_LABEL = re.compile(r"(?m)^[ \t\u3000]*([^\s：:。、「」（）()]{1,15}[：:])(?=[ \t\u3000]*\S)")
-#: A line shorter than this that does not end a sentence is a heading or a field, not a hard wrap
-#: (chunk text is display text: PDF wraps are already joined, so short lines are real breaks).
-WRAP_MIN = 24
-#: Longest stretch without a terminator before line breaks are used as boundaries too.
-MAX_SENTENCE_CHARS = 300
-_WS = " \t\r\n\u3000"
-
-
-def _trim(text: str, a: int, b: int) -> tuple[int, int]:
-    """Shrink [a, b) so that it neither starts nor ends with whitespace."""
-    while a < b and text[a] in _WS:
-        a += 1
-    while b > a and text[b - 1] in _WS:
-        b -= 1
-    return a, b
-
-
-def _split_long(text: str, a: int, b: int, limit: int) -> list[tuple[int, int]]:
-    """Split an overlong [a, b) at line breaks into pieces of at most ~``limit`` characters."""
-    out: list[tuple[int, int]] = []
-    start = a
-    last_nl = -1
-    i = a
-    while i < b:
-        if text[i] == "\n":
-            last_nl = i
-        if i - start >= limit and last_nl > start:
-            out.append((start, last_nl))
-            start = last_nl + 1
-            last_nl = -1
-        i += 1
-    out.append((start, b))
-    return out
-
-
-def split_sentences(text: str, max_chars: int = MAX_SENTENCE_CHARS) -> list[tuple[int, int]]:
-    """Sentence spans ``[(start, end), …]`` of ``text`` (offsets into ``text``, whitespace trimmed).
-
-    Boundaries: after 。！？ (plus closing brackets), at blank lines, after a line shorter than
-    :data:`WRAP_MIN` characters (a heading or a field: in display text PDF wraps are already
-    joined, so a long line without a full stop is the only kind taken for a wrap), and before a line that
-    starts with a bullet, a numbered heading or a 「見出し：」 label (the label itself, colon
-    included, becomes its own piece, so the sentence after it starts with its first word). A single hard line break
-    inside a sentence is kept inside it. A stretch longer than ``max_chars`` without a
-    boundary (table cells, lists) is cut at line breaks.
-    """
-    cuts: list[int] = [0]
-    n = len(text)
-    # a 「見出し：」 label at the start of a line is not part of the sentence that follows it
-    for m in _LABEL.finditer(text):
-        cuts.append(m.start(1))
-        cuts.append(m.end(1))
-    i = 0
-    while i < n:
-        ch = text[i]
-        if ch in _TERMINATORS:
-            j = i + 1
-            while j < n and (text[j] in _TERMINATORS or text[j] in _CLOSERS):
-                j += 1
-            cuts.append(j)
-            i = j
-            continue
-        if ch == "\n":
-            j = i + 1
-            while j < n and text[j] in " \t\r\u3000":
-                j += 1
-            ls = text.rfind("\n", 0, i) + 1
-            prev = text[ls:i].strip(" \t\r\u3000")
-            if j < n and text[j] == "\n":  # blank line
-                cuts.append(i)
-            elif prev and len(prev) < WRAP_MIN:  # after a heading / short field line
-                cuts.append(i + 1)
-            else:
-                eol = text.find("\n", i + 1)
-                line = text[i + 1 : n if eol < 0 else eol]
-                if _LINE_START.match(line):
-                    cuts.append(i + 1)
-        i += 1
-    cuts.append(n)
-    cuts = sorted(set(cuts))
-    spans: list[tuple[int, int]] = []
-    for a, b in zip(cuts, cuts[1:]):
-        a, b = _trim(text, a, b)
-        if b <= a:
-            continue
-        pieces = _split_long(text, a, b, max_chars) if b - a > max_chars else [(a, b)]
-        for pa, pb in pieces:
-            pa, pb = _trim(text, pa, pb)
-            if pb > pa:
-                spans.append((pa, pb))
-    return spans
 
 
 def one_line(sentence: str) -> str:

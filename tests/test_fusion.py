@@ -1,4 +1,4 @@
-"""search.fusion, search.filters and search.highlight.split_sentences: pure functions, known values."""
+"""search.fusion and search.filters: pure functions, known values (sentences: tests/test_sentences.py)."""
 from __future__ import annotations
 
 import pytest
@@ -8,7 +8,6 @@ from hypothesis import strategies as st
 from corpus.records import Chunk
 from search.filters import chunk_matches, detect_municipalities, norm, year_key
 from search.fusion import cap_per_group, fuse, minmax, ranks, rrf, sort_scores, weighted_sum, zscore
-from search.highlight import split_sentences
 from search.records import Filters
 
 
@@ -128,33 +127,3 @@ def test_detect_municipalities() -> None:
 def test_norm() -> None:
     assert norm(" 東京都　") == "東京都"
     assert norm("ＡＢＣ") == "abc"
-
-
-# ---------------------------------------------------------------- sentences
-
-
-def test_split_sentences_offsets_and_marks() -> None:
-    text = "　予算編成を行った。\n　見通しの精度を高める！次は？\n・項目一\n・項目二"
-    spans = split_sentences(text)
-    parts = [text[s:e] for s, e in spans]
-    assert parts == ["予算編成を行った。", "見通しの精度を高める！", "次は？", "・項目一", "・項目二"]
-
-
-def test_split_sentences_hard_wrap_kept_together() -> None:
-    line1 = "効率的な学校給食の実施のため、新たな学校給食センターの整備や既存施設の再編"
-    text = line1 + "\nについて検討を行う。"
-    assert [text[s:e] for s, e in split_sentences(text)] == [text]
-
-
-def test_split_sentences_fields_and_blank_lines() -> None:
-    text = "所管課：財政課\n内容：予算の編成\n\n次の段落"
-    assert [text[s:e] for s, e in split_sentences(text)] == ["所管課：財政課", "内容：予算の編成", "次の段落"]
-
-
-@given(st.text(alphabet="あい。！\n 　・①x", max_size=200))
-def test_split_sentences_invariants(text: str) -> None:
-    prev = 0
-    for s, e in split_sentences(text):
-        assert prev <= s < e <= len(text)
-        assert text[s:e].strip() == text[s:e]
-        prev = e

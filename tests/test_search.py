@@ -12,7 +12,8 @@ from corpus.errors import IndexMismatchError
 from corpus.normalize import compact
 from index.config import Settings
 from index.tokenizer import Tokenizer
-from search.highlight import best_sentence_spans, highlight, split_sentences, term_spans
+from corpus.sentences import sentence_spans
+from search.highlight import best_sentence_spans, highlight, term_spans
 from search.records import Filters, Result
 
 # ---------------------------------------------------------------- highlight (tokeniser only)
@@ -179,7 +180,7 @@ def test_spans_point_at_query_terms(engine) -> None:
     assert any(compact(r.chunk.text[s.start:s.end]) == "ネーミングライツ" for s in term_spans_)
     s0 = sent[0]
     assert any(s0.start <= t.start and t.end <= s0.end for t in term_spans_)
-    assert (s0.start, s0.end) in split_sentences(r.chunk.text)
+    assert (s0.start, s0.end) in sentence_spans(r.chunk.text)
     j = r.to_json()
     assert j["spans"] and j["citation"]
     plain = engine.search(q, k=5, highlight=False)  # the answer views' call: same ranking, no spans
