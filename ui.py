@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import gradio as gr
 from fastapi import Request
+from fastapi.routing import APIRoute
 from fastapi.responses import HTMLResponse
 from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.middleware import Middleware
@@ -700,13 +701,15 @@ class AnyPathConvertor(PathConvertor):
     regex = "(?s:.*)"
 
 
-def add_doc_route(app: Any, state: AppState) -> None:
-    """Register ``GET /doc/{doc_id}`` on the FastAPI app gradio launched (login-checked); any
-    document id works, including one with control characters such as a newline."""
+def doc_route(state: AppState) -> APIRoute:
+    """The ``GET /doc/{doc_id}`` route (login-checked); any document id works, including one with
+    control characters such as a newline. It is handed to the app when gradio creates it
+    (``app_kwargs["routes"]``), so it answers from the first request the server accepts — added
+    after launch, a /doc link opened in the first moments got gradio's 404."""
     register_url_convertor("anypath", AnyPathConvertor())
 
     async def doc_page(doc_id: str, request: Request) -> HTMLResponse:
-        if not _authenticated(app, request):
+        if not _authenticated(request.app, request):
             return HTMLResponse(V.render_document_page({"title": "ログインが必要です"}, []), status_code=401)
         try:
             engine = state.get_engine()
@@ -719,10 +722,7 @@ def add_doc_route(app: Any, state: AppState) -> None:
         return HTMLResponse(V.render_document_page(meta, chunks),
                             headers={"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
-    app.add_api_route("/doc/{doc_id:anypath}", doc_page, methods=["GET"], response_class=HTMLResponse)
-    # Starlette matches routes in order: keep ours ahead of any catch-all.
-    routes = app.router.routes
-    routes.insert(0, routes.pop())
+    return APIRoute("/doc/{doc_id:anypath}", doc_page, methods=["GET"], response_class=HTMLResponse)
 
 
 #: Login rate limit: this many wrong passwords from one client address within LOGIN_WINDOW_S
@@ -887,10 +887,11 @@ def launch_app(target: gr.Blocks | AppState | Settings | Engine, host: str = "12
         inbrowser=False, quiet=quiet, show_error=False, max_file_size=MAX_UPLOAD_BYTES, ssr_mode=False,
         css=V.APP_CSS, head=V.COPY_SCRIPT, theme=_theme(), footer_links=["api"],
         auth_message="seisaku にログインしてください",
-        app_kwargs={"middleware": [Middleware(LoginRateLimitMiddleware, limiter=limiter)]},
+        # the /doc route is part of the app from its creation: first in the route list (Starlette
+        # matches in order, so gradio's catch-all never shadows it) and there before the first request
+        app_kwargs={"middleware": [Middleware(LoginRateLimitMiddleware, limiter=limiter)], "routes": [doc_route(state)]},
     )
     demo.seisaku_login_limiter = limiter  # type: ignore[attr-defined]
-    add_doc_route(app, state)
     return demo, url
 
 
