@@ -323,15 +323,16 @@ def test_cold_answer_encodes_the_question_once_and_few_sentences(engine, monkeyp
     it runs) and at most PICK_MAX_DENSE evidence sentences embedded per row — the sentences with
     the most question concepts — while the row and its sentence stay those of the full scoring."""
     import search.answers as answers_mod
+    import search.answers.pick as pick_mod
     import search.engine as engine_mod
     from search.answers import PICK_MAX_DENSE, municipality_answer
 
     query = "常総市が常総地方広域市町村圏事務組合に支払った負担金"
     full = municipality_answer(engine, query)
-    monkeypatch.setattr(answers_mod, "PICK_MAX_DENSE", 10_000)
+    monkeypatch.setattr(pick_mod, "PICK_MAX_DENSE", 10_000)
     answers_mod._VEC_CACHE.clear()
     unbounded = municipality_answer(engine, query)
-    monkeypatch.setattr(answers_mod, "PICK_MAX_DENSE", PICK_MAX_DENSE)
+    monkeypatch.setattr(pick_mod, "PICK_MAX_DENSE", PICK_MAX_DENSE)
     assert [(r.evidence.chunk_id, r.sentence) for r in full.rows] == [
         (r.evidence.chunk_id, r.sentence) for r in unbounded.rows]
     assert full.rows and full.rows[0].municipality == "常総市"

@@ -1,0 +1,161 @@
+"""Calibration constants, the evidence signals of a passage and their calibrated confidence
+(docs/answers.md explains how the numbers were chosen), and the prepared question :class:`_Query`."""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from corpus.records import Chunk
+from search.answers.embed import _embed_passages, _embed_query
+from search.records import Result
+from search.sentences import concept_coverage, content_terms, coverage, term_set
+
+# ------------------------------------------------------------------------------------------
+# Calibration (docs/answers.md explains how these numbers were chosen)
+# ------------------------------------------------------------------------------------------
+
+#: Dense cosine rescaling: cos ≤ DENSE_LO counts 0, cos ≥ DENSE_HI counts 1 (e5-small cosines of
+#: unrelated Japanese policy text sit around 0.80–0.84, good matches at 0.87–0.91).
+DENSE_LO = 0.75
+DENSE_HI = 0.90
+#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 1.75).
+W_DENSE = 0.5
+W_BM25 = 0.25
+#: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
+SCORE_MID = 1.2
+STEEPNESS = 8.0
+#: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
+ANSWER_THRESHOLD = 0.5
+#: Further rows are listed when they reach this (and the question is answered).
+ROW_THRESHOLD = 0.5
+#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03): a
+#: comparison shows how others approach a topic, so partial matches belong in it; below it the
+#: municipality shows 「該当なし」.
+COMPARE_MIN_SCORE = 0.75
+
+NOT_FOUND = "該当なし"
+#: How many top results per municipality are scored for the answer row (all of the top k).
+_PER_MUNI_SCORED = 50
+#: Sentences shorter than this (compact characters) are labels, not answers.
+_MIN_SENTENCE = 8
+#: Wording: the candidate chunks taken from the engine and the sentences embedded at most.
+WORDING_CANDIDATE_CHUNKS = 30
+WORDING_MAX_DENSE = 64
+#: Field names (substrings) of progress tables that hold the status / direction of an item.
+STATUS_FIELDS = ("取組状況", "方向性", "課題・方向", "進捗", "実績", "成果", "取組内容")
+
+
+# ------------------------------------------------------------------------------------------
+# Signals and confidence
+# ------------------------------------------------------------------------------------------
+
+
+def _dense01(cos: float) -> float:
+    return min(1.0, max(0.0, (cos - DENSE_LO) / (DENSE_HI - DENSE_LO)))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@dataclass
+class Signals:
+    """The evidence behind a confidence: dense cosine, BM25 per query term, lemma coverage."""
+
+    dense: float
+    bm25: float
+    bm25_norm: float
+    coverage: float
+    coverage_idf: float = 0.0
+
+    def score(self) -> float:
+        """The evidence score: coverage + 0.5·dense01 + 0.25·min(bm25 per term, 1)."""
+        return self.coverage + W_DENSE * _dense01(self.dense) + W_BM25 * min(self.bm25_norm, 1.0)
+
+    def confidence(self) -> float:
+        """The calibrated confidence (0–1) of these signals (see docs/answers.md)."""
+        return _sigmoid(STEEPNESS * (self.score() - SCORE_MID))
+
+    def to_dict(self) -> dict[str, float]:
+        """Rounded values for JSON (the evidence score included)."""
+        d = {k: round(float(v), 4) for k, v in asdict(self).items()}
+        d["score"] = round(self.score(), 4)
+        return d
+
+
+def _term_weight(t: str) -> float:
+    """Weight of a query lemma in coverage: single characters (場, 化) count half."""
+    return 0.5 if len(t) <= 1 else 1.0
+
+
+class _Query:
+    """A question prepared once: content lemmas, their weights, the dense vector."""
+
+    def __init__(self, engine: Any, text: str, dense_text: str | None = None) -> None:
+        self.text = text
+        self.dense_text = dense_text or text
+        self.terms = content_terms(text)
+        self.weights = {t: _term_weight(t) for t in self.terms}
+        idf = getattr(engine, "idf", None)
+        self.idf_weights = {t: float(idf(t)) * _term_weight(t) for t in self.terms} if callable(idf) else dict(self.weights)
+        try:
+            self.n_bm25_terms = max(1, len(set(_tokenizer(engine).tokenize(text))))
+        except Exception:  # pragma: no cover - a tokenizer that cannot read the text
+            self.n_bm25_terms = max(1, len(self.terms))
+        self._vec: np.ndarray | None = None
+        self.engine = engine
+
+    @property
+    def vec(self) -> np.ndarray:
+        """The question's query embedding (computed once)."""
+        if self._vec is None:
+            self._vec = _embed_query(self.engine, self.dense_text)
+        return self._vec
+
+    def coverage(self, text: str, have: frozenset[str] | None = None) -> float:
+        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage);
+        ``have``: the text's lemma set when known."""
+        return concept_coverage(self.text, text, have)
+
+
+def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
+    """Signals of each result's chunk for the question ``q``."""
+    need = [i for i, r in enumerate(results) if r.dense_score is None]
+    cos: dict[int, float] = {i: float(r.dense_score) for i, r in enumerate(results) if r.dense_score is not None}
+    if need:
+        m = _embed_passages(q.engine, [results[i].chunk.embed_text or results[i].chunk.text for i in need])
+        for i, v in zip(need, m @ q.vec):
+            cos[i] = float(v)
+    stored = _stored_lemmas(q.engine, [r.chunk for r in results])
+    out = []
+    for i, r in enumerate(results):
+        bm = float(r.bm25_score or 0.0)
+        terms = stored[i] if stored[i] is not None else term_set(r.chunk.text)
+        out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / q.n_bm25_terms,
+                           coverage=q.coverage(r.chunk.text, terms),
+                           coverage_idf=coverage(q.terms, terms, q.idf_weights)))
+    return out
+
+
+def _stored_lemmas(engine: Any, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
+    """The chunks' lemma sets from the index (``Engine.lemma_sets``), None where unavailable."""
+    get = getattr(engine, "lemma_sets", None)
+    if callable(get):
+        try:
+            return list(get(chunks))
+        except Exception:  # pragma: no cover - an index that cannot be read: tokenise instead
+            pass
+    return [None] * len(chunks)
+
+
+def _tokenizer(engine: Any) -> Any:
+    tok = getattr(engine, "tokenizer", None)
+    if tok is None:
+        from index.tokenizer import Tokenizer
+
+        tok = Tokenizer()
+    return tok

@@ -1,0 +1,68 @@
+"""「どの自治体が〜したか」: :func:`municipality_answer`, one row per municipality with a calibrated
+confidence, or a plain "not found"."""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+from search.answers.embed import _pinned
+from search.answers.pick import _key_sentence_fields, not_found_message
+from search.answers.records import AnswerRow, MunicipalityAnswer
+from search.answers.signals import ANSWER_THRESHOLD, ROW_THRESHOLD, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
+from search.question import clip_question
+from search.records import Filters, Result
+
+
+def _make_row(engine: Any, q: _Query, result: Result, sig: Signals) -> AnswerRow:
+    return AnswerRow(**_key_sentence_fields(engine, q, result), confidence=sig.confidence(), signals=sig)
+
+
+def _group_by_municipality(results: Sequence[Result], per: int) -> "OrderedDict[str, list[Result]]":
+    groups: OrderedDict[str, list[Result]] = OrderedDict()
+    for r in results:
+        g = groups.setdefault(r.chunk.municipality, [])
+        if len(g) < per:
+            g.append(r)
+    return groups
+
+
+def _best_per_municipality(q: _Query, results: Sequence[Result]) -> list[tuple[Result, Signals]]:
+    """Each municipality's best-scoring result among its top few, sorted by confidence."""
+    groups = _group_by_municipality(results, _PER_MUNI_SCORED)
+    flat = [r for g in groups.values() for r in g]
+    sigs = _chunk_signals(q, flat)
+    best: dict[str, tuple[Result, Signals]] = {}
+    for r, s in zip(flat, sigs):
+        m = r.chunk.municipality
+        if m not in best or s.confidence() > best[m][1].confidence():
+            best[m] = (r, s)
+    return sorted(best.values(), key=lambda rs: -rs[1].confidence())
+
+
+def municipality_answer(engine: Any, query: str, filters: Filters | None = None, k: int = 50) -> MunicipalityAnswer:
+    """Answer 「どの自治体が〜したか」: one row per municipality with evidence, or "not found".
+
+    Takes the top ``k`` passages of ``engine.search`` (hybrid), scores each municipality's
+    best few with :class:`Signals` (dense cosine, BM25 per query term, coverage of the
+    question's content lemmas) into a calibrated confidence, and keeps the municipalities whose
+    best passage reaches :data:`ROW_THRESHOLD`. If even the best one is below
+    :data:`ANSWER_THRESHOLD` the answer is ``answered=False`` with the message
+    「該当する取組は見つかりませんでした（最も近いもの: …）」 and the nearest row in ``nearest``.
+    """
+    query = clip_question(query)[0]  # no view tokenises more than MAX_QUESTION_CHARS
+    engine = _pinned(engine)
+    q = _Query(engine, query)
+    results = engine.search(query, k=k, filters=filters, highlight=False)
+    scored = _best_per_municipality(q, results)
+    if not scored:
+        return MunicipalityAnswer(query, False, [], not_found_message(engine, "該当する取組は見つかりませんでした。"), None)
+    top_r, top_s = scored[0]
+    if top_s.confidence() < ANSWER_THRESHOLD:
+        nearest = _make_row(engine, q, top_r, top_s)
+        msg = f"該当する取組は見つかりませんでした（最も近いもの: {nearest.evidence.citation}）"
+        return MunicipalityAnswer(query, False, [], msg, nearest)
+    rows = [_make_row(engine, q, r, s) for r, s in scored if s.confidence() >= ROW_THRESHOLD]
+    rows.sort(key=lambda r: -r.confidence)
+    msg = f"{len(rows)} 自治体が該当します。"
+    return MunicipalityAnswer(query, True, rows, msg, None)
