@@ -1,6 +1,7 @@
 """The project's module-level import graph: no cycles, and the layers only import downwards.
 
-Every module under corpus/, index/, search/ and the top-level ui.py is parsed with ``ast`` (nothing
+Every module under corpus/, index/, search/ and the top-level ui.py with its parts ui_state.py,
+ui_layout.py and ui_serve.py is parsed with ``ast`` (nothing
 is imported). An edge A -> B is an ``import``/``from … import`` at module level in A that names
 project module B (imports inside functions or methods are deferred on purpose and do not count;
 ``if TYPE_CHECKING:`` blocks do not count either). The layers are corpus -> index -> search -> ui:
@@ -16,7 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("corpus", "index", "search")
-LAYER = {"corpus": 0, "index": 1, "search": 2, "ui": 3}
+UI_MODULES = ("ui", "ui_state", "ui_layout", "ui_serve")
+LAYER = {"corpus": 0, "index": 1, "search": 2, **{m: 3 for m in UI_MODULES}}
 
 
 def module_name(path: Path) -> str:
@@ -28,8 +30,8 @@ def module_name(path: Path) -> str:
 
 
 def project_files() -> dict[str, Path]:
-    """Module name -> file for every module of the three packages and ui.py."""
-    files = {"ui": ROOT / "ui.py"}
+    """Module name -> file for every module of the three packages, ui.py and its parts."""
+    files = {m: ROOT / f"{m}.py" for m in UI_MODULES}
     for pkg in PACKAGES:
         for path in sorted((ROOT / pkg).rglob("*.py")):
             files[module_name(path)] = path
@@ -144,7 +146,8 @@ def test_graph_sees_the_known_edges():
     assert "corpus.records" in graph
     assert "corpus.readers.pdf" in graph
     assert "index.config" in graph["index.embedder"]
-    assert "search.views_html" in graph["ui"]
+    assert "search.views_html" in graph["ui_layout"]
+    assert {"ui_state", "ui_layout", "ui_serve"} <= graph["ui"]
     assert "index.hf_env" in graph["index.embedder"] and "index.hf_env" in graph["index.e5_offline"]
     assert "ui" in import_graph(deferred=True)["search.cli"]  # seen although it is inside cmd_serve
 
@@ -175,6 +178,15 @@ def test_only_the_serve_command_imports_the_app():
     holders = [f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
                for n in ast.walk(f) if isinstance(n, ast.Import) and any(a.name == "ui" for a in n.names)]
     assert holders == ["cmd_serve"]
+
+
+def test_the_app_parts_are_imported_by_the_app_only():
+    """ui_state, ui_layout and ui_serve (Gradio, FastAPI) are loaded through ui.py alone: nothing
+    outside the ui modules imports them, not even deferred."""
+    full = import_graph(deferred=True)
+    for part in UI_MODULES[1:]:
+        importers = sorted(m for m, ts in full.items() if part in ts)
+        assert importers and all(m in UI_MODULES for m in importers), (part, importers)
 
 
 def test_find_cycle_reports_a_cycle():
