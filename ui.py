@@ -16,7 +16,7 @@ document's chunks as escaped HTML with one anchor per chunk.
 Security: every document text and user input shown in HTML goes through
 :func:`search.views_html.esc`; only ``gr.HTML`` with markup built in :mod:`search.views_html` is used
 for document text (never ``gr.Markdown``). Uploads are checked for type and size before they reach
-``index.build.add_document``, which stores them under the corpus with a sanitised name.
+``index.update.add_document``, which stores them under the corpus with a sanitised name.
 """
 from __future__ import annotations
 
@@ -607,7 +607,7 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
             problems = validate_upload(file, muni, url, max_bytes=limit)
             if problems:
                 return ["".join(V.message_html(p, "error") for p in problems), gr.update(), *[gr.update() for _ in choice_outputs]]
-            from index.build import add_document
+            from index.update import add_document
 
             progress(0.1, desc="検証しました。索引を更新しています…")
             try:
@@ -631,7 +631,7 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
         def ui_remove(doc_id: str | None, delete_file: bool):
             if not doc_id:
                 return [V.message_html("削除する文書を選んでください", "empty"), gr.update(), *[gr.update() for _ in choice_outputs]]
-            from index.build import remove_document
+            from index.update import remove_document
 
             try:
                 with state.write_lock:
