@@ -16,7 +16,7 @@ document's chunks as escaped HTML with one anchor per chunk.
 Security: every document text and user input shown in HTML goes through
 :func:`search.views_html.esc`; only ``gr.HTML`` with markup built in :mod:`search.views_html` is used
 for document text (never ``gr.Markdown``). Uploads are checked for type and size before they reach
-``index.build.add_document``, which stores them under the corpus with a sanitised name.
+``index.update.add_document``, which stores them under the corpus with a sanitised name.
 
 The code lives in three modules beside this one, all re-exported here (``ui.build_app``,
 ``ui.launch_app``, ``ui.open_state``, … stay the names to use): :mod:`ui_state` (the app state, the

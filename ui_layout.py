@@ -270,7 +270,7 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
             problems = validate_upload(file, muni, url, max_bytes=limit)
             if problems:
                 return ["".join(V.message_html(p, "error") for p in problems), gr.update(), *[gr.update() for _ in choice_outputs]]
-            from index.build import add_document
+            from index.update import add_document
 
             progress(0.1, desc="検証しました。索引を更新しています…")
             try:
@@ -294,7 +294,7 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
         def ui_remove(doc_id: str | None, delete_file: bool):
             if not doc_id:
                 return [V.message_html("削除する文書を選んでください", "empty"), gr.update(), *[gr.update() for _ in choice_outputs]]
-            from index.build import remove_document
+            from index.update import remove_document
 
             try:
                 with state.write_lock:

@@ -148,7 +148,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_add(args: argparse.Namespace) -> int:
     """Add one document to the corpus and the index."""
-    from index.build import add_document
+    from index.update import add_document
 
     meta = {k: getattr(args, k) for k in ("municipality", "prefecture", "title", "year", "kind", "url")}
     report = add_document(_settings(args), Path(args.file), progress=not getattr(args, "quiet", False), **meta)
@@ -159,7 +159,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     """Remove one document from the corpus manifest and the index."""
-    from index.build import remove_document
+    from index.update import remove_document
 
     report = remove_document(_settings(args), args.doc, delete_file=args.delete_file)
     _print_messages(report.messages)

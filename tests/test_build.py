@@ -116,7 +116,8 @@ def test_changed_document_reembeds_only_its_chunks(work: Settings, monkeypatch: 
 
 
 def test_add_document_embeds_only_new_chunks(work: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from index.build import add_document, build_index
+    from index.build import build_index
+    from index.update import add_document
 
     before = _open(work)
     src = tmp_path / "d市 下水道.txt"
@@ -146,7 +147,7 @@ def test_add_document_embeds_only_new_chunks(work: Settings, monkeypatch: pytest
 
 
 def test_remove_document(work: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    from index.build import remove_document
+    from index.update import remove_document
 
     before = _open(work)
     spy = Spy(monkeypatch, work)
@@ -175,7 +176,7 @@ def test_remove_document(work: Settings, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_add_refusals(work: Settings, tmp_path: Path) -> None:
-    from index.build import add_document, sanitise_filename
+    from index.update import add_document, sanitise_filename
 
     manifest = (work.corpus_dir / "manifest.csv").read_bytes()
     exe = tmp_path / "tool.exe"
@@ -199,7 +200,7 @@ def test_add_refusals(work: Settings, tmp_path: Path) -> None:
 
 
 def test_add_corrupt_pdf_rolls_back(work: Settings, tmp_path: Path) -> None:
-    from index.build import add_document
+    from index.update import add_document
 
     manifest = (work.corpus_dir / "manifest.csv").read_bytes()
     info = (work.index_dir / "index.json").read_bytes()
@@ -339,7 +340,8 @@ def test_progress_callback_follows_every_stage(work: Settings, monkeypatch: pyte
 
 
 def test_concurrent_build_is_refused(work: Settings) -> None:
-    from index.build import IndexBusyError, add_document, build_index, build_lock, remove_document
+    from index.build import IndexBusyError, build_index, build_lock
+    from index.update import add_document, remove_document
 
     with build_lock(work.index_dir):
         with pytest.raises(IndexBusyError) as ei:

@@ -21,7 +21,7 @@ from corpus.readers.docx import MAX_TABLE_DEPTH
 from corpus.readers.pdf import PDFIUM_LINE_CAP
 from corpus.readers.xlsx import XlsxReader
 from corpus.records import Page, RawDocument
-from index.build import sanitise_filename
+from index.update import sanitise_filename
 
 REPO = Path(__file__).resolve().parents[1]
 BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
@@ -302,7 +302,7 @@ def test_sanitise_filename_drops_bidirectional_controls():
 @pytest.mark.slow
 def test_add_dot_dot_txt_is_indexed_under_a_name_that_keeps_its_extension(tmp_path: Path):
     """`seisaku add ..txt` (real model, real index): stored as uploads/_.txt and searchable."""
-    from index.build import add_document
+    from index.update import add_document
     from search.engine import Engine
     from tests.test_store import build_small_index, copy_small_index
 

@@ -311,7 +311,8 @@ def test_disk_full_during_upload_changes_nothing(work: Settings, monkeypatch: py
     """The manifest cannot be rewritten (os.replace fails): clear error, manifest and uploads/ as
     before, the index untouched."""
     import corpus.manifest as manifest_mod
-    from index.build import IndexWriteError, add_document
+    from index.build import IndexWriteError
+    from index.update import add_document
 
     manifest = (work.corpus_dir / "manifest.csv").read_bytes()
     info = (work.index_dir / "index.json").read_bytes()
