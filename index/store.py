@@ -9,42 +9,51 @@ Layout (see docs/index-format.md)::
       bm25/                   bm25s.BM25.save() files (loaded with mmap)
       cache/embeddings.sqlite embedding cache keyed by (model_id, sha256(passage prompt + text))
 
-:class:`IndexStore` opens and checks a directory; :func:`write_store` writes one (the build module
-writes into a temporary sibling directory and swaps it in atomically).
+:class:`IndexStore` opens and checks a directory; :func:`write_store` (:mod:`index.store_write`)
+writes one (the build module writes into a temporary sibling directory and swaps it in
+atomically); file names, records and the SQLite schema are :mod:`index.store_format`.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import numpy as np
 
-from corpus.records import Chunk, IngestMessage
+from corpus.records import Chunk
+from index.embedding_cache import EmbeddingCache  # re-exported
 from index.errors import IndexMismatchError, IndexMissingError
 from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
-from index.tokenizer import Tokenizer, share_terms, text_lemmas
+from index.store_format import (  # re-exported: the format's names are imported from here
+    BM25_DIR,
+    CACHE_DB,
+    CACHE_DIR,
+    DB_FILE,
+    FAISS_FILE,
+    FORMAT_VERSION,
+    INDEX_JSON,
+    DocumentRecord,
+    _read_sqlite,
+    bm25_text,
+    embed_key,
+    ocr_page_count,
+    sha256_text,
+)
+from index.store_write import write_store  # re-exported
+from index.tokenizer import Tokenizer, share_terms
 
-#: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
-FORMAT_VERSION = 1
+__all__ = [
+    "BM25_DIR", "CACHE_DB", "CACHE_DIR", "DB_FILE", "FAISS_FILE", "FORMAT_VERSION", "INDEX_JSON",
+    "DocumentRecord", "EmbeddingCache", "IndexStore", "bm25_text", "connect_readonly", "embed_key",
+    "ocr_page_count", "read_terms", "resolve_index_dir", "sha256_text", "write_store",
+]
 
-INDEX_JSON = "index.json"
-DB_FILE = "index.sqlite"
-FAISS_FILE = "dense.faiss"
-BM25_DIR = "bm25"
-CACHE_DIR = "cache"
-CACHE_DB = "embeddings.sqlite"
-
-#: Extra columns of the chunks table besides the Chunk fields.
-_EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key", "lemmas")
 
 #: Batches of at most this many query vectors are searched with one OpenMP thread: a single query
 #: gains nothing from FAISS's threads and, on a busy 2-core machine, waiting for them cost 0.25 ms ->
@@ -66,291 +75,6 @@ def _faiss_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tupl
         return index.search(q, k, params=params) if params is not None else index.search(q, k)
     finally:
         faiss.omp_set_num_threads(before)
-
-
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class DocumentRecord:
-    """One indexed document (a manifest row plus what the build learned about it)."""
-
-    doc_id: str
-    municipality: str
-    prefecture: str = ""
-    title: str = ""
-    year: str = ""
-    kind: str = ""
-    url: str = ""
-    sha256: str = ""
-    n_chunks: int = 0
-    messages: list[IngestMessage] = field(default_factory=list)
-
-    @property
-    def ocr_pages(self) -> int:
-        """How many pages of the document were read with OCR (the reader's per-page info
-        messages; 0 in indexes built before OCR)."""
-        return ocr_page_count(self.messages)
-
-
-def ocr_page_count(messages: Iterable[IngestMessage]) -> int:
-    """The number of distinct pages that ``messages`` say were read with OCR."""
-    from corpus.readers.ocr import OCR_READ
-
-    return len({m.page for m in messages if m.severity == "info" and m.message == OCR_READ})
-
-
-def sha256_text(text: str) -> str:
-    """Hex sha256 of a UTF-8 string."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def embed_key(passage_prompt: str, embed_text: str) -> str:
-    """The embedding-cache key of a passage: sha256 of the passage prompt + its embed text."""
-    return sha256_text((passage_prompt or "") + "\x1f" + embed_text)
-
-
-def bm25_text(chunk: Chunk) -> str:
-    """The text BM25 indexes for a chunk: its ``embed_text`` (headings + text), else ``text``."""
-    return chunk.embed_text or chunk.text
-
-
-# --------------------------------------------------------------------------- embedding cache
-
-
-class EmbeddingCache:
-    """A SQLite table of float32 vectors keyed by ``(model_id, key)``.
-
-    ``key`` is :func:`embed_key` of the passage. The build copies the entries it uses from the
-    previous index (and from stale temporary build directories) into the new one, so unchanged
-    passages are never embedded twice.
-    """
-
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
-        """Open (or create, unless ``readonly``) the cache database at ``path``."""
-        self.path = Path(path)
-        if readonly:
-            self._con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._con = sqlite3.connect(self.path)
-            self._con.execute(
-                "CREATE TABLE IF NOT EXISTS embeddings (model_id TEXT NOT NULL, key TEXT NOT NULL, "
-                "dim INTEGER NOT NULL, vector BLOB NOT NULL, PRIMARY KEY (model_id, key))"
-            )
-            self._con.commit()
-
-    def get_many(self, model_id: str, keys: Iterable[str], dim: int | None = None) -> dict[str, np.ndarray]:
-        """The cached vectors among ``keys`` (missing keys are absent from the result)."""
-        out: dict[str, np.ndarray] = {}
-        keys = list(dict.fromkeys(keys))
-        for i in range(0, len(keys), 500):
-            part = keys[i : i + 500]
-            q = ",".join("?" * len(part))
-            for k, d, blob in self._con.execute(
-                f"SELECT key, dim, vector FROM embeddings WHERE model_id = ? AND key IN ({q})", [model_id, *part]
-            ):
-                if dim is not None and d != dim:
-                    continue
-                out[k] = np.frombuffer(blob, dtype=np.float32).copy()
-        return out
-
-    def put_many(self, model_id: str, items: Iterable[tuple[str, np.ndarray]]) -> int:
-        """Store ``(key, vector)`` pairs; returns how many were written."""
-        n = 0
-
-        def rows() -> Iterator[tuple[str, str, int, bytes]]:  # streamed, never all in memory
-            nonlocal n
-            for k, v in items:
-                n += 1
-                yield model_id, k, int(v.shape[-1]), np.ascontiguousarray(v, dtype=np.float32).tobytes()
-
-        self._con.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?, ?)", rows())
-        self._con.commit()
-        return n
-
-    def __len__(self) -> int:
-        return int(self._con.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
-
-    def close(self) -> None:
-        """Close the database."""
-        self._con.close()
-
-    def __enter__(self) -> "EmbeddingCache":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-# --------------------------------------------------------------------------- SQLite schema
-
-
-def _chunk_columns() -> list[tuple[str, str]]:
-    """``(name, sqlite type)`` for every Chunk field; non-scalar fields are stored as JSON text."""
-    cols = []
-    for f in dataclasses.fields(Chunk):
-        t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-        cols.append((f.name, "INTEGER" if t == "int" else "TEXT"))
-    return cols
-
-
-def _is_json_field(name: str) -> bool:
-    f = {f.name: f for f in dataclasses.fields(Chunk)}[name]
-    t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
-    return t not in ("str", "int")
-
-
-def _create_schema(con: sqlite3.Connection) -> None:
-    cols = ",\n  ".join(f"{n} {t}" for n, t in _chunk_columns() if n != "chunk_id")
-    con.executescript(
-        f"""
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE documents (
-  doc_id TEXT PRIMARY KEY, municipality TEXT, prefecture TEXT, title TEXT, year TEXT, kind TEXT,
-  url TEXT, sha256 TEXT, n_chunks INTEGER, messages TEXT
-);
-CREATE TABLE chunks (
-  id INTEGER PRIMARY KEY,
-  chunk_id TEXT UNIQUE NOT NULL,
-  {cols},
-  tokens TEXT NOT NULL,
-  embed_key TEXT NOT NULL,
-  bm25_key TEXT NOT NULL,
-  lemmas TEXT
-);
-CREATE INDEX chunks_doc ON chunks(doc_id);
-"""
-    )
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file and directory under ``root`` (best effort on platforms without dir fsync)."""
-    for dirpath, _dirnames, filenames in os.walk(root):
-        for fn in filenames:
-            fd = os.open(os.path.join(dirpath, fn), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        try:
-            fd = os.open(dirpath, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def write_store(
-    target: Path,
-    *,
-    chunks: Sequence[Chunk],
-    tokens: Sequence[list[str]],
-    vectors: np.ndarray,
-    embed_keys: Sequence[str],
-    documents: Sequence[DocumentRecord],
-    info: dict[str, Any],
-    faiss_index_kind: str,
-    progress: bool = False,
-    lemmas: Sequence[Sequence[str]] | None = None,
-) -> dict[str, Any]:
-    """Write a complete index into the (new, empty) directory ``target`` and fsync it.
-
-    ``chunks[i]``, ``tokens[i]``, ``vectors[i]``, ``embed_keys[i]`` and ``lemmas[i]`` (the
-    chunk text's :func:`index.tokenizer.text_lemmas`; computed here when ``None``) describe FAISS
-    id ``i``.
-    ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
-    the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
-    """
-    import bm25s
-    from bm25s.tokenization import Tokenized
-
-    from index.faiss_index import build_faiss
-
-    target = Path(target)
-    target.mkdir(parents=True, exist_ok=True)
-    n = len(chunks)
-    if lemmas is None:
-        lemmas = [text_lemmas(c.text) for c in chunks]
-    if not (len(tokens) == len(embed_keys) == n == len(vectors) == len(lemmas)):
-        raise ValueError("chunks, tokens, embed_keys, lemmas and vectors must have the same length")
-    dim = int(info["dim"])
-
-    # SQLite
-    con = sqlite3.connect(target / DB_FILE)
-    try:
-        _create_schema(con)
-        names = [c for c, _ in _chunk_columns()]
-        placeholders = ",".join("?" * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))
-        sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
-
-        def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
-            for i, (c, toks, key, lem) in enumerate(zip(chunks, tokens, embed_keys, lemmas)):
-                vals: list[Any] = [i]
-                for name in names:
-                    v = getattr(c, name)
-                    if _is_json_field(name):
-                        v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
-                    vals.append(v)
-                vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c)),
-                         json.dumps(list(lem), ensure_ascii=False)]
-                yield vals
-
-        con.executemany(sql, rows())
-        con.executemany(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
-            [
-                (
-                    d.doc_id, d.municipality, d.prefecture, d.title, d.year, d.kind, d.url, d.sha256, d.n_chunks,
-                    json.dumps([dataclasses.asdict(m) for m in d.messages], ensure_ascii=False),
-                )
-                for d in documents
-            ],
-        )
-        con.executemany("INSERT INTO meta VALUES (?, ?)", [("format_version", str(FORMAT_VERSION))])
-        con.commit()
-    finally:
-        con.close()
-
-    # FAISS
-    import faiss
-
-    vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
-    index = build_faiss(vecs, faiss_index_kind, dim)
-    try:
-        faiss.write_index(index, str(target / FAISS_FILE))
-    except RuntimeError as e:  # FAISS reports a failed write (disk full, read-only) as RuntimeError
-        raise OSError(f"FAISS could not write {target / FAISS_FILE}: {e}") from e
-    del index  # its copy of the vectors is not needed while BM25 is built
-
-    # BM25 over the stored terms (never bm25s's own splitter)
-    has_bm25 = n > 0
-    if has_bm25:
-        vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in tokens]
-        retriever = bm25s.BM25()
-        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress)
-        retriever.save(str(target / BM25_DIR), show_progress=False)
-
-    info = dict(info)
-    info.update(
-        format_version=FORMAT_VERSION,
-        n_chunks=n,
-        n_documents=len(documents),
-        faiss_index=faiss_index_kind,
-        bm25=has_bm25,
-        bm25_vocab_size=len(vocab) if has_bm25 else 0,
-    )
-    (target / INDEX_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
-    _fsync_tree(target)
-    return info
 
 
 # --------------------------------------------------------------------------- reading
@@ -807,35 +531,3 @@ class IndexStore:
             f"IndexStore({str(self.path)!r}, model={self.model_id!r}, docs={len(self.documents)}, "
             f"chunks={len(self.chunks)}, faiss={self.info.get('faiss_index')})"
         )
-
-
-def _read_sqlite(con: sqlite3.Connection, db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
-    """Chunks (ordered by FAISS id) and documents through ``con``, the open ``index.sqlite`` at
-    ``db`` (named in messages); ``con`` stays open."""
-    have = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
-    known = {f.name for f in dataclasses.fields(Chunk)}
-    cols = [c for c in have if c in known]
-    chunks: list[Chunk] = []
-    expected_id = 0
-    for row in con.execute(f"SELECT id, {', '.join(cols)} FROM chunks ORDER BY id"):
-        if row[0] != expected_id:
-            raise IndexMismatchError(f"{db}: chunk ids are not contiguous; rebuild with `seisaku build`")
-        expected_id += 1
-        d: dict[str, Any] = {}
-        for name, v in zip(cols, row[1:]):
-            if _is_json_field(name):
-                v = json.loads(v) if v else None
-                if name == "section_path":
-                    v = tuple(v or ())
-                elif v is None:
-                    v = {}
-            d[name] = v
-        chunks.append(Chunk(**d))
-    documents: dict[str, DocumentRecord] = {}
-    for row in con.execute(
-        "SELECT doc_id, municipality, prefecture, title, year, kind, url, sha256, n_chunks, messages "
-        "FROM documents ORDER BY rowid"
-    ):
-        msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
-        documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
-    return chunks, documents

@@ -199,6 +199,7 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
 
     import index.build as build
     import index.store as store
+    import index.store_write as store_write
 
     if point == "disk full: swapping in the new index (rename)":
         real = os.rename
@@ -222,7 +223,7 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
         def schema(con):
             raise sqlite3.OperationalError("database or disk is full")
 
-        monkeypatch.setattr(store, "_create_schema", schema)
+        monkeypatch.setattr(store_write, "_create_schema", schema)
     elif point == "disk full: embedding cache":
         def put_many(self, model_id, items):
             raise sqlite3.OperationalError("database or disk is full")
@@ -248,7 +249,7 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
         def fsync(fd):
             raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-        monkeypatch.setattr(store.os, "fsync", fsync)
+        monkeypatch.setattr(store_write.os, "fsync", fsync)
     else:  # pragma: no cover
         raise AssertionError(point)
 

@@ -1,0 +1,159 @@
+"""Writing one complete index directory (:func:`write_store`): SQLite, FAISS, bm25s, index.json.
+
+The build module writes into a temporary sibling directory and swaps it in atomically; the
+format is :mod:`index.store_format`, read back by :class:`index.store.IndexStore`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from corpus.records import Chunk
+from index.store_format import (
+    _EXTRA_CHUNK_COLUMNS,
+    BM25_DIR,
+    DB_FILE,
+    FAISS_FILE,
+    FORMAT_VERSION,
+    INDEX_JSON,
+    DocumentRecord,
+    _chunk_columns,
+    _create_schema,
+    _is_json_field,
+    bm25_text,
+    sha256_text,
+)
+from index.tokenizer import text_lemmas
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file and directory under ``root`` (best effort on platforms without dir fsync)."""
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for fn in filenames:
+            fd = os.open(os.path.join(dirpath, fn), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        try:
+            fd = os.open(dirpath, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def write_store(
+    target: Path,
+    *,
+    chunks: Sequence[Chunk],
+    tokens: Sequence[list[str]],
+    vectors: np.ndarray,
+    embed_keys: Sequence[str],
+    documents: Sequence[DocumentRecord],
+    info: dict[str, Any],
+    faiss_index_kind: str,
+    progress: bool = False,
+    lemmas: Sequence[Sequence[str]] | None = None,
+) -> dict[str, Any]:
+    """Write a complete index into the (new, empty) directory ``target`` and fsync it.
+
+    ``chunks[i]``, ``tokens[i]``, ``vectors[i]``, ``embed_keys[i]`` and ``lemmas[i]`` (the
+    chunk text's :func:`index.tokenizer.text_lemmas`; computed here when ``None``) describe FAISS
+    id ``i``.
+    ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
+    the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
+    """
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    from index.faiss_index import build_faiss
+
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    n = len(chunks)
+    if lemmas is None:
+        lemmas = [text_lemmas(c.text) for c in chunks]
+    if not (len(tokens) == len(embed_keys) == n == len(vectors) == len(lemmas)):
+        raise ValueError("chunks, tokens, embed_keys, lemmas and vectors must have the same length")
+    dim = int(info["dim"])
+
+    # SQLite
+    con = sqlite3.connect(target / DB_FILE)
+    try:
+        _create_schema(con)
+        names = [c for c, _ in _chunk_columns()]
+        placeholders = ",".join("?" * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))
+        sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
+
+        def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
+            for i, (c, toks, key, lem) in enumerate(zip(chunks, tokens, embed_keys, lemmas)):
+                vals: list[Any] = [i]
+                for name in names:
+                    v = getattr(c, name)
+                    if _is_json_field(name):
+                        v = json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
+                    vals.append(v)
+                vals += [json.dumps(toks, ensure_ascii=False), key, sha256_text(bm25_text(c)),
+                         json.dumps(list(lem), ensure_ascii=False)]
+                yield vals
+
+        con.executemany(sql, rows())
+        con.executemany(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    d.doc_id, d.municipality, d.prefecture, d.title, d.year, d.kind, d.url, d.sha256, d.n_chunks,
+                    json.dumps([dataclasses.asdict(m) for m in d.messages], ensure_ascii=False),
+                )
+                for d in documents
+            ],
+        )
+        con.executemany("INSERT INTO meta VALUES (?, ?)", [("format_version", str(FORMAT_VERSION))])
+        con.commit()
+    finally:
+        con.close()
+
+    # FAISS
+    import faiss
+
+    vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
+    index = build_faiss(vecs, faiss_index_kind, dim)
+    try:
+        faiss.write_index(index, str(target / FAISS_FILE))
+    except RuntimeError as e:  # FAISS reports a failed write (disk full, read-only) as RuntimeError
+        raise OSError(f"FAISS could not write {target / FAISS_FILE}: {e}") from e
+    del index  # its copy of the vectors is not needed while BM25 is built
+
+    # BM25 over the stored terms (never bm25s's own splitter)
+    has_bm25 = n > 0
+    if has_bm25:
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in tokens]
+        retriever = bm25s.BM25()
+        retriever.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress)
+        retriever.save(str(target / BM25_DIR), show_progress=False)
+
+    info = dict(info)
+    info.update(
+        format_version=FORMAT_VERSION,
+        n_chunks=n,
+        n_documents=len(documents),
+        faiss_index=faiss_index_kind,
+        bm25=has_bm25,
+        bm25_vocab_size=len(vocab) if has_bm25 else 0,
+    )
+    (target / INDEX_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    _fsync_tree(target)
+    return info
