@@ -31,6 +31,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field, replace
 
+from corpus.pdf_tables import _SPACE_IN_CJK, _UNIT, unit_lines
 from corpus.records import Item, PdfTable
 
 #: Sub-headers of the 財源内訳 columns, printed under 特定財源.
@@ -45,8 +46,6 @@ _UNIT_WORD = re.compile(r"^[（(]?(?:千円|円)[）)]?$")
 _NUMBER = re.compile(r"^[△▲\-－]?[0-9０-９][0-9０-９,，]*$")
 _KAN = re.compile(r"(?:款\s*([0-9０-９]+)\s*[.．]\s*(\S+))|(?:([0-9０-９]+)\s*款\s+(\S+))")
 _KOU = re.compile(r"(?:項\s*([0-9０-９]+)\s*[.．]\s*(\S+))|(?:([0-9０-９]+)\s*項\s+(\S+))")
-_SPACE_IN_CJK = re.compile(r"(?<=[^\x00-\x7f])[ \u3000]+(?=[^\x00-\x7f])")
-_UNIT = re.compile(r"[（(]\s*単位[^）)]{0,20}[）)]")
 
 Word = tuple[int, float, float, str]
 
@@ -242,7 +241,7 @@ def budget_mokus(tables: list[tuple[int, PdfTable]]) -> list[Moku]:
             continue
         k2, p2 = kan_kou(table.caption)
         kan, kou = k2 or kan, p2 or kou
-        units = [m.group(0) for ln in table.caption for m in _UNIT.finditer(ln)][:1]
+        units = unit_lines(table.caption)[:1]
         sub: dict[int, str] = {}
         widest = widest_label(table, r.setsumei)
         for row, lines in zip(table.rows, table.row_lines):
