@@ -33,7 +33,7 @@ import numpy as np
 from corpus.records import Chunk, DocumentMeta, IngestMessage
 from index.config import Settings
 from index.errors import IndexBusyError, IndexMismatchError, IndexMissingError, IndexWriteError
-from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, choose_kind
+from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, DEFAULT_PQ_THRESHOLD, choose_kind
 from index.store import (
     CACHE_DB,
     CACHE_DIR,
@@ -439,7 +439,8 @@ def _write_and_swap(
         with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
             vecs = vectors(cache)
         _notify(progress, "書き込み", 0, 1, str(index_dir))
-        kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold)
+        kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold,
+                           getattr(settings, "pq_threshold", DEFAULT_PQ_THRESHOLD))
         info = write_store(
             tmp,
             chunks=chunks,

@@ -65,11 +65,13 @@ class Settings:
     #: default: 3x torch's chunks/s with the same dev nDCG@10, docs/benchmarks.md); see
     #: index.onnx_backend. ONNX falls back to torch with a warning when onnxruntime is missing.
     backend: str = "onnx-int8"
-    #: FAISS: "flat" (exact), "ivf", "hnsw", or "auto" (IVF above ``ann_threshold`` chunks; IVF's
-    #: recall@10 at nprobe 64 was 0.98 at 1M on the synthetic bench (0.93 at nprobe 32), HNSW's
-    #: 0.41 at 100k: docs/benchmarks.md).
+    #: FAISS: "flat" (exact), "ivf", "ivfsq8", "ivfpq", "hnsw", or "auto": flat up to
+    #: ``ann_threshold`` chunks, IVF-SQ8 up to ``pq_threshold``, IVF-PQ above; the compressed
+    #: kinds re-score their candidates from the stored vectors (recall and memory per size:
+    #: docs/benchmarks.md, docs/serving.md; HNSW's recall@10 was 0.41 at 100k).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
+    pq_threshold: int = 20_000_000
     #: HNSW search breadth (efSearch), applied when an HNSW index is opened.
     hnsw_ef_search: int = 128
     #: IVF lists probed per query (nprobe), applied when an IVF index is opened.

@@ -4,8 +4,11 @@ Layout (see docs/index-format.md)::
 
     <index_dir>/
       index.json              format version, model, dimension, prompts, tokeniser, fingerprint…
-      index.sqlite            tables ``documents``, ``chunks`` (row id = FAISS id), ``meta``
-      dense.faiss             faiss.write_index: IndexFlatIP, IndexIVFFlat or IndexHNSWFlat (inner product)
+      index.sqlite            tables ``documents``, ``chunks`` (row id = FAISS id), ``chunk_groups``,
+                              ``chunk_runs`` (filter columns), ``meta``
+      dense.faiss             faiss.write_index: IndexFlatIP, IndexIVFFlat, IndexIVFScalarQuantizer,
+                              IndexIVFPQ or IndexHNSWFlat (inner product)
+      vectors.f16.npy         float16 vectors (compressed FAISS kinds only; memory-mapped, re-scoring)
       bm25/                   bm25s.BM25.save() files (loaded with mmap)
       cache/embeddings.sqlite embedding cache keyed by (model_id, sha256(passage prompt + text))
 
@@ -29,7 +32,17 @@ import numpy as np
 from corpus.records import Chunk
 from index.embedding_cache import EmbeddingCache  # re-exported
 from index.errors import IndexMismatchError, IndexMissingError
-from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, faiss_kind, set_ef_search, set_nprobe
+from index.chunk_rows import ChunkRows
+from index.faiss_index import (
+    DEFAULT_EF_SEARCH,
+    DEFAULT_NPROBE,
+    RESCORE_FACTOR,
+    RESCORE_MIN,
+    faiss_kind,
+    needs_rescoring,
+    set_ef_search,
+    set_nprobe,
+)
 from index.store_format import (  # re-exported: the format's names are imported from here
     BM25_DIR,
     CACHE_DB,
@@ -38,13 +51,21 @@ from index.store_format import (  # re-exported: the format's names are imported
     FAISS_FILE,
     FORMAT_VERSION,
     INDEX_JSON,
+    READABLE_FORMATS,
+    VECTORS_FILE,
+    ChunkGroup,
     DocumentRecord,
+    GroupRuns,
+    _read_groups,
     _read_sqlite,
+    chunk_fields_in,
+    read_documents,
     bm25_text,
     embed_key,
     ocr_page_count,
     sha256_text,
 )
+from index.store_search import bm25_all_scores, rescore
 from index.store_write import write_store  # re-exported
 from index.tokenizer import Tokenizer, share_terms
 
@@ -61,6 +82,8 @@ __all__ = [
 SINGLE_THREAD_MAX_QUERIES = 4
 #: ``dense_search(allowed=…)`` with more allowed ids than this uses a bitmap selector, else a batch.
 BITMAP_SELECTOR_MIN = 4096
+#: BM25 score arrays kept per store (by query term ids): 4 bytes per chunk each.
+BM25_CACHE_SIZE = 4
 
 
 def _faiss_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
@@ -166,10 +189,17 @@ def _dir_identity(path: Path) -> tuple[int, int] | None:
 class IndexStore:
     """A loaded, checked index directory: one immutable snapshot of it.
 
-    Attributes: ``path``, ``info`` (the index.json dict), ``chunks`` (list of :class:`Chunk`;
-    position = FAISS id = SQLite ``chunks.id``), ``documents`` (``doc_id`` → :class:`DocumentRecord`,
-    manifest order), ``faiss`` (the FAISS index), ``bm25`` (a ``bm25s.BM25`` or None when the index
-    has no chunks), ``tokenizer`` (:class:`Tokenizer` matching the one the index was built with).
+    Attributes: ``path``, ``info`` (the index.json dict), ``chunks`` (a sequence of :class:`Chunk`;
+    position = FAISS id = SQLite ``chunks.id``: an opened store's is a :class:`ChunkRows`, which
+    reads each chunk from SQLite when it is asked for), ``documents`` (``doc_id`` →
+    :class:`DocumentRecord`, manifest order), ``faiss`` (the FAISS index), ``bm25`` (a
+    ``bm25s.BM25`` with memory-mapped arrays, or None when the index has no chunks),
+    ``tokenizer`` (:class:`Tokenizer` matching the one the index was built with).
+
+    In memory for every chunk (what a search needs, docs/serving.md): its filter group
+    (:meth:`filter_groups`: an int32 per chunk and one :class:`ChunkGroup` per distinct
+    municipality/prefecture/kind/year/document), the FAISS index, the BM25 vocabulary (its
+    score arrays and the float16 vectors of the compressed FAISS kinds are memory-mapped).
 
     Everything read later (lemma sets, stored terms, embedding keys) is read through the SQLite
     connection opened with the store, never by path: a build swaps a new directory in by rename,
@@ -181,16 +211,22 @@ class IndexStore:
         self,
         path: Path,
         info: dict[str, Any],
-        chunks: list[Chunk],
+        chunks: Sequence[Chunk],
         documents: dict[str, DocumentRecord],
         faiss_index: Any,
         bm25: Any,
         tokenizer: Tokenizer,
         db: sqlite3.Connection | None = None,
+        *,
+        groups: tuple[list[ChunkGroup], np.ndarray] | None = None,
+        stored_vectors: np.ndarray | None = None,
     ) -> None:
         """Use :meth:`open`; the constructor only assembles already loaded parts. ``db`` is the
         open read-only connection to this snapshot's index.sqlite (None: no stored terms or
-        lemmas are available, as for a store assembled in memory)."""
+        lemmas are available, as for a store assembled in memory). ``chunks`` is a list (a store
+        assembled in memory) or the :class:`ChunkRows` of ``db``; ``groups`` the filter groups
+        (computed from a list of chunks when None); ``stored_vectors`` the ``(n, dim)`` vectors
+        candidates are re-scored from (the compressed FAISS kinds)."""
         self.path = Path(path)
         self.info = info
         self.chunks = chunks
@@ -198,10 +234,24 @@ class IndexStore:
         self.faiss = faiss_index
         self.bm25 = bm25
         self.tokenizer = tokenizer
-        self._by_chunk_id = {c.chunk_id: i for i, c in enumerate(chunks)}
+        self._rows = chunks if isinstance(chunks, ChunkRows) else None
+        self._by_chunk_id = None if self._rows is not None else {c.chunk_id: i for i, c in enumerate(chunks)}
+        if groups is None:
+            acc = GroupRuns()
+            for c in chunks:
+                acc.add(c)
+            gid = np.empty(len(chunks), dtype=np.int32)
+            bounds = [f for f, _g in acc.runs] + [len(chunks)]
+            for (first, g), end in zip(acc.runs, bounds[1:]):
+                gid[first:end] = g
+            gid.setflags(write=False)
+            groups = (acc.groups, gid)
+        self._groups, self._group_of = groups
+        self._vectors = stored_vectors
         self._db = db
         self._db_lock = threading.Lock()
         self._has_lemmas = db is not None and _has_lemmas_column(db)
+        self._bm25_cache: dict[tuple[int, ...], np.ndarray] = {}
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -275,7 +325,7 @@ class IndexStore:
                 f"インデックス {asked} の index.json を読めません ({e}): {_rebuild_hint(asked)} で作り直してください。"
             ) from e
         fmt = info.get("format_version")
-        if fmt != FORMAT_VERSION:
+        if fmt not in READABLE_FORMATS:
             raise IndexMismatchError(
                 f"インデックス {asked} は形式バージョン {fmt} で作成されています（このプログラムは {FORMAT_VERSION}）: "
                 f"{_rebuild_hint(asked)} で作り直してください。"
@@ -304,10 +354,21 @@ class IndexStore:
             )
 
         db: sqlite3.Connection | None = None
+        n = int(info.get("n_chunks", -1))
         try:
             db = connect_readonly(path / DB_FILE)  # opened once: the snapshot's later reads use it
-            chunks, documents = _read_sqlite(db, path / DB_FILE)
+            lo, hi = db.execute("SELECT min(id), max(id) FROM chunks").fetchone()
+            if n < 0 or (n and (lo, hi) != (0, n - 1)) or (not n and hi is not None):
+                raise IndexMismatchError(f"{path / DB_FILE}: chunk ids {lo}..{hi} do not match n_chunks {n}; "
+                                         "rebuild with `seisaku build`")
+            documents = read_documents(db)
+            groups = _read_groups(db, n)
             index = faiss.read_index(str(path / FAISS_FILE))
+            stored_vectors = None
+            if needs_rescoring(faiss_kind(index)):
+                stored_vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
+                if stored_vectors.shape != (n, dim):
+                    raise ValueError(f"{VECTORS_FILE} has shape {stored_vectors.shape}, expected {(n, dim)}")
         except IndexMismatchError:
             if db is not None:
                 db.close()
@@ -319,11 +380,11 @@ class IndexStore:
                 f"インデックス {asked} が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
                 f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
             ) from e
-        if index.d != dim or index.ntotal != len(chunks) or int(info.get("n_chunks", -1)) != len(chunks):
+        if index.d != dim or index.ntotal != n:
             db.close()
             raise IndexMismatchError(
                 f"インデックス {asked} が壊れています（次元 {index.d}/{dim}、ベクトル {index.ntotal}、"
-                f"チャンク {len(chunks)}）: {_rebuild_hint(asked)} で作り直してください。"
+                f"チャンク {n}）: {_rebuild_hint(asked)} で作り直してください。"
             )
         set_ef_search(index, ef_search or int(info.get("ef_search") or DEFAULT_EF_SEARCH))
         set_nprobe(index, nprobe or int(info.get("nprobe") or DEFAULT_NPROBE))
@@ -337,7 +398,10 @@ class IndexStore:
                     f"インデックス {asked} の BM25 が壊れています（{type(e).__name__}: {str(e)[:200]}）: "
                     f"{_rebuild_hint(asked)} で作り直してください。The index is damaged: run {_rebuild_hint(asked)}."
                 ) from e
-        return cls(path, info, chunks, documents, index, bm25, tokenizer, db)
+        store = cls(path, info, [], documents, index, bm25, tokenizer, db, groups=groups,
+                    stored_vectors=stored_vectors)
+        store._rows = store.chunks = ChunkRows(store._query, n, chunk_fields_in(db))
+        return store
 
     def close(self) -> None:
         """Close the snapshot's SQLite connection (also closed when the store is garbage
@@ -363,11 +427,36 @@ class IndexStore:
 
     def id_of(self, chunk_id: str) -> int | None:
         """The FAISS id (list position) of a chunk id, or None."""
-        return self._by_chunk_id.get(chunk_id)
+        if self._by_chunk_id is not None:
+            return self._by_chunk_id.get(chunk_id)
+        assert self._rows is not None
+        return self._rows.id_of(chunk_id)
 
     def doc_chunk_ids(self, doc_id: str) -> list[int]:
         """FAISS ids of one document's chunks, in reading order."""
-        return [i for i, c in enumerate(self.chunks) if c.doc_id == doc_id]
+        gs = [g for g, k in enumerate(self._groups) if k.doc_id == doc_id]
+        return np.flatnonzero(np.isin(self._group_of, gs)).tolist() if gs else []
+
+    def doc_chunks(self, doc_id: str) -> list[Chunk]:
+        """One document's chunks in reading order (read from SQLite by an opened store)."""
+        if self._rows is not None:
+            return self._rows.of_doc(doc_id)
+        return [self.chunks[i] for i in self.doc_chunk_ids(doc_id)]
+
+    def get_chunks(self, ids: Sequence[int] | np.ndarray) -> list[Chunk]:
+        """The chunks ``ids`` in that order, read with one query per 500 ids (an opened store)."""
+        if self._rows is not None:
+            return self._rows.get_many([int(i) for i in ids])
+        return [self.chunks[int(i)] for i in ids]
+
+    def filter_groups(self) -> tuple[list[ChunkGroup], np.ndarray]:
+        """``(groups, group_of)``: the distinct filter-column values (:class:`ChunkGroup`) and the
+        read-only int32 group id of every chunk: what filters and per-municipality caps read."""
+        return self._groups, self._group_of
+
+    def municipality_of(self, i: int) -> str:
+        """The municipality of chunk ``i`` (from its filter group: no SQLite read)."""
+        return self._groups[int(self._group_of[int(i)])].municipality
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of one query on this snapshot's connection, under its lock."""
@@ -419,12 +508,15 @@ class IndexStore:
         return [k for (k,) in self._read_by_id("SELECT embed_key FROM chunks WHERE id >= ? AND id < ? ORDER BY id")]
 
     def vectors(self, ids: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
-        """Stored (normalised) vectors of ``ids`` (all when None), shape ``(len(ids), dim)``."""
+        """Stored (normalised) vectors of ``ids`` (all when None), shape ``(len(ids), dim)``,
+        float32: from ``vectors.f16.npy`` for the compressed FAISS kinds, else from FAISS."""
         if ids is None:
             ids = np.arange(self.faiss.ntotal)
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids) == 0:
             return np.zeros((0, self.dim), np.float32)
+        if self._vectors is not None:
+            return np.asarray(self._vectors[ids], dtype=np.float32)
         return self.faiss.reconstruct_batch(ids)
 
     # -- search -------------------------------------------------------------------------------
@@ -474,11 +566,16 @@ class IndexStore:
                 params = faiss.SearchParametersIVF(sel=sel, nprobe=int(nprobe))
             else:
                 params = faiss.SearchParameters(sel=sel)
-            scores, ids = _faiss_search(self.faiss, q, kk, params)
+        # the compressed kinds: more candidates from the codes, re-scored from the stored vectors
+        kf = min(max(kk * RESCORE_FACTOR, RESCORE_MIN), self.faiss.ntotal) if self._vectors is not None else kk
+        if allowed is not None:
+            scores, ids = _faiss_search(self.faiss, q, kf, params)
             del sel, bits  # the selector reads ``bits`` until the search returns
         else:
-            scores, ids = _faiss_search(self.faiss, q, kk)
+            scores, ids = _faiss_search(self.faiss, q, kf)
         ids = ids.astype(np.int64)
+        if self._vectors is not None:
+            scores, ids = rescore(self._vectors, q, ids, kk)
         if single:
             keep = ids[0] >= 0
             return scores[0][keep], ids[0][keep]
@@ -496,11 +593,22 @@ class IndexStore:
         return [vocab[t] for t in dict.fromkeys(query_tokens) if t and t in vocab]
 
     def bm25_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
-        """BM25 score of every chunk for the query terms (zeros when no term is known)."""
-        ids = self._query_ids(query_tokens)
+        """BM25 score of every chunk for the query terms (zeros when no term is known), read-only.
+        The last few term sets' arrays are kept (a hybrid search asks twice)."""
+        ids = tuple(self._query_ids(query_tokens))
         if not ids:
             return np.zeros(len(self.chunks), np.float32)
-        return np.asarray(self.bm25.get_scores_from_ids(ids), dtype=np.float32)
+        with self._db_lock:
+            hit = self._bm25_cache.get(ids)
+        if hit is not None:
+            return hit
+        scores = bm25_all_scores(self.bm25, ids, len(self.chunks))
+        scores.setflags(write=False)
+        with self._db_lock:
+            self._bm25_cache[ids] = scores
+            while len(self._bm25_cache) > BM25_CACHE_SIZE:
+                self._bm25_cache.pop(next(iter(self._bm25_cache)))
+        return scores
 
     def bm25_search(
         self, query_tokens: Sequence[str], k: int, *, allowed: Sequence[int] | np.ndarray | None = None

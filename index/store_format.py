@@ -16,11 +16,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from corpus.records import Chunk, IngestMessage
 from index.errors import IndexMismatchError
 
-#: Bump when the layout or the meaning of a file changes; older indexes must be rebuilt.
-FORMAT_VERSION = 1
+#: Bump when the layout or the meaning of a file changes. 2: the ``chunk_groups``/``chunk_runs``
+#: tables (the filter columns, read at open instead of every chunk) and ``vectors.f16.npy`` (the
+#: stored vectors of the compressed FAISS kinds, re-scored from it).
+FORMAT_VERSION = 2
+#: Versions this program reads: a format-1 index opens (its filter groups computed from the chunk
+#: columns at open, slower at scale); anything else must be rebuilt.
+READABLE_FORMATS = (1, 2)
 
 INDEX_JSON = "index.json"
 DB_FILE = "index.sqlite"
@@ -28,6 +35,11 @@ FAISS_FILE = "dense.faiss"
 BM25_DIR = "bm25"
 CACHE_DIR = "cache"
 CACHE_DB = "embeddings.sqlite"
+#: float16 ``(n_chunks, dim)`` array (``numpy.save``), memory-mapped at open; written for the
+#: FAISS kinds that hold compressed codes (``index.faiss_index.RESCORE_KINDS``).
+VECTORS_FILE = "vectors.f16.npy"
+#: The chunk columns a filter reads (``search.filters.chunk_matches``), in this order.
+GROUP_COLUMNS = ("municipality", "prefecture", "kind", "year", "doc_id")
 
 #: Extra columns of the chunks table besides the Chunk fields.
 _EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key", "lemmas")
@@ -117,35 +129,128 @@ CREATE TABLE chunks (
   lemmas TEXT
 );
 CREATE INDEX chunks_doc ON chunks(doc_id);
+CREATE TABLE chunk_groups (
+  gid INTEGER PRIMARY KEY, municipality TEXT, prefecture TEXT, kind TEXT, year TEXT, doc_id TEXT
+);
+CREATE TABLE chunk_runs (first_id INTEGER PRIMARY KEY, gid INTEGER NOT NULL);
 """
     )
+
+
+@dataclass(frozen=True)
+class ChunkGroup:
+    """The filter columns shared by a run of chunks (:data:`GROUP_COLUMNS`): what
+    ``search.filters.chunk_matches`` reads of a chunk, kept in memory for every chunk through
+    its group id."""
+
+    municipality: str
+    prefecture: str
+    kind: str
+    year: str
+    doc_id: str
+
+
+class GroupRuns:
+    """Collects the ``chunk_groups`` and ``chunk_runs`` rows while chunks are written in id order:
+    ``add(chunk)`` for each, then :attr:`groups` (gid order) and :attr:`runs` (``(first_id, gid)``
+    where the group changes)."""
+
+    def __init__(self) -> None:
+        self._gid: dict[ChunkGroup, int] = {}
+        self.groups: list[ChunkGroup] = []
+        self.runs: list[tuple[int, int]] = []
+        self._n = 0
+
+    def add(self, chunk: Any) -> None:
+        """Record the next chunk (id = the number added before it)."""
+        key = ChunkGroup(*(getattr(chunk, c) or "" for c in GROUP_COLUMNS))
+        g = self._gid.get(key)
+        if g is None:
+            g = self._gid[key] = len(self.groups)
+            self.groups.append(key)
+        if not self.runs or self.runs[-1][1] != g:
+            self.runs.append((self._n, g))
+        self._n += 1
+
+    def write(self, con: sqlite3.Connection) -> None:
+        """Insert the collected rows into ``con`` (tables of :func:`_create_schema`)."""
+        con.executemany("INSERT INTO chunk_groups VALUES (?,?,?,?,?,?)",
+                        [(g, *dataclasses.astuple(k)) for g, k in enumerate(self.groups)])
+        con.executemany("INSERT INTO chunk_runs VALUES (?,?)", self.runs)
+
+
+def _has_table(con: sqlite3.Connection, name: str) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def _read_groups(con: sqlite3.Connection, n: int) -> tuple[list[ChunkGroup], np.ndarray]:
+    """``(groups, group_of)``: the filter-column groups and the int32 group id of each of the
+    ``n`` chunks (read-only array). From ``chunk_groups``/``chunk_runs`` (format 2), else from a
+    scan of the chunk columns (format 1)."""
+    if _has_table(con, "chunk_runs"):
+        groups = [ChunkGroup(*(v or "" for v in r)) for r in con.execute(
+            f"SELECT {', '.join(GROUP_COLUMNS)} FROM chunk_groups ORDER BY gid")]
+        runs = np.array(con.execute("SELECT first_id, gid FROM chunk_runs ORDER BY first_id").fetchall(),
+                        dtype=np.int64).reshape(-1, 2)
+        if n and (len(runs) == 0 or runs[0, 0] != 0 or runs[-1, 0] >= n):
+            raise IndexMismatchError("chunk_runs does not cover the chunks; rebuild with `seisaku build`")
+        lengths = np.diff(np.append(runs[:, 0], n))
+        group_of = np.repeat(runs[:, 1].astype(np.int32), lengths)
+    else:
+        acc = GroupRuns()
+        for row in con.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM chunks ORDER BY id"):
+            acc.add(ChunkGroup(*(v or "" for v in row)))
+        groups = acc.groups
+        group_of = np.repeat(np.array([g for _f, g in acc.runs], dtype=np.int32),
+                             np.diff(np.array([f for f, _g in acc.runs] + [n], dtype=np.int64)))
+    if len(group_of) != n:
+        raise IndexMismatchError(f"{len(group_of)} chunk groups for {n} chunks; rebuild with `seisaku build`")
+    group_of.setflags(write=False)
+    return groups, group_of
 
 
 # --------------------------------------------------------------------------- reading
 
 
-def _read_sqlite(con: sqlite3.Connection, db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
-    """Chunks (ordered by FAISS id) and documents through ``con``, the open ``index.sqlite`` at
-    ``db`` (named in messages); ``con`` stays open."""
+def chunk_fields_in(con: sqlite3.Connection) -> list[str]:
+    """The :class:`Chunk` fields stored in this file's ``chunks`` table (an older file may lack
+    some: they get their defaults)."""
     have = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
     known = {f.name for f in dataclasses.fields(Chunk)}
-    cols = [c for c in have if c in known]
+    return [c for c in have if c in known]
+
+
+def row_to_chunk(cols: list[str], values: Iterable[Any]) -> Chunk:
+    """The :class:`Chunk` of one ``chunks`` row: ``values`` of the columns ``cols``."""
+    d: dict[str, Any] = {}
+    for name, v in zip(cols, values):
+        if _is_json_field(name):
+            v = json.loads(v) if v else None
+            if name == "section_path":
+                v = tuple(v or ())
+            elif v is None:
+                v = {}
+        d[name] = v
+    return Chunk(**d)
+
+
+def _read_sqlite(con: sqlite3.Connection, db: Path) -> tuple[list[Chunk], dict[str, DocumentRecord]]:
+    """Every chunk (ordered by FAISS id) and the documents through ``con``, the open
+    ``index.sqlite`` at ``db`` (named in messages); ``con`` stays open. (An open
+    ``IndexStore`` reads chunks lazily instead: ``index.chunk_rows``.)"""
+    cols = chunk_fields_in(con)
     chunks: list[Chunk] = []
     expected_id = 0
     for row in con.execute(f"SELECT id, {', '.join(cols)} FROM chunks ORDER BY id"):
         if row[0] != expected_id:
             raise IndexMismatchError(f"{db}: chunk ids are not contiguous; rebuild with `seisaku build`")
         expected_id += 1
-        d: dict[str, Any] = {}
-        for name, v in zip(cols, row[1:]):
-            if _is_json_field(name):
-                v = json.loads(v) if v else None
-                if name == "section_path":
-                    v = tuple(v or ())
-                elif v is None:
-                    v = {}
-            d[name] = v
-        chunks.append(Chunk(**d))
+        chunks.append(row_to_chunk(cols, row[1:]))
+    return chunks, read_documents(con)
+
+
+def read_documents(con: sqlite3.Connection) -> dict[str, DocumentRecord]:
+    """``doc_id`` → :class:`DocumentRecord` of the ``documents`` table, manifest order."""
     documents: dict[str, DocumentRecord] = {}
     for row in con.execute(
         "SELECT doc_id, municipality, prefecture, title, year, kind, url, sha256, n_chunks, messages "
@@ -153,4 +258,4 @@ def _read_sqlite(con: sqlite3.Connection, db: Path) -> tuple[list[Chunk], dict[s
     ):
         msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
         documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
-    return chunks, documents
+    return documents

@@ -23,7 +23,9 @@ from index.store_format import (
     FAISS_FILE,
     FORMAT_VERSION,
     INDEX_JSON,
+    VECTORS_FILE,
     DocumentRecord,
+    GroupRuns,
     _chunk_columns,
     _create_schema,
     _is_json_field,
@@ -72,13 +74,15 @@ def write_store(
     ``chunks[i]``, ``tokens[i]``, ``vectors[i]``, ``embed_keys[i]`` and ``lemmas[i]`` (the
     chunk text's :func:`index.tokenizer.text_lemmas`; computed here when ``None``) describe FAISS
     id ``i``.
+    The compressed FAISS kinds (``index.faiss_index.RESCORE_KINDS``) also get the vectors as
+    float16 in ``vectors.f16.npy``, which searches re-score their candidates from.
     ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
     the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
     """
     import bm25s
     from bm25s.tokenization import Tokenized
 
-    from index.faiss_index import build_faiss
+    from index.faiss_index import build_faiss, needs_rescoring
 
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -97,8 +101,11 @@ def write_store(
         placeholders = ",".join("?" * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))
         sql = f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) VALUES ({placeholders})"
 
+        groups = GroupRuns()
+
         def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
             for i, (c, toks, key, lem) in enumerate(zip(chunks, tokens, embed_keys, lemmas)):
+                groups.add(c)
                 vals: list[Any] = [i]
                 for name in names:
                     v = getattr(c, name)
@@ -110,6 +117,7 @@ def write_store(
                 yield vals
 
         con.executemany(sql, rows())
+        groups.write(con)
         con.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
             [
@@ -129,6 +137,8 @@ def write_store(
     import faiss
 
     vecs = np.ascontiguousarray(vectors, dtype=np.float32).reshape(n, dim) if n else np.zeros((0, dim), np.float32)
+    if needs_rescoring(faiss_index_kind):
+        np.save(target / VECTORS_FILE, vecs.astype(np.float16))
     index = build_faiss(vecs, faiss_index_kind, dim)
     try:
         faiss.write_index(index, str(target / FAISS_FILE))

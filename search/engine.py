@@ -22,7 +22,6 @@ import copy
 import threading
 import unicodedata
 from dataclasses import dataclass, field
-from functools import cached_property
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -105,15 +104,15 @@ def _shared_embedder(settings: Settings) -> Any:
 
 
 class _View:
-    """An open store plus what the engine derives from it (names, idf, chunks per document).
-    Never mutated (``chunks_by_doc`` is computed once, on first use)."""
+    """An open store plus what the engine derives from it (names, idf). Never mutated. Chunks
+    are not held here: the store reads the ones a result or a view shows (docs/serving.md)."""
 
     def __init__(self, store: Any) -> None:
         self.store = store
         chunks = store.chunks
         docs = store.documents
-        #: Filters precomputed once per snapshot (chunk groups, cached masks).
-        self.filter_index = FilterIndex(chunks, docs)
+        #: Filters precomputed once per snapshot (the store's chunk groups, cached masks).
+        self.filter_index = FilterIndex.from_groups(*store.filter_groups(), docs)
         # every distinct chunk municipality occurs among the groups' representatives, in the
         # chunks' order of first appearance
         names: dict[str, None] = {}
@@ -136,15 +135,6 @@ class _View:
                 self._df = {t: int(df[i]) for t, i in bm.vocab_dict.items() if 0 <= i < len(df)}
             except Exception:  # a bm25s layout we do not know: every term weighs 1
                 self._df = {}
-
-    @cached_property
-    def chunks_by_doc(self) -> dict[str, list[Chunk]]:
-        """The snapshot's chunks grouped by document id, in reading order (built on first use;
-        two threads racing here build the same dict twice, which is harmless)."""
-        groups: dict[str, list[Chunk]] = {}
-        for c in self.store.chunks:
-            groups.setdefault(c.doc_id, []).append(c)
-        return groups
 
     def df(self, term: str) -> int:
         """Number of chunks containing ``term`` (0 when unknown)."""
@@ -315,9 +305,9 @@ class Engine:
         return rows
 
     def document_chunks(self, doc_id: str) -> list[Chunk]:
-        """The chunks of one document in reading order (empty for an unknown ``doc_id``); the
-        grouping is made once per index snapshot."""
-        return list(self._view.chunks_by_doc.get(doc_id, ()))
+        """The chunks of one document in reading order (empty for an unknown ``doc_id``), read
+        from the current snapshot."""
+        return self._view.store.doc_chunks(doc_id)
 
     # -- search -----------------------------------------------------------------------------
     @property
@@ -432,8 +422,8 @@ class Engine:
 
         ranked = sort_scores(fused)
         cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
-        chunks = store.chunks
-        ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
+        ranked = cap_per_group(ranked, store.municipality_of, cap)[:k]
+        chunks = dict(zip(ranked, store.get_chunks(ranked)))  # the shown chunks, one read
 
         hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10} \
             if highlight else set()

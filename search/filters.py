@@ -10,7 +10,7 @@ import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from typing import Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -156,7 +156,6 @@ class FilterIndex:
     MASK_CACHE_SIZE = 32
 
     def __init__(self, chunks: Sequence[Chunk], documents: Mapping[str, DocumentMeta] | None = None) -> None:
-        docs = documents or {}
         groups: dict[tuple[str, ...], int] = {}
         reps: list[Chunk] = []
         gid = np.empty(len(chunks), dtype=np.int32)
@@ -168,9 +167,24 @@ class FilterIndex:
                 reps.append(c)
             gid[i] = g
         gid.setflags(write=False)
-        self.n_chunks = len(chunks)
-        #: One representative chunk per group, in order of first appearance.
-        self.representatives: list[Chunk] = reps
+        self._setup(reps, gid, documents)
+
+    @classmethod
+    def from_groups(cls, representatives: Sequence[Any], group_of: np.ndarray,
+                    documents: Mapping[str, DocumentMeta] | None = None) -> "FilterIndex":
+        """A filter index from precomputed groups (``IndexStore.filter_groups()``): one object
+        per group with the chunk fields a filter reads (municipality, prefecture, kind, year,
+        doc_id) and the group id of every chunk. Equal to ``FilterIndex(chunks, documents)``."""
+        self = cls.__new__(cls)
+        self._setup(list(representatives), group_of, documents)
+        return self
+
+    def _setup(self, reps: list[Any], gid: np.ndarray, documents: Mapping[str, DocumentMeta] | None) -> None:
+        docs = documents or {}
+        self.n_chunks = len(gid)
+        #: One representative per group (a chunk, or an ``index.store_format.ChunkGroup``), in
+        #: order of first appearance.
+        self.representatives: list[Any] = reps
         self._docs = [docs.get(c.doc_id) for c in reps]
         self.group_of: np.ndarray = gid
         self._cache: OrderedDict[Filters, tuple[np.ndarray, np.ndarray]] = OrderedDict()

@@ -247,22 +247,30 @@ def test_ivf_above_threshold_hnsw_on_request(small, tmp_path: Path) -> None:
     flat = IndexStore.open(s.index_dir)
     q = flat.vectors([0])[0]
     _, ids_flat = flat.dense_search(q, 3)
-    # "auto" above the threshold: IVF, its nprobe stored in index.json and applied at open
+    # "auto" above the threshold: IVF-SQ8 re-scored from the stored float16 vectors, its nprobe
+    # stored in index.json and applied at open
     s2 = test_settings(tmp_path, faiss_index="auto", ann_threshold=2, ivf_nprobe=3)
     rep = build_index(s2, progress=False)
     assert rep.n_embedded == 0
     store = IndexStore.open(s2.index_dir)
-    assert store.info["faiss_index"] == "ivf"
+    assert store.info["faiss_index"] == "ivfsq8"
     assert store.info["nprobe"] == 3
-    assert isinstance(store.faiss, faiss.IndexIVFFlat)
+    assert isinstance(store.faiss, faiss.IndexIVFScalarQuantizer)
     assert store.faiss.metric_type == faiss.METRIC_INNER_PRODUCT
     assert store.faiss.nprobe == 3
     assert IndexStore.open(s2.index_dir, nprobe=5).faiss.nprobe == 5
-    assert np.allclose(store.vectors([0])[0], q)
+    assert (s2.index_dir / "vectors.f16.npy").is_file()
+    assert np.allclose(store.vectors([0])[0], q, atol=2e-3)
     _, ids_ivf = store.dense_search(q, 3)
     assert ids_ivf[0] == ids_flat[0] == 0
     _, ids_sel = store.dense_search(q, 3, allowed=[1, 2])
     assert set(ids_sel.tolist()) <= {1, 2} and len(ids_sel) == 2
+    # explicit "ivf": IVFFlat, vectors reconstructed from FAISS, no vectors file
+    s5 = test_settings(tmp_path, faiss_index="ivf", ann_threshold=2)
+    build_index(s5, progress=False)
+    store = IndexStore.open(s5.index_dir)
+    assert isinstance(store.faiss, faiss.IndexIVFFlat) and not (s5.index_dir / "vectors.f16.npy").exists()
+    assert np.allclose(store.vectors([0])[0], q)
     # explicit "hnsw"
     s4 = test_settings(tmp_path, faiss_index="hnsw", ann_threshold=2)
     build_index(s4, progress=False)
