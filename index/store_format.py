@@ -8,6 +8,7 @@ Shared by the writer (:mod:`index.store_write`) and the reader (:mod:`index.stor
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import sqlite3
@@ -104,7 +105,9 @@ def _chunk_columns() -> list[tuple[str, str]]:
     return cols
 
 
+@functools.lru_cache(maxsize=None)
 def _is_json_field(name: str) -> bool:
+    """True for Chunk fields stored as JSON text (not str or int); cached: called per row and field."""
     f = {f.name: f for f in dataclasses.fields(Chunk)}[name]
     t = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
     return t not in ("str", "int")

@@ -1,0 +1,465 @@
+"""Write a synthetic N-chunk index (1M, 5M) in the product's format, streaming, for the serving
+benchmark (bench/serve_scale.py, docs/serving.md).
+
+    nice -n 10 python -m bench.scale_store --n 1000000 --out /work/data/scale1m
+    nice -n 10 python -m bench.scale_store --n 5000000 --out /work/data/scale5m
+
+What a chunk is (realistic enough that recall and latency mean something, cheap enough to make
+5 million on 2 cores in well under an hour):
+
+- **Material**: the bundled corpus built by the product (``index.build.build_index``), its 185
+  chunks cut into sentences; each sentence tokenised by the product's tokeniser (BM25 terms,
+  lemmas) and embedded by the product's embedder (passage prompt) once, cached under the bench
+  cache.
+- **Documents and municipalities**: 1,741 municipalities (the 8 bundled ones plus generated
+  two-kanji names with 市/町/村 in the national proportions) in 47 prefectures; about 287 chunks
+  per document (5M / 17,410 documents ≈ ten per municipality); document ``d`` follows bundled
+  document ``d mod 5`` (its title, kind, headings) with its own municipality and year.
+- **Chunk text**: the sentences of the corresponding bundled chunk, each kept with probability
+  0.6 (at least one), plus with probability 0.3 one sentence of another chunk of the same bundled
+  document; ``embed_text`` = the bundled chunk's heading lines with the municipality replaced,
+  then the text. BM25 terms = the headings' terms + the sentences' terms; lemmas = the union of
+  the sentences' lemmas (what the product stores, computed per sentence instead of per chunk).
+- **Vectors** (clustered, not uniform noise): unit(0.45·v(chunk) + 0.45·unit(Σ v(sentence)) +
+  0.15·u(municipality) + noise of norm 0.08), with v the real embeddings, u a fixed random unit
+  vector per municipality: clusters per topic, sub-clusters per sentence subset and municipality.
+  Stored as float16 (``vectors.f16.npy``, as the product stores them for the compressed kinds).
+
+Files are the product's (index/store_format.py, format 2): SQLite rows streamed with the filter
+groups, the FAISS kind the ``auto`` rule picks (or ``--kind``) trained on the product's sample and
+added in blocks, and the bm25s arrays written directly as CSC (two passes over per-chunk term
+counts kept in a temporary memmap): the same scores as ``bm25s.BM25().index`` (checked on 3,000
+chunks before every run), without its in-memory matrix of every posting.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import re
+import shutil
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.common import bench_cache_dir, log, machine_line, peak_rss_mb, write_result
+
+CHUNKS_PER_DOC = 287
+N_MUNICIPALITIES = 1741
+SEED = 20261201
+#: Room for distinct terms per chunk in the temporary (sparse) term-count files.
+MAX_TERMS = 400
+K1, B = 1.5, 0.75
+PREFECTURES = (
+    "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
+    "石川県 福井県 山梨県 長野県 岐阜県 静岡県 愛知県 三重県 滋賀県 京都府 大阪府 兵庫県 奈良県 和歌山県 鳥取県 島根県 "
+    "岡山県 広島県 山口県 徳島県 香川県 愛媛県 高知県 福岡県 佐賀県 長崎県 熊本県 大分県 宮崎県 鹿児島県 沖縄県"
+).split()
+PLACE_KANJI = "山川田中野原井上下北南東西大小本新松竹梅桜岡島崎浜沢津宮高森林谷口石橋江戸長吉平和泉朝日月星光白黒赤青緑金銀岩滝池湖海港浦鶴亀鹿熊犬羽根"
+YEARS = ("令和元年度", "令和2年度", "令和3年度", "令和4年度", "令和5年度", "令和6年度")
+_SENT = re.compile(r"[^。！？\n]+[。！？]?")
+
+
+# ----------------------------------------------------------------------------- material
+@dataclass
+class Sentence:
+    text: str
+    tokens: list[str]
+    lemmas: list[str]
+    #: The tokens as JSON list items (no brackets) and as vocabulary ids (filled by :func:`synth`).
+    tokens_json: str = ""
+    ids: Any = None
+
+
+def bundled_index() -> Path:
+    """The bundled corpus built by the product into the bench cache (built once)."""
+    from index.build import build_index
+    from index.config import load_settings
+
+    d = bench_cache_dir() / "scale_bundled_index"
+    if not (d / "index.json").is_file():
+        build_index(load_settings().with_overrides(index_dir=d), progress=False)
+    return d
+
+
+def material(base_dir: Path) -> dict[str, Any]:
+    """Sentences of every bundled chunk with terms, lemmas and vectors (cached by content)."""
+    from index.store import IndexStore
+    from index.tokenizer import Tokenizer, text_lemmas
+
+    base = IndexStore.open(base_dir)
+    chunks = list(base.chunks)
+    per_chunk = [[m.group(0).strip() for m in _SENT.finditer(c.text) if len(m.group(0).strip()) >= 4] or [c.text]
+                 for c in chunks]
+    key = hashlib.sha256(json.dumps([base.info["model_id"], per_chunk], ensure_ascii=False).encode()).hexdigest()[:16]
+    cache = bench_cache_dir() / f"scale_material_{key}.npz"
+    tok = Tokenizer()
+    texts = [s for ss in per_chunk for s in ss]
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        svec = z["svec"]
+        meta = json.loads(str(z["meta"]))
+    else:
+        from index.config import load_settings
+        from index.embedder import Embedder
+
+        log(f"[scale] embedding {len(texts)} sentences of the bundled corpus")
+        svec = np.asarray(Embedder.from_settings(load_settings()).encode_passages(texts), dtype=np.float32)
+        meta = {"tokens": [tok.tokenize(s) for s in texts], "lemmas": [sorted(text_lemmas(s)) for s in texts],
+                "headers": [tok.tokenize(_header(c)) for c in chunks]}
+        np.savez(cache, svec=svec, meta=np.array(json.dumps(meta, ensure_ascii=False)))
+    sents, k = [], 0
+    for ss in per_chunk:
+        sents.append([Sentence(s, meta["tokens"][k + j], meta["lemmas"][k + j]) for j, s in enumerate(ss)])
+        k += len(ss)
+    starts = np.cumsum([0] + [len(ss) for ss in per_chunk])
+    return {"base": base, "chunks": chunks, "sentences": sents, "svec": svec, "sent_start": starts,
+            "cvec": base.vectors(), "header_tokens": meta["headers"], "keys": base.embed_keys()}
+
+
+def _header(c: Any) -> str:
+    """The heading lines ``embed_text`` puts before a chunk's text."""
+    return c.embed_text[: len(c.embed_text) - len(c.text)] if c.embed_text.endswith(c.text) else ""
+
+
+def municipality_names(bundled: list[str], n: int, rng: np.random.Generator) -> list[str]:
+    """``n`` distinct names: the bundled ones, then two-kanji names + 市/町/村 (792:743:183)."""
+    out = list(dict.fromkeys(x for x in bundled if x))
+    seen = set(out)
+    suffixes = np.array(["市"] * 792 + ["町"] * 743 + ["村"] * 183)
+    while len(out) < n:
+        a, b = rng.choice(list(PLACE_KANJI), 2, replace=False)
+        name = f"{a}{b}{rng.choice(suffixes)}"
+        if name not in seen and not any(name in o or o in name for o in out[:8]):
+            seen.add(name)
+            out.append(name)
+    return out[:n]
+
+
+# ----------------------------------------------------------------------------- chunks
+def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None,
+          ) -> Iterator[tuple[Any, str, np.ndarray, list[str], str, np.ndarray, int]]:
+    """``(chunk, tokens as JSON, token ids in ``vocab``, lemmas, embed_key, unnormalised vector,
+    municipality index)`` for ids 0..n-1 (``vocab`` is filled as terms are first seen)."""
+    vocab = {} if vocab is None else vocab
+
+    def enc(tokens: list[str]) -> tuple[str, np.ndarray]:
+        return (json.dumps(tokens, ensure_ascii=False)[1:-1],
+                np.array([vocab.setdefault(t, len(vocab)) for t in tokens], dtype=np.int32))
+
+    from corpus.records import Chunk
+
+    rng = np.random.default_rng(SEED)
+    chunks: list[Chunk] = mat["chunks"]
+    docs = list(mat["base"].documents.values())
+    base_docs = [d for d in docs if d.n_chunks]
+    by_doc = {d.doc_id: [i for i, c in enumerate(chunks) if c.doc_id == d.doc_id] for d in base_docs}
+    munis = municipality_names([c.municipality for c in chunks], N_MUNICIPALITIES, rng)
+    pref_of = [PREFECTURES[(7 * m) % len(PREFECTURES)] for m in range(len(munis))]
+    mvec = rng.standard_normal((len(munis), mat["cvec"].shape[1])).astype(np.float32)
+    mvec /= np.linalg.norm(mvec, axis=1, keepdims=True)
+    svec, starts, cvec = mat["svec"], mat["sent_start"], mat["cvec"]
+    from index.tokenizer import Tokenizer
+
+    tok = Tokenizer()
+    tok_cache: dict[str, list[str]] = {}
+    # each bundled chunk's heading terms without its own municipality's terms
+    htoks_of = []
+    for b, bc in enumerate(chunks):
+        own = set(tok.tokenize(bc.municipality)) if bc.municipality else set()
+        htoks_of.append(enc([t for t in mat["header_tokens"][b] if t not in own]))
+    for ss in mat["sentences"]:
+        for x in ss:
+            x.tokens_json, x.ids = enc(x.tokens)
+    i = 0
+    d = 0
+    rnd, r_at = np.zeros(0), 0
+    noise, n_at = np.zeros((0, 0), np.float32), 0
+    while i < n:
+        bd = base_docs[d % len(base_docs)]
+        m = (d * 611) % len(munis)
+        muni, pref, year = munis[m], pref_of[m], YEARS[d % len(YEARS)]
+        doc_id = f"syn/{m:04d}/{d:06d}_{bd.doc_id}"
+        members = by_doc[bd.doc_id]
+        if muni not in tok_cache:
+            tok_cache[muni] = enc(tok.tokenize(muni))
+        for j in range(min(CHUNKS_PER_DOC, n - i)):
+            b = members[j % len(members)]
+            bc = chunks[b]
+            ss = mat["sentences"][b]
+            if r_at + 64 > len(rnd):
+                rnd, r_at = rng.random(1 << 16), 0
+            u = rnd[r_at : r_at + len(ss) + 3]
+            r_at += len(ss) + 3
+            keep = np.flatnonzero(u[: len(ss)] < 0.6).tolist() or [int(u[len(ss)] * len(ss))]
+            picked = [(b, k) for k in keep]
+            if u[len(ss) + 1] < 0.3 and len(members) > 1:
+                o = members[int(u[len(ss) + 2] * len(members))]
+                picked.append((o, int(u[len(ss)] * len(mat["sentences"][o]))))
+            text = "".join(mat["sentences"][c][k].text for c, k in picked)
+            header = _header(bc).replace(bc.municipality, muni) if bc.municipality else _header(bc)
+            parts = [tok_cache[muni], htoks_of[b]] + [(x.tokens_json, x.ids) for x in
+                                                      (mat["sentences"][c][k] for c, k in picked)]
+            tokens = "[" + ",".join(p for p, _ids in parts if p) + "]"
+            ids = np.concatenate([i for _p, i in parts])
+            lemmas = sorted({x for c, k in picked for x in mat["sentences"][c][k].lemmas})
+            sv = svec[[starts[c] + k for c, k in picked]].sum(axis=0)
+            v = 0.45 * cvec[b] + 0.45 * sv / max(1e-6, float(np.linalg.norm(sv))) + 0.15 * mvec[m]
+            if n_at >= len(noise):
+                noise, n_at = rng.standard_normal((4096, len(v))).astype(np.float32) * (0.08 / math.sqrt(len(v))), 0
+            v = v + noise[n_at]
+            n_at += 1
+            c = replace(bc, chunk_id=f"{doc_id}#{j}", doc_id=doc_id, municipality=muni, prefecture=pref,
+                        title=f"{muni} {bd.title}", text=text, embed_text=header + text, year=year, url="")
+            yield c, tokens, ids, lemmas, f"{mat['keys'][b]}~{i}", v, m
+            i += 1
+        d += 1
+
+
+def documents_for(mat: dict[str, Any], n: int) -> list[Any]:
+    """The synthetic documents of an ``n``-chunk store (same walk as :func:`synth`)."""
+    rng = np.random.default_rng(SEED)
+    chunks = mat["chunks"]
+    base_docs = [d for d in mat["base"].documents.values() if d.n_chunks]
+    munis = municipality_names([c.municipality for c in chunks], N_MUNICIPALITIES, rng)
+    out = []
+    for d in range(math.ceil(n / CHUNKS_PER_DOC)):
+        bd = base_docs[d % len(base_docs)]
+        m = (d * 611) % len(munis)
+        k = min(CHUNKS_PER_DOC, n - d * CHUNKS_PER_DOC)
+        out.append(replace(bd, doc_id=f"syn/{m:04d}/{d:06d}_{bd.doc_id}", municipality=munis[m],
+                           prefecture=PREFECTURES[(7 * m) % len(PREFECTURES)], title=f"{munis[m]} {bd.title}",
+                           year=YEARS[d % len(YEARS)], n_chunks=k, messages=[]))
+    return out
+
+
+# ----------------------------------------------------------------------------- BM25 (CSC)
+def _block_counts(doc_terms: np.ndarray, doc_ptr: np.ndarray, a: int, e: int, n_vocab: int,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(docs, terms, tf)`` of documents ``a..e-1``: their distinct terms and counts, by doc then term."""
+    lo, hi = int(doc_ptr[a]), int(doc_ptr[e])
+    docs = np.repeat(np.arange(a, e, dtype=np.int64), np.diff(np.asarray(doc_ptr[a : e + 1])))
+    key, tf = np.unique(docs * n_vocab + np.asarray(doc_terms[lo:hi], dtype=np.int64), return_counts=True)
+    return (key // n_vocab).astype(np.int32), (key % n_vocab).astype(np.int64), tf.astype(np.float32)
+
+
+def bm25_csc(doc_terms: np.ndarray, doc_ptr: np.ndarray, n_vocab: int, out_dir: Path,
+             block: int = 200_000) -> dict[str, Any]:
+    """Write bm25s's ``data``/``indices``/``indptr`` .npy files (Lucene BM25, k1 1.5, b 0.75,
+    float32 scores, int32 doc indices) for documents given as their token ids in order
+    (``doc_ptr`` delimits each document's tokens). Two passes over blocks of documents: the
+    document frequencies, then the scores placed column by column (a counting sort by term)."""
+    n = len(doc_ptr) - 1
+    dl = np.diff(np.asarray(doc_ptr)).astype(np.float32)
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for a in range(0, n, block):
+        df += np.bincount(_block_counts(doc_terms, doc_ptr, a, min(n, a + block), n_vocab)[1], minlength=n_vocab)
+    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
+    avgdl = float(np.mean(dl))
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    nnz = int(indptr[-1])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = np.lib.format.open_memmap(out_dir / "data.csc.index.npy", mode="w+", dtype=np.float32, shape=(nnz,))
+    indices = np.lib.format.open_memmap(out_dir / "indices.csc.index.npy", mode="w+", dtype=np.int32, shape=(nnz,))
+    cursor = indptr[:-1].copy()
+    for a in range(0, n, block):
+        docs, terms, tf = _block_counts(doc_terms, doc_ptr, a, min(n, a + block), n_vocab)
+        denom = K1 * ((1 - B) + B * dl[docs] / avgdl) + tf
+        score = (idf[terms] * (tf / denom)).astype(np.float32)
+        order = np.argsort(terms, kind="stable")  # by term, then doc (docs ascend within a block)
+        st = terms[order]
+        first = np.searchsorted(st, st, side="left")
+        pos = cursor[st] + (np.arange(len(st)) - first)
+        indices[pos] = docs[order]
+        data[pos] = score[order]
+        cursor += np.bincount(st, minlength=n_vocab)
+    data.flush()
+    indices.flush()
+    np.save(out_dir / "indptr.csc.index.npy", indptr)
+    return {"nnz": nnz, "avgdl": avgdl}
+
+
+def check_bm25_csc(token_lists: list[list[str]], tmp: Path) -> float:
+    """Max |score difference| between :func:`bm25_csc` and ``bm25s.BM25().index`` on ``token_lists``."""
+    import bm25s
+    from bm25s.tokenization import Tokenized
+
+    vocab: dict[str, int] = {}
+    ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in token_lists]
+    ref = bm25s.BM25()
+    ref.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
+    ptr = np.cumsum([0] + [len(r) for r in ids])
+    bm25_csc(np.concatenate([np.asarray(r, dtype=np.int32) for r in ids]), ptr, len(vocab), tmp, block=700)
+    worst = 0.0
+    for q in range(0, len(vocab), max(1, len(vocab) // 200)):
+        mine = np.zeros(len(ids), np.float32)
+        a, b = np.load(tmp / "indptr.csc.index.npy")[q : q + 2]
+        mine[np.load(tmp / "indices.csc.index.npy")[a:b]] += np.load(tmp / "data.csc.index.npy")[a:b]
+        worst = max(worst, float(np.abs(mine - ref.get_scores_from_ids([q])).max()))
+    return worst
+
+
+# ----------------------------------------------------------------------------- writing
+def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[str, Any]:
+    """Write the synthetic ``n``-chunk index into ``out`` (replaced); the report dict."""
+    import faiss
+
+    from index.config import load_settings
+    from index.faiss_index import build_ivf, choose_kind, ivf_nlist, needs_rescoring
+    from index.store_format import (
+        _EXTRA_CHUNK_COLUMNS, BM25_DIR, DB_FILE, FAISS_FILE, FORMAT_VERSION, INDEX_JSON, VECTORS_FILE, GroupRuns,
+        _chunk_columns, _create_schema, _is_json_field, bm25_text, sha256_text,
+    )
+
+    t_all = time.perf_counter()
+    rep: dict[str, Any] = {"n_chunks": n}
+    mat = material(bundled_index())
+    rep["material_s"] = round(time.perf_counter() - t_all, 1)
+    err = check_bm25_csc([json.loads(t) for _c, t, *_ in synth(mat, 3000)], out.parent / f"{out.name}.bm25check")
+    shutil.rmtree(out.parent / f"{out.name}.bm25check", ignore_errors=True)
+    rep["bm25_check_max_abs_diff"] = err
+    log(f"[scale] BM25 CSC writer vs bm25s.index on 3000 chunks: max |diff| {err:.2e}")
+    if err > 1e-4:
+        raise SystemExit("the BM25 CSC writer does not match bm25s")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    s = load_settings()
+    kind = kind or choose_kind(s.faiss_index, n, s.ann_threshold, s.pq_threshold)
+    dim = mat["cvec"].shape[1]
+    vec_path = out / VECTORS_FILE if needs_rescoring(kind) else out.parent / f"{out.name}.vectors.f16.npy"
+    vecs = np.lib.format.open_memmap(vec_path, mode="w+", dtype=np.float16, shape=(n, dim))
+    tmp_terms = np.lib.format.open_memmap(out.parent / f"{out.name}.terms.npy", mode="w+", dtype=np.int32,
+                                          shape=(n * MAX_TERMS,))
+    doc_ptr = np.zeros(n + 1, dtype=np.int64)
+    vocab: dict[str, int] = {}
+
+    # 1. SQLite rows (streamed), vectors, per-chunk term counts
+    t0 = time.perf_counter()
+    con = sqlite3.connect(out / DB_FILE)
+    con.execute("PRAGMA journal_mode=OFF")
+    con.execute("PRAGMA synchronous=OFF")
+    con.execute("PRAGMA cache_size=-2000000")  # 2 GB of pages: the unique chunk_id index stays cached
+    _create_schema(con)
+    names = [c for c, _ in _chunk_columns()]
+    sql = (f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) "
+           f"VALUES ({','.join('?' * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))})")
+    groups = GroupRuns()
+    vbuf: list[np.ndarray] = []
+    state = {"nnz": 0}
+
+    def rows() -> Iterator[list[Any]]:
+        for i, (c, toks, ids, lem, key, v, _m) in enumerate(synth(mat, n, vocab)):
+            groups.add(c)
+            vbuf.append(v)
+            if len(vbuf) == 50_000 or i == n - 1:
+                blk = np.stack(vbuf)
+                blk /= np.linalg.norm(blk, axis=1, keepdims=True)
+                vecs[i + 1 - len(vbuf) : i + 1] = blk.astype(np.float16)
+                vbuf.clear()
+            a = state["nnz"]
+            if a + len(ids) > len(tmp_terms):
+                raise SystemExit(f"more than {MAX_TERMS} terms per chunk on average")
+            tmp_terms[a : a + len(ids)] = ids
+            state["nnz"] = a + len(ids)
+            doc_ptr[i + 1] = state["nnz"]
+            vals: list[Any] = [i]
+            for name in names:
+                x = getattr(c, name)
+                if _is_json_field(name):
+                    x = json.dumps(list(x) if isinstance(x, tuple) else x, ensure_ascii=False)
+                vals.append(x)
+            vals += [toks, key, sha256_text(bm25_text(c)),
+                     json.dumps(lem, ensure_ascii=False)]
+            if i % 500_000 == 0:
+                log(f"[scale] {i:,} chunks, {time.perf_counter() - t0:.0f} s, peak RSS {peak_rss_mb():.0f} MiB")
+            yield vals
+
+    con.executemany(sql, rows())
+    groups.write(con)
+    docs = documents_for(mat, n)
+    con.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    [(d.doc_id, d.municipality, d.prefecture, d.title, d.year, d.kind, d.url, d.sha256, d.n_chunks, "[]")
+                     for d in docs])
+    con.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
+    con.commit()
+    con.close()
+    vecs.flush()
+    rep["rows_s"] = round(time.perf_counter() - t0, 1)
+    log(f"[scale] rows + vectors: {rep['rows_s']} s, peak RSS {peak_rss_mb():.0f} MiB")
+
+    # 2. BM25
+    t0 = time.perf_counter()
+    nnz = state["nnz"]
+    rep["bm25"] = bm25_csc(tmp_terms[:nnz], doc_ptr, len(vocab), out / BM25_DIR)
+    (out / BM25_DIR / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (out / BM25_DIR / "params.index.json").write_text(json.dumps(
+        {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
+         "int_dtype": "int32", "num_docs": n, "version": _bm25s_version(), "backend": "numpy"}, indent=4))
+    del tmp_terms
+    (out.parent / f"{out.name}.terms.npy").unlink()
+    rep["bm25_s"] = round(time.perf_counter() - t0, 1)
+    log(f"[scale] BM25: {rep['bm25_s']} s, {rep['bm25']}")
+
+    # 3. FAISS (the product's IVF builders, vectors read from the float16 file in blocks)
+    t0 = time.perf_counter()
+    index = build_ivf(vecs, dim, kind=kind) if kind.startswith("ivf") else None
+    if index is None:
+        from index.faiss_index import build_faiss
+
+        index = build_faiss(np.asarray(vecs, dtype=np.float32), kind, dim)
+    faiss.write_index(index, str(out / FAISS_FILE))
+    rep["faiss"] = {"kind": kind, "nlist": ivf_nlist(n), "s": round(time.perf_counter() - t0, 1),
+                    "mib": round((out / FAISS_FILE).stat().st_size / 2**20, 1)}
+    del index
+    log(f"[scale] FAISS {kind}: {rep['faiss']}")
+    for extra in extra_kinds:
+        t0 = time.perf_counter()
+        index = build_ivf(vecs, dim, kind=extra)
+        faiss.write_index(index, str(out.parent / f"{out.name}.{extra}.faiss"))
+        rep[f"faiss_{extra}"] = {"s": round(time.perf_counter() - t0, 1),
+                                 "mib": round((out.parent / f"{out.name}.{extra}.faiss").stat().st_size / 2**20, 1)}
+        del index
+        log(f"[scale] extra FAISS {extra}: {rep[f'faiss_{extra}']}")
+
+    info = dict(mat["base"].info)
+    info.update(format_version=FORMAT_VERSION, n_chunks=n, n_documents=len(docs), faiss_index=kind, bm25=True,
+                bm25_vocab_size=len(vocab), built_by="bench.scale_store", corpus_dir="(synthetic)",
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    (out / INDEX_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    rep["total_s"] = round(time.perf_counter() - t_all, 1)
+    rep["disk_mib"] = {p.name: round(sum(f.stat().st_size for f in ([p] if p.is_file() else p.rglob("*"))
+                                         if f.is_file()) / 2**20, 1) for p in out.iterdir()}
+    rep["peak_rss_mb"] = round(peak_rss_mb())
+    return rep
+
+
+def _bm25s_version() -> str:
+    import bm25s
+
+    return str(getattr(bm25s, "__version__", "?"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, required=True)
+    ap.add_argument("--out", type=Path, required=True, help="index directory to write (replaced)")
+    ap.add_argument("--kind", default=None, help="FAISS kind (default: the auto rule)")
+    ap.add_argument("--extra-kinds", nargs="*", default=[], help="also build these IVF kinds beside the index")
+    args = ap.parse_args(argv)
+    log(machine_line())
+    rep = write(args.n, args.out, args.kind, args.extra_kinds)
+    write_result(f"scale_store_{args.n}", rep)
+    print(json.dumps(rep, ensure_ascii=False, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
