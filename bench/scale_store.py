@@ -119,7 +119,9 @@ def material(base_dir: Path) -> dict[str, Any]:
         sents.append([Sentence(s, meta["tokens"][k + j], meta["lemmas"][k + j]) for j, s in enumerate(ss)])
         k += len(ss)
     starts = np.cumsum([0] + [len(ss) for ss in per_chunk])
-    return {"base": base, "chunks": chunks, "sentences": sents, "svec": svec, "sent_start": starts,
+    mvec = np.random.default_rng(SEED + 1).standard_normal((N_MUNICIPALITIES, svec.shape[1])).astype(np.float32)
+    mvec /= np.linalg.norm(mvec, axis=1, keepdims=True)
+    return {"mvec": mvec, "base": base, "chunks": chunks, "sentences": sents, "svec": svec, "sent_start": starts,
             "cvec": base.vectors(), "header_tokens": meta["headers"], "keys": base.embed_keys()}
 
 
@@ -143,83 +145,128 @@ def municipality_names(bundled: list[str], n: int, rng: np.random.Generator) -> 
 
 
 # ----------------------------------------------------------------------------- chunks
-def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None,
-          ) -> Iterator[tuple[Any, str, np.ndarray, list[str], str, np.ndarray, int]]:
-    """``(chunk, tokens as JSON, token ids in ``vocab``, lemmas, embed_key, unnormalised vector,
-    municipality index)`` for ids 0..n-1 (``vocab`` is filled as terms are first seen)."""
-    vocab = {} if vocab is None else vocab
+@dataclass
+class Row:
+    """One synthetic chunk: its SQLite row values, BM25 term ids, picked sentences (flat
+    indices), bundled chunk and municipality index."""
 
-    def enc(tokens: list[str]) -> tuple[str, np.ndarray]:
-        return (json.dumps(tokens, ensure_ascii=False)[1:-1],
-                np.array([vocab.setdefault(t, len(vocab)) for t in tokens], dtype=np.int32))
+    values: list[Any]
+    term_ids: list[int]
+    sentences: list[int]
+    base: int
+    muni: int
 
-    from corpus.records import Chunk
 
-    rng = np.random.default_rng(SEED)
-    chunks: list[Chunk] = mat["chunks"]
-    docs = list(mat["base"].documents.values())
-    base_docs = [d for d in docs if d.n_chunks]
-    by_doc = {d.doc_id: [i for i, c in enumerate(chunks) if c.doc_id == d.doc_id] for d in base_docs}
-    munis = municipality_names([c.municipality for c in chunks], N_MUNICIPALITIES, rng)
-    pref_of = [PREFECTURES[(7 * m) % len(PREFECTURES)] for m in range(len(munis))]
-    mvec = rng.standard_normal((len(munis), mat["cvec"].shape[1])).astype(np.float32)
-    mvec /= np.linalg.norm(mvec, axis=1, keepdims=True)
-    svec, starts, cvec = mat["svec"], mat["sent_start"], mat["cvec"]
+def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None) -> Iterator[Row]:
+    """The rows of chunk ids 0..n-1 (``vocab`` is filled as terms are first seen). Column values
+    are built from per-bundled-chunk templates: no Chunk object per row (5M of them is the
+    difference between minutes and hours here)."""
+    from index.store_format import _EXTRA_CHUNK_COLUMNS, _chunk_columns, _is_json_field, sha256_text
     from index.tokenizer import Tokenizer
 
+    vocab = {} if vocab is None else vocab
+
+    def enc(tokens: list[str]) -> tuple[str, list[int]]:
+        return json.dumps(tokens, ensure_ascii=False)[1:-1], [vocab.setdefault(t, len(vocab)) for t in tokens]
+
+    rng = np.random.default_rng(SEED)
+    chunks = mat["chunks"]
+    base_docs = [d for d in mat["base"].documents.values() if d.n_chunks]
+    by_doc = {d.doc_id: [i for i, c in enumerate(chunks) if c.doc_id == d.doc_id] for d in base_docs}
+    munis = municipality_names([c.municipality for c in chunks], N_MUNICIPALITIES, rng)
     tok = Tokenizer()
-    tok_cache: dict[str, list[str]] = {}
-    # each bundled chunk's heading terms without its own municipality's terms
-    htoks_of = []
-    for b, bc in enumerate(chunks):
+    names = [c for c, _ in _chunk_columns()] + list(_EXTRA_CHUNK_COLUMNS)
+    col = {c: k + 1 for k, c in enumerate(names)}  # value index (0 = id)
+    templates, headers, htoks = [], [], []
+    for b0, bc in enumerate(chunks):
+        vals: list[Any] = [0]
+        for c in names[: len(names) - len(_EXTRA_CHUNK_COLUMNS)]:
+            v = getattr(bc, c)
+            vals.append(json.dumps(list(v) if isinstance(v, tuple) else v, ensure_ascii=False)
+                        if _is_json_field(c) else v)
+        vals += [None] * len(_EXTRA_CHUNK_COLUMNS)
+        vals[col["url"]] = ""
+        templates.append(vals)
+        headers.append(_header(bc))
         own = set(tok.tokenize(bc.municipality)) if bc.municipality else set()
-        htoks_of.append(enc([t for t in mat["header_tokens"][b] if t not in own]))
+        htoks.append(enc([t for t in mat["header_tokens"][b0] if t not in own]))
+    stext, sjson, sids, slem = [], [], [], []
     for ss in mat["sentences"]:
         for x in ss:
-            x.tokens_json, x.ids = enc(x.tokens)
-    i = 0
-    d = 0
+            j, ids = enc(x.tokens)
+            stext.append(x.text)
+            sjson.append(j)
+            sids.append(ids)
+            slem.append(frozenset(x.lemmas))
+    starts = mat["sent_start"]
+    keys = mat["keys"]
     rnd, r_at = np.zeros(0), 0
-    noise, n_at = np.zeros((0, 0), np.float32), 0
+    i = d = 0
     while i < n:
         bd = base_docs[d % len(base_docs)]
         m = (d * 611) % len(munis)
-        muni, pref, year = munis[m], pref_of[m], YEARS[d % len(YEARS)]
+        muni, pref, year = munis[m], PREFECTURES[(7 * m) % len(PREFECTURES)], YEARS[d % len(YEARS)]
         doc_id = f"syn/{m:04d}/{d:06d}_{bd.doc_id}"
+        title = f"{muni} {bd.title}"
+        mj, mids = enc(tok.tokenize(muni))
         members = by_doc[bd.doc_id]
-        if muni not in tok_cache:
-            tok_cache[muni] = enc(tok.tokenize(muni))
         for j in range(min(CHUNKS_PER_DOC, n - i)):
             b = members[j % len(members)]
             bc = chunks[b]
-            ss = mat["sentences"][b]
-            if r_at + 64 > len(rnd):
+            k0, k1 = int(starts[b]), int(starts[b + 1])
+            ns = k1 - k0
+            if r_at + ns + 3 > len(rnd):
                 rnd, r_at = rng.random(1 << 16), 0
-            u = rnd[r_at : r_at + len(ss) + 3]
-            r_at += len(ss) + 3
-            keep = np.flatnonzero(u[: len(ss)] < 0.6).tolist() or [int(u[len(ss)] * len(ss))]
-            picked = [(b, k) for k in keep]
-            if u[len(ss) + 1] < 0.3 and len(members) > 1:
-                o = members[int(u[len(ss) + 2] * len(members))]
-                picked.append((o, int(u[len(ss)] * len(mat["sentences"][o]))))
-            text = "".join(mat["sentences"][c][k].text for c, k in picked)
-            header = _header(bc).replace(bc.municipality, muni) if bc.municipality else _header(bc)
-            parts = [tok_cache[muni], htoks_of[b]] + [(x.tokens_json, x.ids) for x in
-                                                      (mat["sentences"][c][k] for c, k in picked)]
-            tokens = "[" + ",".join(p for p, _ids in parts if p) + "]"
-            ids = np.concatenate([i for _p, i in parts])
-            lemmas = sorted({x for c, k in picked for x in mat["sentences"][c][k].lemmas})
-            sv = svec[[starts[c] + k for c, k in picked]].sum(axis=0)
-            v = 0.45 * cvec[b] + 0.45 * sv / max(1e-6, float(np.linalg.norm(sv))) + 0.15 * mvec[m]
-            if n_at >= len(noise):
-                noise, n_at = rng.standard_normal((4096, len(v))).astype(np.float32) * (0.08 / math.sqrt(len(v))), 0
-            v = v + noise[n_at]
-            n_at += 1
-            c = replace(bc, chunk_id=f"{doc_id}#{j}", doc_id=doc_id, municipality=muni, prefecture=pref,
-                        title=f"{muni} {bd.title}", text=text, embed_text=header + text, year=year, url="")
-            yield c, tokens, ids, lemmas, f"{mat['keys'][b]}~{i}", v, m
+            u = rnd[r_at : r_at + ns + 3]
+            r_at += ns + 3
+            picked = [k0 + k for k in range(ns) if u[k] < 0.6] or [k0 + int(u[ns] * ns)]
+            if u[ns + 1] < 0.3 and len(members) > 1:
+                o = members[int(u[ns + 2] * len(members))]
+                picked.append(int(starts[o]) + int(u[ns] * (int(starts[o + 1]) - int(starts[o]))))
+            text = "".join(stext[g] for g in picked)
+            hj, hids = htoks[b]
+            term_ids = mids + hids
+            frags = [mj, hj]
+            for g in picked:
+                term_ids += sids[g]
+                frags.append(sjson[g])
+            header = headers[b].replace(bc.municipality, muni) if bc.municipality else headers[b]
+            v = templates[b].copy()
+            v[0] = i
+            v[col["chunk_id"]] = f"{doc_id}#{j}"
+            v[col["doc_id"]] = doc_id
+            v[col["municipality"]] = muni
+            v[col["prefecture"]] = pref
+            v[col["title"]] = title
+            v[col["text"]] = text
+            v[col["embed_text"]] = header + text
+            v[col["year"]] = year
+            v[col["tokens"]] = "[" + ",".join(f for f in frags if f) + "]"
+            v[col["embed_key"]] = f"{keys[b]}~{i}"
+            v[col["bm25_key"]] = sha256_text(header + text)
+            v[col["lemmas"]] = json.dumps(sorted(frozenset().union(*(slem[g] for g in picked))), ensure_ascii=False)
+            yield Row(v, term_ids, picked, b, m)
             i += 1
         d += 1
+
+
+def block_vectors(mat: dict[str, Any], rows: list[Row], rng: np.random.Generator) -> np.ndarray:
+    """Unit vectors of a block of rows: unit(0.45·v(chunk) + 0.45·unit(Σ v(sentence)) +
+    0.15·u(municipality) + noise of norm 0.08) (see the module docstring)."""
+    from scipy import sparse
+
+    svec, cvec, mvec = mat["svec"], mat["cvec"], mat["mvec"]
+    indptr = np.cumsum([0] + [len(r.sentences) for r in rows])
+    idx = np.fromiter((g for r in rows for g in r.sentences), dtype=np.int64, count=int(indptr[-1]))
+    S = sparse.csr_matrix((np.ones(len(idx), np.float32), idx, indptr), shape=(len(rows), len(svec)))
+    sv = np.asarray(S @ svec, dtype=np.float32)
+    sv /= np.maximum(np.linalg.norm(sv, axis=1, keepdims=True), 1e-6)
+    b = np.fromiter((r.base for r in rows), dtype=np.int64, count=len(rows))
+    m = np.fromiter((r.muni for r in rows), dtype=np.int64, count=len(rows))
+    v = 0.45 * cvec[b] + 0.45 * sv + 0.15 * mvec[m]
+    v += rng.standard_normal(v.shape).astype(np.float32) * (0.08 / math.sqrt(v.shape[1]))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v
 
 
 def documents_for(mat: dict[str, Any], n: int) -> list[Any]:
@@ -314,15 +361,15 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[s
     from index.config import load_settings
     from index.faiss_index import build_ivf, choose_kind, ivf_nlist, needs_rescoring
     from index.store_format import (
-        _EXTRA_CHUNK_COLUMNS, BM25_DIR, DB_FILE, FAISS_FILE, FORMAT_VERSION, INDEX_JSON, VECTORS_FILE, GroupRuns,
-        _chunk_columns, _create_schema, _is_json_field, bm25_text, sha256_text,
+        _EXTRA_CHUNK_COLUMNS, BM25_DIR, DB_FILE, FAISS_FILE, FORMAT_VERSION, GROUP_COLUMNS, INDEX_JSON, VECTORS_FILE,
+        GroupRuns, _chunk_columns, _create_schema,
     )
 
     t_all = time.perf_counter()
     rep: dict[str, Any] = {"n_chunks": n}
     mat = material(bundled_index())
     rep["material_s"] = round(time.perf_counter() - t_all, 1)
-    err = check_bm25_csc([json.loads(t) for _c, t, *_ in synth(mat, 3000)], out.parent / f"{out.name}.bm25check")
+    err = check_bm25_csc([json.loads(r.values[-4]) for r in synth(mat, 3000)], out.parent / f"{out.name}.bm25check")
     shutil.rmtree(out.parent / f"{out.name}.bm25check", ignore_errors=True)
     rep["bm25_check_max_abs_diff"] = err
     log(f"[scale] BM25 CSC writer vs bm25s.index on 3000 chunks: max |diff| {err:.2e}")
@@ -341,46 +388,47 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[s
     doc_ptr = np.zeros(n + 1, dtype=np.int64)
     vocab: dict[str, int] = {}
 
-    # 1. SQLite rows (streamed), vectors, per-chunk term counts
+    # 1. SQLite rows (streamed), vectors and term ids in blocks
     t0 = time.perf_counter()
     con = sqlite3.connect(out / DB_FILE)
     con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
-    con.execute("PRAGMA cache_size=-2000000")  # 2 GB of pages: the unique chunk_id index stays cached
+    con.execute("PRAGMA cache_size=-1000000")  # 1 GB of pages: the unique chunk_id index stays cached
     _create_schema(con)
     names = [c for c, _ in _chunk_columns()]
     sql = (f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) "
            f"VALUES ({','.join('?' * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))})")
     groups = GroupRuns()
-    vbuf: list[np.ndarray] = []
-    state = {"nnz": 0}
+    gcols = [names.index(c) + 1 for c in GROUP_COLUMNS]
+    rng = np.random.default_rng(SEED + 2)
+    block: list[Row] = []
+    state = {"nnz": 0, "done": 0}
+
+    def flush() -> None:
+        a = state["done"]
+        vecs[a : a + len(block)] = block_vectors(mat, block, rng).astype(np.float16)
+        lens = np.fromiter((len(r.term_ids) for r in block), dtype=np.int64, count=len(block))
+        flat = np.fromiter((t for r in block for t in r.term_ids), dtype=np.int32, count=int(lens.sum()))
+        z = state["nnz"]
+        if z + len(flat) > len(tmp_terms):
+            raise SystemExit(f"more than {MAX_TERMS} terms per chunk on average")
+        tmp_terms[z : z + len(flat)] = flat
+        doc_ptr[a + 1 : a + len(block) + 1] = z + np.cumsum(lens)
+        state["nnz"] = z + len(flat)
+        state["done"] = a + len(block)
+        block.clear()
+        if state["done"] % 500_000 < 50_000:
+            log(f"[scale] {state['done']:,} chunks, {time.perf_counter() - t0:.0f} s, peak RSS {peak_rss_mb():.0f} MiB")
 
     def rows() -> Iterator[list[Any]]:
-        for i, (c, toks, ids, lem, key, v, _m) in enumerate(synth(mat, n, vocab)):
-            groups.add(c)
-            vbuf.append(v)
-            if len(vbuf) == 50_000 or i == n - 1:
-                blk = np.stack(vbuf)
-                blk /= np.linalg.norm(blk, axis=1, keepdims=True)
-                vecs[i + 1 - len(vbuf) : i + 1] = blk.astype(np.float16)
-                vbuf.clear()
-            a = state["nnz"]
-            if a + len(ids) > len(tmp_terms):
-                raise SystemExit(f"more than {MAX_TERMS} terms per chunk on average")
-            tmp_terms[a : a + len(ids)] = ids
-            state["nnz"] = a + len(ids)
-            doc_ptr[i + 1] = state["nnz"]
-            vals: list[Any] = [i]
-            for name in names:
-                x = getattr(c, name)
-                if _is_json_field(name):
-                    x = json.dumps(list(x) if isinstance(x, tuple) else x, ensure_ascii=False)
-                vals.append(x)
-            vals += [toks, key, sha256_text(bm25_text(c)),
-                     json.dumps(lem, ensure_ascii=False)]
-            if i % 500_000 == 0:
-                log(f"[scale] {i:,} chunks, {time.perf_counter() - t0:.0f} s, peak RSS {peak_rss_mb():.0f} MiB")
-            yield vals
+        for r in synth(mat, n, vocab):
+            groups.add_values([r.values[k] for k in gcols])
+            block.append(r)
+            if len(block) == 50_000:
+                flush()
+            yield r.values
+        if block:
+            flush()
 
     con.executemany(sql, rows())
     groups.write(con)

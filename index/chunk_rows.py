@@ -41,6 +41,8 @@ class ChunkRows(Sequence[Chunk]):
         self._cols = list(cols)
         self._select = f"SELECT id, {', '.join(self._cols)} FROM chunks"
         self._alive: weakref.WeakValueDictionary[int, Chunk] = weakref.WeakValueDictionary()
+        #: ``id(object)`` → FAISS id of every chunk object alive that this snapshot handed out.
+        self._id_of_object: dict[int, int] = {}
         self._lru: OrderedDict[int, Chunk] = OrderedDict()
         self._lru_size = int(lru_size)
         self._lock = threading.Lock()
@@ -55,6 +57,8 @@ class ChunkRows(Sequence[Chunk]):
             if c is None:
                 c = row_to_chunk(self._cols, row)
                 self._alive[i] = c
+                self._id_of_object[id(c)] = i
+                weakref.finalize(c, self._id_of_object.pop, id(c), None)
             self._lru[i] = c
             self._lru.move_to_end(i)
             while len(self._lru) > self._lru_size:
@@ -113,6 +117,12 @@ class ChunkRows(Sequence[Chunk]):
         """The chunks of document ``doc_id`` in reading order (the ``chunks_doc`` index)."""
         return [self._remember(int(row[0]), row[1:])
                 for row in self._query(f"{self._select} WHERE doc_id = ? ORDER BY id", (doc_id,))]
+
+    def id_of_object(self, chunk: Chunk) -> int | None:
+        """The FAISS id of ``chunk`` when it is an object this snapshot handed out (and so still
+        alive), else None: a chunk of another snapshot never matches, whatever its id."""
+        i = self._id_of_object.get(id(chunk))
+        return i if i is not None and self._alive.get(i) is chunk else None
 
     def id_of(self, chunk_id: str) -> int | None:
         """The FAISS id of ``chunk_id`` (the UNIQUE index on ``chunks.chunk_id``), or None."""

@@ -401,6 +401,7 @@ class IndexStore:
         store = cls(path, info, [], documents, index, bm25, tokenizer, db, groups=groups,
                     stored_vectors=stored_vectors)
         store._rows = store.chunks = ChunkRows(store._query, n, chunk_fields_in(db))
+        store._by_chunk_id = None  # chunk ids are looked up in SQLite (its UNIQUE index)
         return store
 
     def close(self) -> None:
@@ -431,6 +432,14 @@ class IndexStore:
             return self._by_chunk_id.get(chunk_id)
         assert self._rows is not None
         return self._rows.id_of(chunk_id)
+
+    def snapshot_id(self, chunk: Chunk) -> int | None:
+        """The FAISS id of ``chunk`` when it is this snapshot's own chunk object (one a search or
+        a listing of this store returned), else None; no SQLite read."""
+        if self._rows is not None:
+            return self._rows.id_of_object(chunk)
+        i = self.id_of(chunk.chunk_id)
+        return i if i is not None and self.chunks[i] is chunk else None
 
     def doc_chunk_ids(self, doc_id: str) -> list[int]:
         """FAISS ids of one document's chunks, in reading order."""

@@ -12,7 +12,7 @@ import functools
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -166,7 +166,11 @@ class GroupRuns:
 
     def add(self, chunk: Any) -> None:
         """Record the next chunk (id = the number added before it)."""
-        key = ChunkGroup(*(getattr(chunk, c) or "" for c in GROUP_COLUMNS))
+        self.add_values([getattr(chunk, c) for c in GROUP_COLUMNS])
+
+    def add_values(self, values: Sequence[Any]) -> None:
+        """Record the next chunk by its :data:`GROUP_COLUMNS` values."""
+        key = ChunkGroup(*(v or "" for v in values))
         g = self._gid.get(key)
         if g is None:
             g = self._gid[key] = len(self.groups)

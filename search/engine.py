@@ -147,8 +147,7 @@ class _View:
 
 def _snapshot_id(store: Any, chunk: Chunk) -> int | None:
     """The FAISS id of ``chunk`` in ``store`` when it is that snapshot's own chunk object, else None."""
-    i = store.id_of(chunk.chunk_id)
-    return i if i is not None and store.chunks[i] is chunk else None
+    return store.snapshot_id(chunk)
 
 
 def _has_content(text: str) -> bool:
