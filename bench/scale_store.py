@@ -40,6 +40,8 @@ import math
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -48,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import bench_cache_dir, log, machine_line, peak_rss_mb, write_result
+from bench.common import ROOT, bench_cache_dir, log, machine_line, peak_rss_mb, write_result
 
 CHUNKS_PER_DOC = 287
 N_MUNICIPALITIES = 1741
@@ -157,10 +159,13 @@ class Row:
     muni: int
 
 
-def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None) -> Iterator[Row]:
-    """The rows of chunk ids 0..n-1 (``vocab`` is filled as terms are first seen). Column values
-    are built from per-bundled-chunk templates: no Chunk object per row (5M of them is the
-    difference between minutes and hours here)."""
+def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None,
+          docs: tuple[int, int] | None = None) -> Iterator[Row]:
+    """The rows of chunk ids 0..n-1, or of documents ``docs = (first, end)`` only (a shard; each
+    document draws from its own seeded generator, so shards equal one sequential run). ``vocab``
+    is filled in a fixed order before the first row (every term any chunk can have), so shards
+    agree on term ids. Column values are built from per-bundled-chunk templates: no Chunk object
+    per row (5M of them is the difference between minutes and hours here)."""
     from index.store_format import _EXTRA_CHUNK_COLUMNS, _chunk_columns, _is_json_field, sha256_text
     from index.tokenizer import Tokenizer
 
@@ -200,15 +205,18 @@ def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None) -> I
             slem.append(frozenset(x.lemmas))
     starts = mat["sent_start"]
     keys = mat["keys"]
-    rnd, r_at = np.zeros(0), 0
-    i = d = 0
-    while i < n:
+    muni_enc = [enc(tok.tokenize(m)) for m in munis]
+    d, d_end = docs or (0, math.ceil(n / CHUNKS_PER_DOC))
+    i = d * CHUNKS_PER_DOC
+    while i < n and d < d_end:
+        rng = np.random.default_rng([SEED, d])
+        rnd, r_at = np.zeros(0), 0
         bd = base_docs[d % len(base_docs)]
         m = (d * 611) % len(munis)
         muni, pref, year = munis[m], PREFECTURES[(7 * m) % len(PREFECTURES)], YEARS[d % len(YEARS)]
         doc_id = f"syn/{m:04d}/{d:06d}_{bd.doc_id}"
         title = f"{muni} {bd.title}"
-        mj, mids = enc(tok.tokenize(muni))
+        mj, mids = muni_enc[m]
         members = by_doc[bd.doc_id]
         for j in range(min(CHUNKS_PER_DOC, n - i)):
             b = members[j % len(members)]
@@ -354,15 +362,94 @@ def check_bm25_csc(token_lists: list[list[str]], tmp: Path) -> float:
 
 
 # ----------------------------------------------------------------------------- writing
-def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[str, Any]:
+def _shard_path(out: Path, k: int, suffix: str) -> Path:
+    return out.parent / f"{out.name}.shard{k}.{suffix}"
+
+
+def _vocab(mat: dict[str, Any]) -> dict[str, int]:
+    """The term ids every shard uses (filled by :func:`synth` before its first row)."""
+    vocab: dict[str, int] = {}
+    next(synth(mat, 1, vocab), None)
+    return vocab
+
+
+def write_shard(n: int, out: Path, k: int, d0: int, d1: int) -> None:
+    """Shard ``k``: the rows of documents ``d0..d1-1`` into its own SQLite file, their vectors into
+    the index's vectors file (already created at full size), their term ids, token-count
+    pointers and filter-group runs into files beside the index."""
+    from index.store_format import _EXTRA_CHUNK_COLUMNS, GROUP_COLUMNS, VECTORS_FILE, _chunk_columns, _create_schema
+
+    mat = material(bundled_index())
+    vocab: dict[str, int] = {}
+    vec_path = out / VECTORS_FILE
+    if not vec_path.is_file():
+        vec_path = out.parent / f"{out.name}.vectors.f16.npy"
+    vecs = np.load(vec_path, mmap_mode="r+")
+    first, end = d0 * CHUNKS_PER_DOC, min(n, d1 * CHUNKS_PER_DOC)
+    terms = np.lib.format.open_memmap(_shard_path(out, k, "terms.npy"), mode="w+", dtype=np.int32,
+                                      shape=((end - first) * MAX_TERMS,))
+    ptr = np.zeros(end - first + 1, dtype=np.int64)
+    con = sqlite3.connect(_shard_path(out, k, "sqlite"))
+    con.execute("PRAGMA journal_mode=OFF")
+    con.execute("PRAGMA synchronous=OFF")
+    _create_schema(con)
+    con.execute("DROP INDEX chunks_doc")  # the merged file has it; inserts here stay cheap
+    names = [c for c, _ in _chunk_columns()]
+    sql = (f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) "
+           f"VALUES ({','.join('?' * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))})")
+    gcols = [names.index(c) + 1 for c in GROUP_COLUMNS]
+    runs: list[tuple[int, list[str]]] = []
+    block: list[Row] = []
+    state = {"nnz": 0, "done": first}
+    t0 = time.perf_counter()
+
+    def flush() -> None:
+        a = state["done"]
+        rng = np.random.default_rng([SEED + 2, a])
+        vecs[a : a + len(block)] = block_vectors(mat, block, rng).astype(np.float16)
+        lens = np.fromiter((len(r.term_ids) for r in block), dtype=np.int64, count=len(block))
+        flat = np.fromiter((t for r in block for t in r.term_ids), dtype=np.int32, count=int(lens.sum()))
+        z = state["nnz"]
+        if z + len(flat) > len(terms):
+            raise SystemExit(f"more than {MAX_TERMS} terms per chunk on average")
+        terms[z : z + len(flat)] = flat
+        ptr[a - first + 1 : a - first + len(block) + 1] = z + np.cumsum(lens)
+        state["nnz"] = z + len(flat)
+        state["done"] = a + len(block)
+        block.clear()
+        log(f"[scale] shard {k}: {state['done'] - first:,} of {end - first:,} chunks, "
+            f"{time.perf_counter() - t0:.0f} s")
+
+    def rows() -> Iterator[list[Any]]:
+        for r in synth(mat, n, vocab, docs=(d0, d1)):
+            key = [r.values[c] for c in gcols]
+            if not runs or runs[-1][1] != key:
+                runs.append((int(r.values[0]), key))
+            block.append(r)
+            if len(block) == 50_000:
+                flush()
+            yield r.values
+        if block:
+            flush()
+
+    con.executemany(sql, rows())
+    con.commit()
+    con.close()
+    vecs.flush()
+    terms.flush()
+    # the terms file's first ptr[-1] entries are written; the rest of the (sparse) file is unused
+    np.save(_shard_path(out, k, "ptr.npy"), ptr)
+    _shard_path(out, k, "runs.json").write_text(json.dumps(runs, ensure_ascii=False), encoding="utf-8")
+
+
+def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: int = 1) -> dict[str, Any]:
     """Write the synthetic ``n``-chunk index into ``out`` (replaced); the report dict."""
     import faiss
 
     from index.config import load_settings
     from index.faiss_index import build_ivf, choose_kind, ivf_nlist, needs_rescoring
     from index.store_format import (
-        _EXTRA_CHUNK_COLUMNS, BM25_DIR, DB_FILE, FAISS_FILE, FORMAT_VERSION, GROUP_COLUMNS, INDEX_JSON, VECTORS_FILE,
-        GroupRuns, _chunk_columns, _create_schema,
+        BM25_DIR, DB_FILE, FAISS_FILE, FORMAT_VERSION, INDEX_JSON, VECTORS_FILE, GroupRuns, _create_schema,
     )
 
     t_all = time.perf_counter()
@@ -383,54 +470,43 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[s
     dim = mat["cvec"].shape[1]
     vec_path = out / VECTORS_FILE if needs_rescoring(kind) else out.parent / f"{out.name}.vectors.f16.npy"
     vecs = np.lib.format.open_memmap(vec_path, mode="w+", dtype=np.float16, shape=(n, dim))
-    tmp_terms = np.lib.format.open_memmap(out.parent / f"{out.name}.terms.npy", mode="w+", dtype=np.int32,
-                                          shape=(n * MAX_TERMS,))
-    doc_ptr = np.zeros(n + 1, dtype=np.int64)
-    vocab: dict[str, int] = {}
+    rep["shards"] = shards
+    del vecs  # created at full size; the shards write their ranges
 
-    # 1. SQLite rows (streamed), vectors and term ids in blocks
+    # 1. rows, vectors and term ids, in shard processes over document ranges (the machine's
+    #    cores are shared: Python per row is the cost), then merged into one SQLite file
+    t0 = time.perf_counter()
+    n_docs = math.ceil(n / CHUNKS_PER_DOC)
+    bounds = [round(k * n_docs / shards) for k in range(shards + 1)]
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.scale_store", "--n", str(n), "--out", str(out),
+                               "--shard", str(k), str(bounds[k]), str(bounds[k + 1])], cwd=ROOT)
+             for k in range(shards)]
+    if any(p.wait() != 0 for p in procs):
+        raise SystemExit("a shard failed")
+    rep["shard_rows_s"] = round(time.perf_counter() - t0, 1)
+    log(f"[scale] {shards} shards: {rep['shard_rows_s']} s")
     t0 = time.perf_counter()
     con = sqlite3.connect(out / DB_FILE)
     con.execute("PRAGMA journal_mode=OFF")
     con.execute("PRAGMA synchronous=OFF")
     con.execute("PRAGMA cache_size=-1000000")  # 1 GB of pages: the unique chunk_id index stays cached
     _create_schema(con)
-    names = [c for c, _ in _chunk_columns()]
-    sql = (f"INSERT INTO chunks (id, {', '.join(names)}, {', '.join(_EXTRA_CHUNK_COLUMNS)}) "
-           f"VALUES ({','.join('?' * (len(names) + 1 + len(_EXTRA_CHUNK_COLUMNS)))})")
     groups = GroupRuns()
-    gcols = [names.index(c) + 1 for c in GROUP_COLUMNS]
-    rng = np.random.default_rng(SEED + 2)
-    block: list[Row] = []
-    state = {"nnz": 0, "done": 0}
-
-    def flush() -> None:
-        a = state["done"]
-        vecs[a : a + len(block)] = block_vectors(mat, block, rng).astype(np.float16)
-        lens = np.fromiter((len(r.term_ids) for r in block), dtype=np.int64, count=len(block))
-        flat = np.fromiter((t for r in block for t in r.term_ids), dtype=np.int32, count=int(lens.sum()))
-        z = state["nnz"]
-        if z + len(flat) > len(tmp_terms):
-            raise SystemExit(f"more than {MAX_TERMS} terms per chunk on average")
-        tmp_terms[z : z + len(flat)] = flat
-        doc_ptr[a + 1 : a + len(block) + 1] = z + np.cumsum(lens)
-        state["nnz"] = z + len(flat)
-        state["done"] = a + len(block)
-        block.clear()
-        if state["done"] % 500_000 < 50_000:
-            log(f"[scale] {state['done']:,} chunks, {time.perf_counter() - t0:.0f} s, peak RSS {peak_rss_mb():.0f} MiB")
-
-    def rows() -> Iterator[list[Any]]:
-        for r in synth(mat, n, vocab):
-            groups.add_values([r.values[k] for k in gcols])
-            block.append(r)
-            if len(block) == 50_000:
-                flush()
-            yield r.values
-        if block:
-            flush()
-
-    con.executemany(sql, rows())
+    ptrs, term_files = [np.zeros(1, np.int64)], []
+    for k in range(shards):
+        part = _shard_path(out, k, "sqlite")
+        con.execute("ATTACH DATABASE ? AS s", (str(part),))
+        con.execute("INSERT INTO chunks SELECT * FROM s.chunks ORDER BY id")
+        con.commit()
+        con.execute("DETACH DATABASE s")
+        part.unlink()
+        for first, key in json.loads(_shard_path(out, k, "runs.json").read_text(encoding="utf-8")):
+            groups.add_run(int(first), key)
+        _shard_path(out, k, "runs.json").unlink()
+        shard_ptr = np.load(_shard_path(out, k, "ptr.npy"))
+        term_files.append((_shard_path(out, k, "terms.npy"), int(shard_ptr[-1])))
+        ptrs.append(shard_ptr[1:] + ptrs[-1][-1])
+        _shard_path(out, k, "ptr.npy").unlink()
     groups.write(con)
     docs = documents_for(mat, n)
     con.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
@@ -439,14 +515,24 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[s
     con.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
     con.commit()
     con.close()
-    vecs.flush()
-    rep["rows_s"] = round(time.perf_counter() - t0, 1)
-    log(f"[scale] rows + vectors: {rep['rows_s']} s, peak RSS {peak_rss_mb():.0f} MiB")
+    doc_ptr = np.concatenate(ptrs)
+    nnz = int(doc_ptr[-1])
+    tmp_terms = np.lib.format.open_memmap(out.parent / f"{out.name}.terms.npy", mode="w+", dtype=np.int32, shape=(nnz,))
+    at = 0
+    for f, used in term_files:
+        part = np.load(f, mmap_mode="r")[:used]
+        for c in range(0, len(part), 50_000_000):
+            tmp_terms[at + c : at + min(len(part), c + 50_000_000)] = part[c : c + 50_000_000]
+        at += len(part)
+        del part
+        f.unlink()
+    vocab = _vocab(mat)
+    rep["merge_s"] = round(time.perf_counter() - t0, 1)
+    log(f"[scale] merged: {rep['merge_s']} s, peak RSS {peak_rss_mb():.0f} MiB")
 
     # 2. BM25
     t0 = time.perf_counter()
-    nnz = state["nnz"]
-    rep["bm25"] = bm25_csc(tmp_terms[:nnz], doc_ptr, len(vocab), out / BM25_DIR)
+    rep["bm25"] = bm25_csc(tmp_terms, doc_ptr, len(vocab), out / BM25_DIR)
     (out / BM25_DIR / "vocab.index.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
     (out / BM25_DIR / "params.index.json").write_text(json.dumps(
         {"k1": K1, "b": B, "delta": 0.5, "method": "lucene", "idf_method": "lucene", "dtype": "float32",
@@ -458,6 +544,7 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str]) -> dict[s
 
     # 3. FAISS (the product's IVF builders, vectors read from the float16 file in blocks)
     t0 = time.perf_counter()
+    vecs = np.load(vec_path, mmap_mode="r")
     index = build_ivf(vecs, dim, kind=kind) if kind.startswith("ivf") else None
     if index is None:
         from index.faiss_index import build_faiss
@@ -501,9 +588,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="index directory to write (replaced)")
     ap.add_argument("--kind", default=None, help="FAISS kind (default: the auto rule)")
     ap.add_argument("--extra-kinds", nargs="*", default=[], help="also build these IVF kinds beside the index")
+    ap.add_argument("--shards", type=int, default=2, help="processes writing rows (default 2)")
+    ap.add_argument("--shard", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.shard:
+        write_shard(args.n, args.out, *args.shard)
+        return 0
     log(machine_line())
-    rep = write(args.n, args.out, args.kind, args.extra_kinds)
+    rep = write(args.n, args.out, args.kind, args.extra_kinds, args.shards)
     write_result(f"scale_store_{args.n}", rep)
     print(json.dumps(rep, ensure_ascii=False, indent=1))
     return 0

@@ -179,6 +179,17 @@ class GroupRuns:
             self.runs.append((self._n, g))
         self._n += 1
 
+    def add_run(self, first_id: int, values: Sequence[Any]) -> None:
+        """Record that chunks from ``first_id`` on (until the next run) have the
+        :data:`GROUP_COLUMNS` ``values`` (for writers that merge runs of several parts)."""
+        key = ChunkGroup(*(v or "" for v in values))
+        g = self._gid.get(key)
+        if g is None:
+            g = self._gid[key] = len(self.groups)
+            self.groups.append(key)
+        if not self.runs or self.runs[-1][1] != g:
+            self.runs.append((int(first_id), g))
+
     def write(self, con: sqlite3.Connection) -> None:
         """Insert the collected rows into ``con`` (tables of :func:`_create_schema`)."""
         con.executemany("INSERT INTO chunk_groups VALUES (?,?,?,?,?,?)",
