@@ -55,6 +55,9 @@ from bench.common import ROOT, bench_cache_dir, log, machine_line, peak_rss_mb, 
 CHUNKS_PER_DOC = 287
 N_MUNICIPALITIES = 1741
 SEED = 20261201
+#: Rows generated in Python (rounded down to whole cycles of the bundled documents ×
+#: CHUNKS_PER_DOC); the rest of an N-chunk store are copies with other municipalities (:func:`_copies`).
+DISTINCT = 250_000
 #: Room for distinct terms per chunk in the temporary (sparse) term-count files.
 MAX_TERMS = 400
 K1, B = 1.5, 0.75
@@ -261,16 +264,23 @@ def synth(mat: dict[str, Any], n: int, vocab: dict[str, int] | None = None,
 def block_vectors(mat: dict[str, Any], rows: list[Row], rng: np.random.Generator) -> np.ndarray:
     """Unit vectors of a block of rows: unit(0.45·v(chunk) + 0.45·unit(Σ v(sentence)) +
     0.15·u(municipality) + noise of norm 0.08) (see the module docstring)."""
+    indptr = np.cumsum([0] + [len(r.sentences) for r in rows])
+    idx = np.fromiter((g for r in rows for g in r.sentences), dtype=np.int64, count=int(indptr[-1]))
+    b = np.fromiter((r.base for r in rows), dtype=np.int64, count=len(rows))
+    m = np.fromiter((r.muni for r in rows), dtype=np.int64, count=len(rows))
+    return vectors_for(mat, b, idx, indptr, m, rng)
+
+
+def vectors_for(mat: dict[str, Any], b: np.ndarray, picks: np.ndarray, pptr: np.ndarray, m: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    """:func:`block_vectors` from arrays: bundled chunk ``b``, picked sentences ``picks[pptr[i]:pptr[i+1]]``
+    and municipality ``m`` of each row."""
     from scipy import sparse
 
     svec, cvec, mvec = mat["svec"], mat["cvec"], mat["mvec"]
-    indptr = np.cumsum([0] + [len(r.sentences) for r in rows])
-    idx = np.fromiter((g for r in rows for g in r.sentences), dtype=np.int64, count=int(indptr[-1]))
-    S = sparse.csr_matrix((np.ones(len(idx), np.float32), idx, indptr), shape=(len(rows), len(svec)))
+    S = sparse.csr_matrix((np.ones(len(picks), np.float32), picks, pptr), shape=(len(b), len(svec)))
     sv = np.asarray(S @ svec, dtype=np.float32)
     sv /= np.maximum(np.linalg.norm(sv, axis=1, keepdims=True), 1e-6)
-    b = np.fromiter((r.base for r in rows), dtype=np.int64, count=len(rows))
-    m = np.fromiter((r.muni for r in rows), dtype=np.int64, count=len(rows))
     v = 0.45 * cvec[b] + 0.45 * sv + 0.15 * mvec[m]
     v += rng.standard_normal(v.shape).astype(np.float32) * (0.08 / math.sqrt(v.shape[1]))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
@@ -401,6 +411,9 @@ def write_shard(n: int, out: Path, k: int, d0: int, d1: int) -> None:
     runs: list[tuple[int, list[str]]] = []
     block: list[Row] = []
     state = {"nnz": 0, "done": first}
+    picks: list[int] = []
+    pcount: list[int] = []
+    bases: list[int] = []
     t0 = time.perf_counter()
 
     def flush() -> None:
@@ -416,6 +429,10 @@ def write_shard(n: int, out: Path, k: int, d0: int, d1: int) -> None:
         ptr[a - first + 1 : a - first + len(block) + 1] = z + np.cumsum(lens)
         state["nnz"] = z + len(flat)
         state["done"] = a + len(block)
+        for r in block:
+            picks.extend(r.sentences)
+            pcount.append(len(r.sentences))
+            bases.append(r.base)
         block.clear()
         log(f"[scale] shard {k}: {state['done'] - first:,} of {end - first:,} chunks, "
             f"{time.perf_counter() - t0:.0f} s")
@@ -439,10 +456,60 @@ def write_shard(n: int, out: Path, k: int, d0: int, d1: int) -> None:
     terms.flush()
     # the terms file's first ptr[-1] entries are written; the rest of the (sparse) file is unused
     np.save(_shard_path(out, k, "ptr.npy"), ptr)
+    np.save(_shard_path(out, k, "picks.npy"), np.array(picks, dtype=np.int32))
+    np.save(_shard_path(out, k, "pcount.npy"), np.array(pcount, dtype=np.int32))
+    np.save(_shard_path(out, k, "base.npy"), np.array(bases, dtype=np.int32))
     _shard_path(out, k, "runs.json").write_text(json.dumps(runs, ensure_ascii=False), encoding="utf-8")
 
 
-def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: int = 1) -> dict[str, Any]:
+def _copies(con: sqlite3.Connection, mat: dict[str, Any], docs: list[Any], groups: Any, n: int, n_src: int,
+            picks: np.ndarray, pcount: np.ndarray, bases: np.ndarray, vec_path: Path) -> int:
+    """Fill ids ``n_src..n-1`` with copies of the ``n_src`` distinct rows: copy ``c`` of document
+    ``d`` is document ``d + c·D`` (D = the distinct documents; a multiple of the bundled ones, so
+    the bundled document is the same) with that document's municipality, prefecture, year,
+    title and ids (SQL, in SQLite's C code), the source rows' text and BM25 terms, and a vector
+    drawn again: the same sentences, the new municipality's direction and new noise. Returns the
+    number of copies including the distinct rows themselves."""
+    copies = math.ceil(n / n_src)
+    n_docs_src = math.ceil(n_src / CHUNKS_PER_DOC)
+    cols = [r[1] for r in con.execute("PRAGMA table_info(chunks)")]
+    expr = {"id": "c.id + :off", "chunk_id": "m.dst || substr(c.chunk_id, length(c.doc_id) + 1)", "doc_id": "m.dst",
+            "municipality": "m.muni", "prefecture": "m.pref", "title": "m.title", "year": "m.year",
+            "embed_text": "replace(c.embed_text, c.municipality, m.muni)", "embed_key": "c.embed_key || '~' || :copy"}
+    select = ", ".join(expr.get(c, f"c.{c}") for c in cols)
+    con.execute("CREATE TEMP TABLE docmap (src TEXT PRIMARY KEY, dst TEXT, muni TEXT, pref TEXT, title TEXT, year TEXT)")
+    src_runs = list(zip(groups.runs, [groups.groups[g] for _f, g in groups.runs]))
+    vecs = np.load(vec_path, mmap_mode="r+")
+    pptr = np.zeros(len(pcount) + 1, dtype=np.int64)
+    np.cumsum(pcount, out=pptr[1:])
+    src_doc = np.arange(n_src) // CHUNKS_PER_DOC
+    for c in range(1, copies):
+        off = c * n_src
+        rows_c = min(n_src, n - off)
+        con.execute("DELETE FROM docmap")
+        dm = {docs[d].doc_id: docs[d + c * n_docs_src] for d in range(n_docs_src) if d + c * n_docs_src < len(docs)}
+        con.executemany("INSERT INTO docmap VALUES (?,?,?,?,?,?)",
+                        [(s, t.doc_id, t.municipality, t.prefecture, t.title, t.year) for s, t in dm.items()])
+        con.execute(f"INSERT INTO chunks SELECT {select} FROM chunks c JOIN docmap m ON m.src = c.doc_id "
+                    "WHERE c.id < :rows ORDER BY c.id", {"off": off, "copy": c, "rows": rows_c})
+        con.commit()
+        for (first, _g), key in src_runs:
+            if first < rows_c:
+                t = dm[key.doc_id]
+                groups.add_run(first + off, (t.municipality, t.prefecture, key.kind, t.year, t.doc_id))
+        for a in range(0, rows_c, 50_000):
+            e = min(rows_c, a + 50_000)
+            m = ((src_doc[a:e] + c * n_docs_src) * 611) % N_MUNICIPALITIES
+            v = vectors_for(mat, bases[a:e].astype(np.int64), picks[pptr[a] : pptr[e]].astype(np.int64),
+                            pptr[a : e + 1] - pptr[a], m, np.random.default_rng([SEED + 3, off + a]))
+            vecs[off + a : off + e] = v.astype(np.float16)
+        log(f"[scale] copy {c}: ids {off:,}..{off + rows_c - 1:,}")
+    vecs.flush()
+    return copies
+
+
+def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: int = 1,
+          distinct: int = DISTINCT) -> dict[str, Any]:
     """Write the synthetic ``n``-chunk index into ``out`` (replaced); the report dict."""
     import faiss
 
@@ -476,9 +543,13 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: i
     # 1. rows, vectors and term ids, in shard processes over document ranges (the machine's
     #    cores are shared: Python per row is the cost), then merged into one SQLite file
     t0 = time.perf_counter()
-    n_docs = math.ceil(n / CHUNKS_PER_DOC)
+    per = CHUNKS_PER_DOC * len([d for d in mat["base"].documents.values() if d.n_chunks])
+    distinct = max(per, distinct // per * per)  # whole cycles of the bundled documents
+    n_src = min(n, distinct)
+    n_docs = math.ceil(n_src / CHUNKS_PER_DOC)
+    rep["distinct_chunks"] = n_src
     bounds = [round(k * n_docs / shards) for k in range(shards + 1)]
-    procs = [subprocess.Popen([sys.executable, "-m", "bench.scale_store", "--n", str(n), "--out", str(out),
+    procs = [subprocess.Popen([sys.executable, "-m", "bench.scale_store", "--n", str(n_src), "--out", str(out),
                                "--shard", str(k), str(bounds[k]), str(bounds[k + 1])], cwd=ROOT)
              for k in range(shards)]
     if any(p.wait() != 0 for p in procs):
@@ -493,6 +564,7 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: i
     _create_schema(con)
     groups = GroupRuns()
     ptrs, term_files = [np.zeros(1, np.int64)], []
+    picks, pcount, bases = [], [], []
     for k in range(shards):
         part = _shard_path(out, k, "sqlite")
         con.execute("ATTACH DATABASE ? AS s", (str(part),))
@@ -507,25 +579,39 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: i
         term_files.append((_shard_path(out, k, "terms.npy"), int(shard_ptr[-1])))
         ptrs.append(shard_ptr[1:] + ptrs[-1][-1])
         _shard_path(out, k, "ptr.npy").unlink()
-    groups.write(con)
+        for lst, name in ((picks, "picks"), (pcount, "pcount"), (bases, "base")):
+            lst.append(np.load(_shard_path(out, k, f"{name}.npy")))
+            _shard_path(out, k, f"{name}.npy").unlink()
     docs = documents_for(mat, n)
+    src_ptr = np.concatenate(ptrs)
+    copies = _copies(con, mat, docs, groups, n, n_src, np.concatenate(picks), np.concatenate(pcount),
+                     np.concatenate(bases), vec_path)
+    rep["copies"] = copies
+    groups.write(con)
     con.executemany("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
                     [(d.doc_id, d.municipality, d.prefecture, d.title, d.year, d.kind, d.url, d.sha256, d.n_chunks, "[]")
                      for d in docs])
     con.execute("INSERT INTO meta VALUES ('format_version', ?)", (str(FORMAT_VERSION),))
     con.commit()
     con.close()
-    doc_ptr = np.concatenate(ptrs)
-    nnz = int(doc_ptr[-1])
-    tmp_terms = np.lib.format.open_memmap(out.parent / f"{out.name}.terms.npy", mode="w+", dtype=np.int32, shape=(nnz,))
+    # term ids: the distinct rows', then each copy's (the same as its source row's)
+    lens = np.tile(np.diff(src_ptr), copies)[:n]
+    doc_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=doc_ptr[1:])
+    tmp_terms = np.lib.format.open_memmap(out.parent / f"{out.name}.terms.npy", mode="w+", dtype=np.int32,
+                                          shape=(int(doc_ptr[-1]),))
     at = 0
     for f, used in term_files:
         part = np.load(f, mmap_mode="r")[:used]
-        for c in range(0, len(part), 50_000_000):
-            tmp_terms[at + c : at + min(len(part), c + 50_000_000)] = part[c : c + 50_000_000]
+        tmp_terms[at : at + len(part)] = part
         at += len(part)
         del part
         f.unlink()
+    for c in range(1, copies):
+        rows_c = min(n_src, n - c * n_src)
+        used = int(src_ptr[rows_c])
+        tmp_terms[at : at + used] = tmp_terms[:used]
+        at += used
     vocab = _vocab(mat)
     rep["merge_s"] = round(time.perf_counter() - t0, 1)
     log(f"[scale] merged: {rep['merge_s']} s, peak RSS {peak_rss_mb():.0f} MiB")
@@ -589,13 +675,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", default=None, help="FAISS kind (default: the auto rule)")
     ap.add_argument("--extra-kinds", nargs="*", default=[], help="also build these IVF kinds beside the index")
     ap.add_argument("--shards", type=int, default=2, help="processes writing rows (default 2)")
+    ap.add_argument("--distinct", type=int, default=DISTINCT,
+                    help=f"distinct rows written in Python; the rest are SQL copies (default {DISTINCT:,})")
     ap.add_argument("--shard", nargs=3, type=int, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.shard:
         write_shard(args.n, args.out, *args.shard)
         return 0
     log(machine_line())
-    rep = write(args.n, args.out, args.kind, args.extra_kinds, args.shards)
+    rep = write(args.n, args.out, args.kind, args.extra_kinds, args.shards, args.distinct)
     write_result(f"scale_store_{args.n}", rep)
     print(json.dumps(rep, ensure_ascii=False, indent=1))
     return 0
