@@ -1,35 +1,42 @@
 """Write a synthetic N-chunk index (1M, 5M) in the product's format, streaming, for the serving
 benchmark (bench/serve_scale.py, docs/serving.md).
 
-    nice -n 10 python -m bench.scale_store --n 1000000 --out /work/data/scale1m
-    nice -n 10 python -m bench.scale_store --n 5000000 --out /work/data/scale5m
+    nice -n 10 python -m bench.scale_store --n 5000000 --out /work/data/scale5m/index
 
 What a chunk is (realistic enough that recall and latency mean something, cheap enough to make
-5 million on 2 cores in well under an hour):
+5 million on a shared 2-core machine in about an hour):
 
 - **Material**: the bundled corpus built by the product (``index.build.build_index``), its 185
   chunks cut into sentences; each sentence tokenised by the product's tokeniser (BM25 terms,
   lemmas) and embedded by the product's embedder (passage prompt) once, cached under the bench
   cache.
 - **Documents and municipalities**: 1,741 municipalities (the 8 bundled ones plus generated
-  two-kanji names with 市/町/村 in the national proportions) in 47 prefectures; about 287 chunks
-  per document (5M / 17,410 documents ≈ ten per municipality); document ``d`` follows bundled
-  document ``d mod 5`` (its title, kind, headings) with its own municipality and year.
+  two-kanji names with 市/町/村 in the national proportions) in 47 prefectures; 287 chunks per
+  document (5M / 17,422 documents ≈ ten per municipality); document ``d`` follows bundled document
+  ``d mod 6`` (its headings, kind, pages) with its own municipality (``611·d mod 1741``) and year.
 - **Chunk text**: the sentences of the corresponding bundled chunk, each kept with probability
   0.6 (at least one), plus with probability 0.3 one sentence of another chunk of the same bundled
   document; ``embed_text`` = the bundled chunk's heading lines with the municipality replaced,
-  then the text. BM25 terms = the headings' terms + the sentences' terms; lemmas = the union of
-  the sentences' lemmas (what the product stores, computed per sentence instead of per chunk).
+  then the text. BM25 terms = the municipality's and the headings' terms + the sentences' terms;
+  lemmas = the union of the sentences' lemmas (what the product stores, per sentence).
 - **Vectors** (clustered, not uniform noise): unit(0.45·v(chunk) + 0.45·unit(Σ v(sentence)) +
-  0.15·u(municipality) + noise of norm 0.08), with v the real embeddings, u a fixed random unit
+  0.15·u(municipality) + noise of norm 0.08), with v the real embeddings and u a fixed random unit
   vector per municipality: clusters per topic, sub-clusters per sentence subset and municipality.
   Stored as float16 (``vectors.f16.npy``, as the product stores them for the compressed kinds).
+- **Distinct rows and copies**: the first ``--distinct`` rows (250k, whole cycles of the bundled
+  documents) are generated in Python by ``--shards`` processes over document ranges; the rest
+  are copies made in SQLite's C code: copy ``c`` of document ``d`` is document ``d + c·D`` with
+  that document's municipality, prefecture, year, title and ids, the source rows' text and BM25
+  terms, and a vector drawn again (same sentences, the new municipality's direction, new noise).
+  Python per row is what a shared 2-core machine cannot afford 5 million times (≈ 400 rows/s per
+  process under the load of the other sessions).
 
-Files are the product's (index/store_format.py, format 2): SQLite rows streamed with the filter
-groups, the FAISS kind the ``auto`` rule picks (or ``--kind``) trained on the product's sample and
-added in blocks, and the bm25s arrays written directly as CSC (two passes over per-chunk term
-counts kept in a temporary memmap): the same scores as ``bm25s.BM25().index`` (checked on 3,000
-chunks before every run), without its in-memory matrix of every posting.
+Files are the product's (index/store_format.py, format 2): SQLite rows with the filter groups, the
+FAISS kind the ``auto`` rule picks (or ``--kind``) trained on the product's sample and added in
+blocks from the float16 file, and the bm25s arrays written directly as CSC (two passes over blocks
+of per-chunk term ids kept in a temporary memmap): the same scores as ``bm25s.BM25().index``
+(checked on 3,000 chunks before every run, max difference ≈ 5e-7), without its in-memory matrix of
+every posting, which at 5M would not fit beside anything else.
 """
 from __future__ import annotations
 

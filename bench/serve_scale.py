@@ -199,6 +199,56 @@ def step_recall(index_dir: Path, extra: list[str]) -> dict[str, Any]:
     return res
 
 
+def step_kinds(index_dir: Path, prefix: int, kinds: list[str]) -> dict[str, Any]:
+    """The FAISS kinds built by the product (``index.faiss_index.build_faiss``) over the first
+    ``prefix`` stored vectors: build time, size, recall@10 against exact search over the same
+    prefix with and without re-scoring, single-query latency, at nprobe 16…128."""
+    import faiss
+
+    from index.faiss_index import build_faiss, ivf_nlist, needs_rescoring
+    from index.store import IndexStore
+
+    Q = np.load(_truth_file(index_dir))["Q"]
+    vec = np.load(_vectors_file(index_dir), mmap_mode="r")[:prefix]
+    t0 = time.perf_counter()
+    best = []
+    for q0 in range(0, len(Q), 50):
+        s = np.zeros((min(50, len(Q) - q0), 0), np.float32)
+        ids = np.zeros((len(s), 0), np.int64)
+        for a in range(0, prefix, 200_000):
+            blk = np.asarray(vec[a : a + 200_000], dtype=np.float32)
+            sc = Q[q0 : q0 + 50] @ blk.T
+            top = np.argpartition(-sc, K - 1, axis=1)[:, :K]
+            s = np.concatenate([s, np.take_along_axis(sc, top, 1)], 1)
+            ids = np.concatenate([ids, top + a], 1)
+            o = np.argsort(-s, axis=1, kind="stable")[:, :K]
+            s, ids = np.take_along_axis(s, o, 1), np.take_along_axis(ids, o, 1)
+        best.append(ids)
+    truth = np.vstack(best)
+    res: dict[str, Any] = {"prefix": prefix, "nlist": ivf_nlist(prefix), "exact_s": round(time.perf_counter() - t0, 1)}
+    for kind in kinds:
+        t0 = time.perf_counter()
+        index = build_faiss(vec, kind, vec.shape[1])
+        row: dict[str, Any] = {"build_s": round(time.perf_counter() - t0, 1),
+                               "index_mib": round(faiss.serialize_index(index).nbytes / 2**20, 1)}
+        for nprobe in (16, 32, 64, 128):
+            index.nprobe = nprobe
+            for rescore in ((False, True) if needs_rescoring(kind) else (False,)):
+                store = IndexStore(index_dir, {"dim": vec.shape[1]}, [], {}, index, None, None,
+                                   groups=([], np.zeros(0, np.int32)), stored_vectors=vec if rescore else None)
+                ts, found = [], []
+                for q in Q:
+                    t1 = time.perf_counter()
+                    found.append(np.pad(store.dense_search(q, K)[1][:K], (0, K), constant_values=-1)[:K])
+                    ts.append(time.perf_counter() - t1)
+                row[f"nprobe{nprobe}{'_rescored' if rescore else ''}"] = {
+                    "recall_at_10": round(_recall(np.vstack(found), truth), 4), **summary_ms(ts)}
+        log(f"[kinds] {prefix:,} {kind}: {row}")
+        res[kind] = row
+        del index
+    return res
+
+
 def step_bm25(index_dir: Path) -> dict[str, Any]:
     import bm25s
 
@@ -228,6 +278,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=Path, required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="other FAISS files over the same vectors (recall step)")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--kinds-prefix", type=int, default=0,
+                    help="also compare FAISS kinds built over the first N stored vectors (the thresholds)")
+    ap.add_argument("--kinds", nargs="*", default=["ivf", "ivfsq8", "ivfpq"])
+    ap.add_argument("--skip-serve", action="store_true", help="only the truth / kinds steps")
     ap.add_argument("--out", default=None, help="result name (default serve_scale_<n>)")
     ap.add_argument("--step", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -235,18 +289,26 @@ def main(argv: list[str] | None = None) -> int:
         kind, *rest = args.step
         d = args.index
         out = (step_truth(d) if kind == "truth" else step_serve(d, args.passes) if kind == "serve"
-               else step_recall(d, rest) if kind == "recall" else step_bm25(d))
+               else step_recall(d, rest) if kind == "recall"
+               else step_kinds(d, int(rest[0]), rest[1:]) if kind == "kinds" else step_bm25(d))
         out["peak_rss_mb"] = round(peak_rss_mb())
         print(json.dumps(out, ensure_ascii=False))
         return 0
     log(machine_line())
-    info = json.loads((args.index / "index.json").read_text(encoding="utf-8"))
+    info_file = args.index / "index.json"  # absent while the index is still being written (kinds only)
+    info = (json.loads(info_file.read_text(encoding="utf-8")) if info_file.is_file() else
+            {"n_chunks": len(np.load(_vectors_file(args.index), mmap_mode="r")), "faiss_index": None})
     res: dict[str, Any] = {"index": str(args.index), "n_chunks": info["n_chunks"], "faiss": info["faiss_index"],
                            "nprobe": info.get("nprobe")}
     base = ["--index", str(args.index), "--passes", str(args.passes), "--step"]
     if not _truth_file(args.index).is_file():
         res["truth"] = child(base + ["truth"])
         log(f"[serve] truth: {res['truth']}")
+    if args.kinds_prefix:
+        res["kinds"] = child(base + ["kinds", str(args.kinds_prefix), *args.kinds])
+        write_result(f"serve_scale_kinds_{args.kinds_prefix}", res)
+    if args.skip_serve:
+        return 0
     res["serve"] = child(base + ["serve"])
     res["bm25_memory"] = child(base + ["bm25"])
     log(f"[serve] bm25 memory: {res['bm25_memory']}")

@@ -71,7 +71,7 @@ class Settings:
     #: docs/benchmarks.md, docs/serving.md; HNSW's recall@10 was 0.41 at 100k).
     faiss_index: str = "auto"
     ann_threshold: int = 200_000
-    pq_threshold: int = 20_000_000
+    pq_threshold: int = 10_000_000
     #: HNSW search breadth (efSearch), applied when an HNSW index is opened.
     hnsw_ef_search: int = 128
     #: IVF lists probed per query (nprobe), applied when an IVF index is opened.

@@ -32,7 +32,7 @@ RESCORE_KINDS = ("ivfsq8", "ivfpq")
 RESCORE_FACTOR = 4
 RESCORE_MIN = 200
 #: ``auto`` picks ``ivfpq`` above this many chunks (``Settings.pq_threshold``).
-DEFAULT_PQ_THRESHOLD = 20_000_000
+DEFAULT_PQ_THRESHOLD = 10_000_000
 #: Dimensions per PQ sub-quantiser (``pq_m``): 8 → 48 sub-quantisers for 384 dimensions.
 PQ_DIMS_PER_SUB = 8
 
