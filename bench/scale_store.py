@@ -669,6 +669,37 @@ def write(n: int, out: Path, kind: str | None, extra_kinds: list[str], shards: i
     return rep
 
 
+def finish_faiss(n: int, out: Path, kind: str, nlist: int | None) -> dict[str, Any]:
+    """Build ``dense.faiss`` (``kind``, ``nlist`` lists or the product's rule) from the vectors file
+    of an index whose rows and BM25 are written, and write its ``index.json`` (``--faiss-only``)."""
+    import faiss
+
+    from index.faiss_index import build_ivf, ivf_nlist
+    from index.store import connect_readonly
+    from index.store_format import FAISS_FILE, FORMAT_VERSION, INDEX_JSON, VECTORS_FILE, read_documents
+
+    mat = material(bundled_index())
+    vecs = np.load(out / VECTORS_FILE, mmap_mode="r")
+    t0 = time.perf_counter()
+    index = build_ivf(vecs, vecs.shape[1], nlist=nlist, kind=kind)
+    faiss.write_index(index, str(out / FAISS_FILE))
+    rep = {"kind": kind, "nlist": int(index.nlist), "rule_nlist": ivf_nlist(n), "s": round(time.perf_counter() - t0, 1),
+           "mib": round((out / FAISS_FILE).stat().st_size / 2**20, 1)}
+    log(f"[scale] FAISS {kind}: {rep}")
+    while not (out / "bm25" / "params.index.json").is_file():  # the BM25 arrays may still be written
+        time.sleep(10)
+    con = connect_readonly(out / "index.sqlite")
+    n_docs = len(read_documents(con))
+    con.close()
+    vocab = json.loads((out / "bm25" / "vocab.index.json").read_text(encoding="utf-8"))
+    info = dict(mat["base"].info)
+    info.update(format_version=FORMAT_VERSION, n_chunks=n, n_documents=n_docs, faiss_index=kind, bm25=True,
+                bm25_vocab_size=len(vocab), built_by="bench.scale_store", corpus_dir="(synthetic)",
+                built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    (out / INDEX_JSON).write_text(json.dumps(info, ensure_ascii=False, indent=1), encoding="utf-8")
+    return rep
+
+
 def _bm25s_version() -> str:
     import bm25s
 
@@ -685,7 +716,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--distinct", type=int, default=DISTINCT,
                     help=f"distinct rows written in Python; the rest are SQL copies (default {DISTINCT:,})")
     ap.add_argument("--shard", nargs=3, type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--faiss-only", action="store_true",
+                    help="only (re)build dense.faiss and index.json of an index whose rows and BM25 exist")
+    ap.add_argument("--nlist", type=int, default=None, help="IVF lists (default: the product's rule)")
     args = ap.parse_args(argv)
+    if args.faiss_only:
+        out = finish_faiss(args.n, args.out, args.kind or "ivfsq8", args.nlist)
+        write_result(f"scale_faiss_{args.n}", out)
+        return 0
     if args.shard:
         write_shard(args.n, args.out, *args.shard)
         return 0

@@ -208,8 +208,20 @@ def step_kinds(index_dir: Path, prefix: int, kinds: list[str]) -> dict[str, Any]
     from index.faiss_index import build_faiss, ivf_nlist, needs_rescoring
     from index.store import IndexStore
 
-    Q = np.load(_truth_file(index_dir))["Q"]
     vec = np.load(_vectors_file(index_dir), mmap_mode="r")[:prefix]
+    if _truth_file(index_dir).is_file():
+        Q = np.load(_truth_file(index_dir))["Q"]
+    else:  # the index is still being written: the dev questions and "more like this" vectors
+        from index.config import load_settings
+        from index.embedder import Embedder
+
+        Qt = np.asarray(Embedder.from_settings(load_settings()).encode_queries(
+            [q.query for q in load_dev_questions()]), dtype=np.float32)
+        rng = np.random.default_rng(7)
+        ids = np.sort(rng.choice(prefix, N_MLT, replace=False))
+        Qm = np.asarray(vec[ids], dtype=np.float32) + rng.standard_normal((N_MLT, vec.shape[1])).astype(
+            np.float32) * (0.3 / np.sqrt(vec.shape[1]))
+        Q = np.vstack([Qt, Qm / np.linalg.norm(Qm, axis=1, keepdims=True)])
     t0 = time.perf_counter()
     best = []
     for q0 in range(0, len(Q), 50):
@@ -301,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
     res: dict[str, Any] = {"index": str(args.index), "n_chunks": info["n_chunks"], "faiss": info["faiss_index"],
                            "nprobe": info.get("nprobe")}
     base = ["--index", str(args.index), "--passes", str(args.passes), "--step"]
-    if not _truth_file(args.index).is_file():
+    if not _truth_file(args.index).is_file() and not args.skip_serve:
         res["truth"] = child(base + ["truth"])
         log(f"[serve] truth: {res['truth']}")
     if args.kinds_prefix:
