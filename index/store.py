@@ -272,7 +272,7 @@ class IndexStore:
         the embedder's ``model_id`` and the configured model name) or dimension (``expected_dim``).
         ``ef_search`` sets HNSW ``efSearch`` (default: the value in index.json, else 128);
         ``nprobe`` sets IVF ``nprobe`` (default: the value in index.json, else 64);
-        ``mmap`` memory-maps the BM25 arrays.
+        ``mmap`` memory-maps the BM25 arrays and the FAISS index (``faiss.IO_FLAG_MMAP``).
 
         All files are read from one directory: when a build swaps another directory in while
         they are being opened (the directory's identity changed), they are opened again.
@@ -363,7 +363,10 @@ class IndexStore:
                                          "rebuild with `seisaku build`")
             documents = read_documents(db)
             groups = _read_groups(db, n)
-            index = faiss.read_index(str(path / FAISS_FILE))
+            # memory-mapped: a large IVF's lists are paged in as queries probe them instead of
+            # read whole at open (1.9 GB at 5M: 7 s warm, ~30 s cold); the mapping, like the
+            # bm25s arrays', keeps this snapshot's file readable after a build replaces it
+            index = faiss.read_index(str(path / FAISS_FILE), faiss.IO_FLAG_MMAP if mmap else 0)
             stored_vectors = None
             if needs_rescoring(faiss_kind(index)):
                 stored_vectors = np.load(path / VECTORS_FILE, mmap_mode="r")
