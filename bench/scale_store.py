@@ -41,10 +41,8 @@ every posting, which at 5M would not fit beside anything else.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
-import re
 import shutil
 import sqlite3
 import subprocess
@@ -57,103 +55,24 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, bench_cache_dir, log, machine_line, peak_rss_mb, write_result
+from bench.bm25_csc import B, K1, bm25_csc, check_bm25_csc
+from bench.common import ROOT, log, machine_line, peak_rss_mb, write_result
+from bench.scale_material import (
+    N_MUNICIPALITIES, SEED, _header, bundled_index, material, municipality_names,
+)
 
 CHUNKS_PER_DOC = 287
-N_MUNICIPALITIES = 1741
-SEED = 20261201
 #: Rows generated in Python (rounded down to whole cycles of the bundled documents ×
 #: CHUNKS_PER_DOC); the rest of an N-chunk store are copies with other municipalities (:func:`_copies`).
 DISTINCT = 250_000
 #: Room for distinct terms per chunk in the temporary (sparse) term-count files.
 MAX_TERMS = 400
-K1, B = 1.5, 0.75
 PREFECTURES = (
     "北海道 青森県 岩手県 宮城県 秋田県 山形県 福島県 茨城県 栃木県 群馬県 埼玉県 千葉県 東京都 神奈川県 新潟県 富山県 "
     "石川県 福井県 山梨県 長野県 岐阜県 静岡県 愛知県 三重県 滋賀県 京都府 大阪府 兵庫県 奈良県 和歌山県 鳥取県 島根県 "
     "岡山県 広島県 山口県 徳島県 香川県 愛媛県 高知県 福岡県 佐賀県 長崎県 熊本県 大分県 宮崎県 鹿児島県 沖縄県"
 ).split()
-PLACE_KANJI = "山川田中野原井上下北南東西大小本新松竹梅桜岡島崎浜沢津宮高森林谷口石橋江戸長吉平和泉朝日月星光白黒赤青緑金銀岩滝池湖海港浦鶴亀鹿熊犬羽根"
 YEARS = ("令和元年度", "令和2年度", "令和3年度", "令和4年度", "令和5年度", "令和6年度")
-_SENT = re.compile(r"[^。！？\n]+[。！？]?")
-
-
-# ----------------------------------------------------------------------------- material
-@dataclass
-class Sentence:
-    text: str
-    tokens: list[str]
-    lemmas: list[str]
-    #: The tokens as JSON list items (no brackets) and as vocabulary ids (filled by :func:`synth`).
-    tokens_json: str = ""
-    ids: Any = None
-
-
-def bundled_index() -> Path:
-    """The bundled corpus built by the product into the bench cache (built once)."""
-    from index.build import build_index
-    from index.config import load_settings
-
-    d = bench_cache_dir() / "scale_bundled_index"
-    if not (d / "index.json").is_file():
-        build_index(load_settings().with_overrides(index_dir=d), progress=False)
-    return d
-
-
-def material(base_dir: Path) -> dict[str, Any]:
-    """Sentences of every bundled chunk with terms, lemmas and vectors (cached by content)."""
-    from index.store import IndexStore
-    from index.tokenizer import Tokenizer, text_lemmas
-
-    base = IndexStore.open(base_dir)
-    chunks = list(base.chunks)
-    per_chunk = [[m.group(0).strip() for m in _SENT.finditer(c.text) if len(m.group(0).strip()) >= 4] or [c.text]
-                 for c in chunks]
-    key = hashlib.sha256(json.dumps([base.info["model_id"], per_chunk], ensure_ascii=False).encode()).hexdigest()[:16]
-    cache = bench_cache_dir() / f"scale_material_{key}.npz"
-    tok = Tokenizer()
-    texts = [s for ss in per_chunk for s in ss]
-    if cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        svec = z["svec"]
-        meta = json.loads(str(z["meta"]))
-    else:
-        from index.config import load_settings
-        from index.embedder import Embedder
-
-        log(f"[scale] embedding {len(texts)} sentences of the bundled corpus")
-        svec = np.asarray(Embedder.from_settings(load_settings()).encode_passages(texts), dtype=np.float32)
-        meta = {"tokens": [tok.tokenize(s) for s in texts], "lemmas": [sorted(text_lemmas(s)) for s in texts],
-                "headers": [tok.tokenize(_header(c)) for c in chunks]}
-        np.savez(cache, svec=svec, meta=np.array(json.dumps(meta, ensure_ascii=False)))
-    sents, k = [], 0
-    for ss in per_chunk:
-        sents.append([Sentence(s, meta["tokens"][k + j], meta["lemmas"][k + j]) for j, s in enumerate(ss)])
-        k += len(ss)
-    starts = np.cumsum([0] + [len(ss) for ss in per_chunk])
-    mvec = np.random.default_rng(SEED + 1).standard_normal((N_MUNICIPALITIES, svec.shape[1])).astype(np.float32)
-    mvec /= np.linalg.norm(mvec, axis=1, keepdims=True)
-    return {"mvec": mvec, "base": base, "chunks": chunks, "sentences": sents, "svec": svec, "sent_start": starts,
-            "cvec": base.vectors(), "header_tokens": meta["headers"], "keys": base.embed_keys()}
-
-
-def _header(c: Any) -> str:
-    """The heading lines ``embed_text`` puts before a chunk's text."""
-    return c.embed_text[: len(c.embed_text) - len(c.text)] if c.embed_text.endswith(c.text) else ""
-
-
-def municipality_names(bundled: list[str], n: int, rng: np.random.Generator) -> list[str]:
-    """``n`` distinct names: the bundled ones, then two-kanji names + 市/町/村 (792:743:183)."""
-    out = list(dict.fromkeys(x for x in bundled if x))
-    seen = set(out)
-    suffixes = np.array(["市"] * 792 + ["町"] * 743 + ["村"] * 183)
-    while len(out) < n:
-        a, b = rng.choice(list(PLACE_KANJI), 2, replace=False)
-        name = f"{a}{b}{rng.choice(suffixes)}"
-        if name not in seen and not any(name in o or o in name for o in out[:8]):
-            seen.add(name)
-            out.append(name)
-    return out[:n]
 
 
 # ----------------------------------------------------------------------------- chunks
@@ -309,73 +228,6 @@ def documents_for(mat: dict[str, Any], n: int) -> list[Any]:
                            prefecture=PREFECTURES[(7 * m) % len(PREFECTURES)], title=f"{munis[m]} {bd.title}",
                            year=YEARS[d % len(YEARS)], n_chunks=k, messages=[]))
     return out
-
-
-# ----------------------------------------------------------------------------- BM25 (CSC)
-def _block_counts(doc_terms: np.ndarray, doc_ptr: np.ndarray, a: int, e: int, n_vocab: int,
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(docs, terms, tf)`` of documents ``a..e-1``: their distinct terms and counts, by doc then term."""
-    lo, hi = int(doc_ptr[a]), int(doc_ptr[e])
-    docs = np.repeat(np.arange(a, e, dtype=np.int64), np.diff(np.asarray(doc_ptr[a : e + 1])))
-    key, tf = np.unique(docs * n_vocab + np.asarray(doc_terms[lo:hi], dtype=np.int64), return_counts=True)
-    return (key // n_vocab).astype(np.int32), (key % n_vocab).astype(np.int64), tf.astype(np.float32)
-
-
-def bm25_csc(doc_terms: np.ndarray, doc_ptr: np.ndarray, n_vocab: int, out_dir: Path,
-             block: int = 200_000) -> dict[str, Any]:
-    """Write bm25s's ``data``/``indices``/``indptr`` .npy files (Lucene BM25, k1 1.5, b 0.75,
-    float32 scores, int32 doc indices) for documents given as their token ids in order
-    (``doc_ptr`` delimits each document's tokens). Two passes over blocks of documents: the
-    document frequencies, then the scores placed column by column (a counting sort by term)."""
-    n = len(doc_ptr) - 1
-    dl = np.diff(np.asarray(doc_ptr)).astype(np.float32)
-    df = np.zeros(n_vocab, dtype=np.int64)
-    for a in range(0, n, block):
-        df += np.bincount(_block_counts(doc_terms, doc_ptr, a, min(n, a + block), n_vocab)[1], minlength=n_vocab)
-    idf = np.log(1 + (n - df + 0.5) / (df + 0.5)).astype(np.float32)
-    avgdl = float(np.mean(dl))
-    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
-    np.cumsum(df, out=indptr[1:])
-    nnz = int(indptr[-1])
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = np.lib.format.open_memmap(out_dir / "data.csc.index.npy", mode="w+", dtype=np.float32, shape=(nnz,))
-    indices = np.lib.format.open_memmap(out_dir / "indices.csc.index.npy", mode="w+", dtype=np.int32, shape=(nnz,))
-    cursor = indptr[:-1].copy()
-    for a in range(0, n, block):
-        docs, terms, tf = _block_counts(doc_terms, doc_ptr, a, min(n, a + block), n_vocab)
-        denom = K1 * ((1 - B) + B * dl[docs] / avgdl) + tf
-        score = (idf[terms] * (tf / denom)).astype(np.float32)
-        order = np.argsort(terms, kind="stable")  # by term, then doc (docs ascend within a block)
-        st = terms[order]
-        first = np.searchsorted(st, st, side="left")
-        pos = cursor[st] + (np.arange(len(st)) - first)
-        indices[pos] = docs[order]
-        data[pos] = score[order]
-        cursor += np.bincount(st, minlength=n_vocab)
-    data.flush()
-    indices.flush()
-    np.save(out_dir / "indptr.csc.index.npy", indptr)
-    return {"nnz": nnz, "avgdl": avgdl}
-
-
-def check_bm25_csc(token_lists: list[list[str]], tmp: Path) -> float:
-    """Max |score difference| between :func:`bm25_csc` and ``bm25s.BM25().index`` on ``token_lists``."""
-    import bm25s
-    from bm25s.tokenization import Tokenized
-
-    vocab: dict[str, int] = {}
-    ids = [[vocab.setdefault(t, len(vocab)) for t in toks] for toks in token_lists]
-    ref = bm25s.BM25()
-    ref.index(Tokenized(ids=ids, vocab=vocab), show_progress=False)
-    ptr = np.cumsum([0] + [len(r) for r in ids])
-    bm25_csc(np.concatenate([np.asarray(r, dtype=np.int32) for r in ids]), ptr, len(vocab), tmp, block=700)
-    worst = 0.0
-    for q in range(0, len(vocab), max(1, len(vocab) // 200)):
-        mine = np.zeros(len(ids), np.float32)
-        a, b = np.load(tmp / "indptr.csc.index.npy")[q : q + 2]
-        mine[np.load(tmp / "indices.csc.index.npy")[a:b]] += np.load(tmp / "data.csc.index.npy")[a:b]
-        worst = max(worst, float(np.abs(mine - ref.get_scores_from_ids([q])).max()))
-    return worst
 
 
 # ----------------------------------------------------------------------------- writing
