@@ -93,6 +93,11 @@ class Settings:
     dense_weight: float = 0.45
     bm25_weight: float = 0.55
     per_municipality_cap: int = 3
+    #: "which"/"compare" questions: each municipality's best passage whose fused score reaches this
+    #: share of the candidates' score range is placed before any municipality's second passage
+    #: (search.fusion.spread_groups; chosen on the tune half, docs/quality.md). 0 = every
+    #: municipality's best first; above 1 = off.
+    spread_floor: float = 0.5
 
     @property
     def limits(self) -> DocumentLimits:

@@ -194,15 +194,23 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval on a questions file (metrics of shared/eval/README.md)."""
     from search.evaluate import evaluate, format_report
+    from search.evaluate_answers import evaluate_table, format_table_report
 
     engine = _engine(args)
     modes = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
-    reports = {m: evaluate(engine, Path(args.questions), mode=m) for m in modes}
+    split = args.split or None
+    reports = {m: evaluate(engine, Path(args.questions), mode=m, split=split) for m in modes}
+    table = None if args.no_table else evaluate_table(engine, Path(args.questions), split=split)
     if args.json:
-        print(json.dumps({m: r.to_dict() for m, r in reports.items()}, ensure_ascii=False, indent=1))
+        out = {m: r.to_dict() for m, r in reports.items()}
+        if table is not None:
+            out["answer_table"] = table.to_dict()
+        print(json.dumps(out, ensure_ascii=False, indent=1))
     else:
         for m, r in reports.items():
             print(format_report(r, title=m))
+        if table is not None:
+            print(format_table_report(table))
     return 0
 
 
@@ -307,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("questions")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], default="hybrid")
+    p.add_argument("--split", choices=["tune", "check"], help="質問集の半分だけを測る（split 欄）")
+    p.add_argument("--no-table", action="store_true", help="回答表（自治体の一覧）の精度を測らない")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

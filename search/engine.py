@@ -33,11 +33,16 @@ from corpus.records import Chunk
 from index.config import Settings, load_settings
 from index.errors import IndexMismatchError
 from search.filters import NOTE_NO_CHUNK_PASSES, FilterIndex, MunicipalityNames
-from search.fusion import METHODS, cap_per_group, fuse, sort_scores
+from search.fusion import METHODS, cap_per_group, fuse, sort_scores, spread_groups
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
 from search.question import MAX_QUESTION_CHARS, QUESTION_FRAME_TERMS, clip_question
+from search.qtype import question_type as classify_question
 from search.records import Filters, Result
+from search.sides import interleave, split_sides
+
+#: Question types whose ranking spreads over municipalities (each one's best passage first).
+SPREAD_TYPES = ("which", "compare")
 
 MODES = ("hybrid", "dense", "bm25")
 #: Candidates taken from each retriever before fusion.
@@ -67,6 +72,10 @@ class QueryInfo:
     n_allowed: int | None = None
     n_candidates: int = 0
     truncated: bool = False
+    #: The question's type from its form (search.qtype): "which", "compare", "wording" or "fact".
+    question_type: str = ""
+    #: Two-sided comparisons: the sub-queries retrieved separately and interleaved (search.sides).
+    subqueries: tuple[str, ...] = ()
     #: Why nothing was returned, when nothing was ("empty query", "no chunk passes the filters", …).
     note: str = ""
 
@@ -82,6 +91,8 @@ class QueryInfo:
             "n_allowed": self.n_allowed,
             "n_candidates": self.n_candidates,
             "truncated": self.truncated,
+            "question_type": self.question_type,
+            "subqueries": list(self.subqueries),
             "note": self.note,
         }
 
@@ -357,6 +368,7 @@ class Engine:
         mode: str = "hybrid",
         per_municipality_cap: int | None = None,
         highlight: bool | int = True,
+        question_type: str | None = None,
     ) -> list[Result]:
         """Ranked passages for ``query``, best first (``Result.rank`` from 1).
 
@@ -368,7 +380,60 @@ class Engine:
         sentences, so they skip the per-result highlighting); an int ``n`` highlights only the
         first ``n`` results (the UI shows 10 cards of the 30 results its charts count).
         Empty, punctuation-only or emoji-only queries return ``[]``.
+
+        ``question_type`` (default: classified from the question's form, search.qtype): for
+        "which" and "compare" questions every municipality's best passage above the relevance
+        floor (``Settings.spread_floor``) comes before any municipality's second one; a
+        comparison naming two sides (two municipalities, or 「AとBとで」) is retrieved side by
+        side and interleaved (search.sides). "fact" and "wording" rank as before.
         """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        text = clip_question(query)[0]
+        qtype = question_type or classify_question(text)
+        sides = []
+        if qtype == "compare" and k > 0:
+            named: Sequence[str] = ()
+            if filters is None or filters.is_empty():
+                named = tuple(self._view.name_table.detect(text))
+            sides = split_sides(text, named, is_compare=True)
+        if not sides:
+            results = self._search_once(query, k, filters, mode, per_municipality_cap, highlight, qtype)
+            self._local.info.question_type = qtype
+            return results
+        lists, infos = [], []
+        for side in sides:
+            f = Filters(municipality=(side.municipality,)) if side.municipality else filters
+            lists.append(self._search_once(side.query, k, f, mode, per_municipality_cap, highlight, "which"))
+            infos.append(self._local.info)
+        merged = interleave(lists, key=lambda r: r.chunk.chunk_id)[:k]
+        results = [copy.copy(r) for r in merged]
+        for rank, r in enumerate(results, 1):
+            r.rank = rank
+        # The question's own record: what the sides did, under the question's name.
+        info = copy.copy(infos[0])
+        info.query, info.question_type = text, qtype
+        info.subqueries = tuple(f"{s.municipality}: {s.query}" if s.municipality else s.query for s in sides)
+        if any(s.municipality for s in sides):
+            info.municipalities = tuple(s.municipality for s in sides)
+            info.filters, info.filters_source = Filters(municipality=info.municipalities), "query"
+        info.terms = tuple(dict.fromkeys(self.query_terms(text)))
+        info.n_candidates = sum(i.n_candidates for i in infos)
+        info.note = "" if results else infos[0].note
+        self._local.info = info
+        return results
+
+    def _search_once(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None,
+        mode: str,
+        per_municipality_cap: int | None,
+        highlight: bool | int,
+        qtype: str,
+    ) -> list[Result]:
+        """One retrieval (see :meth:`search`); sets ``last_query_info``."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         view = self._view  # one snapshot for the whole query
@@ -433,7 +498,10 @@ class Engine:
         ranked = sort_scores(fused)
         cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
         chunks = store.chunks
-        ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
+        if qtype in SPREAD_TYPES and per_municipality_cap is None:
+            ranked = spread_groups(ranked, fused, lambda i: chunks[i].municipality, self.settings.spread_floor, cap)[:k]
+        else:
+            ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
 
         hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10} \
             if highlight else set()

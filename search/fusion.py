@@ -127,3 +127,41 @@ def cap_per_group(ranked: Sequence[K], group_of: Callable[[K], str], cap: int) -
                 deferred.append(key)
         rest = deferred
     return out
+
+
+def spread_groups(
+    ranked: Sequence[K],
+    scores: Mapping[K, float],
+    group_of: Callable[[K], str],
+    floor: float,
+    cap: int = 0,
+) -> list[K]:
+    """Re-rank for "which"/"compare" questions: every group's (municipality's) best item whose score
+    reaches the relevance ``floor`` comes before any group's second item.
+
+    ``floor`` is a share of the candidates' score range, so it means the same for every retrieval
+    mode: an item counts as relevant when ``(score − min) / (top − min) ≥ floor`` over ``ranked``.
+    The groups' best items above the floor keep their relative order; everything else follows in
+    its original order, re-ranked by :func:`cap_per_group` with ``cap``.
+    """
+    if not ranked:
+        return []
+    vals = [scores[key] for key in ranked]
+    top, lo = max(vals), min(vals)
+    span = top - lo
+
+    def rel(key: K) -> float:
+        return 1.0 if span <= 1e-12 else (scores[key] - lo) / span
+
+    first: list[K] = []
+    seen: set[str] = set()
+    for key in ranked:
+        g = group_of(key)
+        if g in seen:
+            continue
+        seen.add(g)
+        if rel(key) >= floor:
+            first.append(key)
+    placed = set(first)
+    rest = [key for key in ranked if key not in placed]
+    return first + cap_per_group(rest, group_of, cap)

@@ -133,26 +133,35 @@ class MunicipalityAnswer:
     message: str
     nearest: AnswerRow | None = None
     threshold: float = ANSWER_THRESHOLD
+    #: When not answered: the nearest municipalities' rows (shown as 低, never as an answer).
+    near: list[AnswerRow] = field(default_factory=list)
+    #: The question's type from its form (search.qtype).
+    question_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (``rows`` empty when not answered; ``nearest`` names the closest match)."""
+        """JSON-ready dict (``rows`` empty when not answered; ``near`` holds the nearest rows then,
+        ``nearest`` the closest one)."""
         return {
             "query": self.query,
+            "question_type": self.question_type,
             "answered": self.answered,
             "message": self.message,
             "threshold": self.threshold,
             "rows": [r.to_dict() for r in self.rows],
             "nearest": self.nearest.to_dict() if self.nearest else None,
+            "near": [r.to_dict() for r in self.near],
         }
 
     def to_text(self) -> str:
         """Readable Japanese for the CLI."""
         lines = [f"質問: {self.query}", self.message]
-        for i, r in enumerate(self.rows, 1):
+        shown = self.rows if self.answered else self.near
+        for i, r in enumerate(shown, 1):
             e = r.evidence
             pref = f"（{e.prefecture}）" if e.prefecture and e.prefecture != e.municipality else ""
+            level = "" if self.answered else "（確度 低: 回答ではなく近い箇所）"
             lines.append("")
-            lines.append(f"{i}. {e.municipality}{pref}  確信度 {r.confidence:.2f}")
+            lines.append(f"{i}. {e.municipality}{pref}  確信度 {r.confidence:.2f}{level}")
             lines.append(f"   項目: {e.item}")
             label = f"（{r.field}）" if r.field else ""
             lines.append(f"   該当文{label}: {r.sentence_text}")

@@ -37,6 +37,9 @@ ROW_THRESHOLD = 0.5
 #: municipality shows 「該当なし」.
 COMPARE_MIN_SCORE = 0.75
 
+#: A declined answer shows this many nearest municipalities' rows as 低 (never as an answer).
+NEAR_ROWS = 3
+
 NOT_FOUND = "該当なし"
 #: How many top results per municipality are scored for the answer row (all of the top k).
 _PER_MUNI_SCORED = 50
