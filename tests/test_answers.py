@@ -227,9 +227,17 @@ def test_unanswerable_questions_say_so(engine, query: str) -> None:
     ans = municipality_answer(engine, query)
     assert not ans.answered
     assert ans.rows == []
-    assert ans.message.startswith("該当する取組は見つかりませんでした（最も近いもの: ")
-    assert ans.nearest is not None and ans.nearest.evidence.citation in ans.message
-    assert ans.to_dict()["answered"] is False
+    assert ans.message.startswith("確かな該当は見つかりませんでした。近い箇所: ")
+    # the nearest rows are shown (as 低, not as answers), each cited in the message
+    assert ans.near and ans.nearest is ans.near[0]
+    assert all(r.evidence.citation in ans.message for r in ans.near)
+    d = ans.to_dict()
+    assert d["answered"] is False and d["rows"] == [] and len(d["near"]) == len(ans.near)
+    from search.views_html import render_answer
+
+    page = render_answer(d)
+    assert "確かな該当は見つかりませんでした" in page and "sk-near" in page
+    assert page.count(">低<") == len(ans.near) and ">高<" not in page
 
 
 @pytest.mark.slow
