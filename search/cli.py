@@ -175,10 +175,15 @@ def _engine(args: argparse.Namespace):
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Ranked passages with citations."""
+    from search.qtype import question_type
+    from search.question import clip_question
+
     engine = _engine(args)
     results = engine.search(args.query, k=args.k, filters=_filters(args), mode=args.mode)
     if args.json:
-        print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+        out = {"query": args.query, "question_type": question_type(clip_question(args.query)[0]),
+               "results": [r.to_json() for r in results]}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not results:
         from search.answers import not_found_message
@@ -206,9 +211,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_view(view, as_json: bool) -> None:
-    """An answer view (``to_dict`` / ``to_text``) as indented JSON or as readable text."""
-    print(json.dumps(view.to_dict(), ensure_ascii=False, indent=1) if as_json else view.to_text())
+def _print_view(view, as_json: bool, question: str = "") -> None:
+    """An answer view (``to_dict`` / ``to_text``) as indented JSON (with the ``question_type`` of
+    ``question``, search.qtype) or as readable text."""
+    if not as_json:
+        print(view.to_text())
+        return
+    from search.qtype import question_type
+    from search.question import clip_question
+
+    data = view.to_dict()
+    data["question_type"] = question_type(clip_question(question)[0])
+    print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
@@ -216,7 +230,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
     from search.answers import municipality_answer
 
     ans = municipality_answer(_engine(args), args.query, filters=_filters(args))
-    _print_view(ans, args.json)
+    _print_view(ans, args.json, args.query)
     return 0
 
 
@@ -225,7 +239,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from search.answers import compare
 
     table = compare(_engine(args), args.topic, municipalities=args.municipality or None, top_n=args.top)
-    _print_view(table, args.json)
+    _print_view(table, args.json, args.topic)
     return 0
 
 
@@ -234,7 +248,7 @@ def cmd_wording(args: argparse.Namespace) -> int:
     from search.answers import wording
 
     found = wording(_engine(args), args.text, k=args.k, filters=_filters(args))
-    _print_view(found, args.json)
+    _print_view(found, args.json, args.text)
     return 0
 
 
