@@ -70,7 +70,12 @@ class AppState:
     """
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
-        """Hold ``settings`` and, when given, an already constructed ``engine``."""
+        """Hold ``settings`` and, when given, an already constructed ``engine``; the user's
+        vocabulary files of ``settings`` are added (search.vocab.use_vocab_files)."""
+        if settings.vocab_files:
+            from search.vocab import use_vocab_files
+
+            use_vocab_files(settings.vocab_files)
         self.settings = settings
         self.engine = engine
         self.status = "準備完了" if engine is not None else "インデックスを読み込んでいません"

@@ -73,12 +73,17 @@ def text_arg(ja: str, en: str) -> Callable[[str], str]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    s = load_settings(
         getattr(args, "config", None),
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None),
     )
+    if s.vocab_files:  # the user's vocabulary files of this configuration (search.vocab)
+        from search.vocab import use_vocab_files
+
+        use_vocab_files(s.vocab_files)
+    return s
 
 
 def _print_messages(messages: Sequence[object]) -> None:

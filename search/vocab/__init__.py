@@ -42,6 +42,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from corpus.errors import SeisakuError
+
 #: The bundled vocabulary files, read in name order.
 BUNDLED_DIR = Path(__file__).resolve().parent
 
@@ -52,7 +54,7 @@ KINDS = frozenset({
 })
 
 
-class VocabError(ValueError):
+class VocabError(SeisakuError, ValueError):
     """A vocabulary file that cannot be read or has a malformed line (the message names file:line)."""
 
 
