@@ -73,12 +73,17 @@ def text_arg(ja: str, en: str) -> Callable[[str], str]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    s = load_settings(
         getattr(args, "config", None),
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None),
     )
+    if s.vocab_files:  # the user's vocabulary files of this configuration (search.vocab)
+        from search.vocab import use_vocab_files
+
+        use_vocab_files(s.vocab_files)
+    return s
 
 
 def _print_messages(messages: Sequence[object]) -> None:
@@ -175,10 +180,15 @@ def _engine(args: argparse.Namespace):
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Ranked passages with citations."""
+    from search.qtype import question_type
+    from search.question import clip_question
+
     engine = _engine(args)
     results = engine.search(args.query, k=args.k, filters=_filters(args), mode=args.mode)
     if args.json:
-        print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+        out = {"query": args.query, "question_type": question_type(clip_question(args.query)[0]),
+               "results": [r.to_json() for r in results]}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not results:
         from search.answers import not_found_message
@@ -214,9 +224,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_view(view, as_json: bool) -> None:
-    """An answer view (``to_dict`` / ``to_text``) as indented JSON or as readable text."""
-    print(json.dumps(view.to_dict(), ensure_ascii=False, indent=1) if as_json else view.to_text())
+def _print_view(view, as_json: bool, question: str = "") -> None:
+    """An answer view (``to_dict`` / ``to_text``) as indented JSON (with the ``question_type`` of
+    ``question``, search.qtype) or as readable text."""
+    if not as_json:
+        print(view.to_text())
+        return
+    from search.qtype import question_type
+    from search.question import clip_question
+
+    data = view.to_dict()
+    data["question_type"] = question_type(clip_question(question)[0])
+    print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
@@ -224,7 +243,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
     from search.answers import municipality_answer
 
     ans = municipality_answer(_engine(args), args.query, filters=_filters(args))
-    _print_view(ans, args.json)
+    _print_view(ans, args.json, args.query)
     return 0
 
 
@@ -233,7 +252,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from search.answers import compare
 
     table = compare(_engine(args), args.topic, municipalities=args.municipality or None, top_n=args.top)
-    _print_view(table, args.json)
+    _print_view(table, args.json, args.topic)
     return 0
 
 
@@ -242,7 +261,7 @@ def cmd_wording(args: argparse.Namespace) -> int:
     from search.answers import wording
 
     found = wording(_engine(args), args.text, k=args.k, filters=_filters(args))
-    _print_view(found, args.json)
+    _print_view(found, args.json, args.text)
     return 0
 
 

@@ -124,6 +124,11 @@ def notice_html(text: str) -> str:
     return message_html(text, "empty") if text else ""
 
 
+def question_type_html(label: str) -> str:
+    """The small 「質問の種類: …」 line above the results (escaped), or ``""`` without a label."""
+    return f'<div class="sk-sub sk-qtype">質問の種類: {esc(label)}</div>' if label else ""
+
+
 # ── 検索 tab ──────────────────────────────────────────────────────────────────────────────────
 
 def _first(d: Mapping[str, Any], *keys: str, default: Any = "") -> Any:

@@ -323,6 +323,7 @@ def test_cli_answer_json(built_index) -> None:
     d = json.loads(out.stdout)
     assert d["answered"] is True and d["rows"][0]["municipality"] == "三重県"
     assert d["rows"][0]["citation"]
+    assert d["question_type"] == "which"
 
 
 @pytest.mark.slow

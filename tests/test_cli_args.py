@@ -140,7 +140,8 @@ def test_shift_jis_wording(small_index: list[str]) -> None:
 def test_shift_jis_search(small_index: list[str]) -> None:
     """``search`` said 「該当する文書は見つかりませんでした」; now it finds the passage."""
     out = _run_json(small_index, "search", "ごみ処理施設の共同運営")
-    assert out and out[0]["municipality"] == "C村"
+    assert out["results"] and out["results"][0]["municipality"] == "C村"
+    assert out["query"] == "ごみ処理施設の共同運営" and out["question_type"] == "which"
 
 
 @pytest.mark.slow
@@ -150,7 +151,7 @@ def test_shift_jis_municipality_filter(small_index: list[str]) -> None:
     err = proc.stderr.decode("utf-8")
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "自治体名を CP932 (Shift_JIS) として読みました" in err
-    out = json.loads(proc.stdout.decode("utf-8"))
+    out = json.loads(proc.stdout.decode("utf-8"))["results"]
     assert out and {r["municipality"] for r in out} == {"B町"}
 
 
