@@ -50,11 +50,18 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
         gold = set(gold_municipalities(engine, [Relevant(r["doc"], r["must_contain"]) for r in qd["relevant"]]))
         q = _Query(engine, qd["query"])
         results = engine.search(qd["query"], k=50)
+        fused = [float(x.score) for x in results]
+        top_f, lo_f = (max(fused), min(fused)) if fused else (0.0, 0.0)
+        first_pos: dict[str, int] = {}
+        for pos, x in enumerate(results, 1):
+            first_pos.setdefault(x.chunk.municipality, pos)
         for rank, (r, s) in enumerate(_best_per_municipality(q, results), 1):
             rows.append({
                 "id": qd["id"], "kind": qd["kind"], "answerable": bool(qd["relevant"]), "rank": rank,
                 "municipality": r.chunk.municipality, "relevant": _relevant(r.chunk, qd["relevant"]),
                 "gold": r.chunk.municipality in gold, "n_gold": len(gold),
+                "fused": float(r.score), "fused_rel": (float(r.score) - lo_f) / (top_f - lo_f) if top_f > lo_f else 1.0,
+                "first_pos": first_pos.get(r.chunk.municipality, 0),
                 "dense": s.dense, "dense01": _dense01(s.dense), "bm25_norm": s.bm25_norm,
                 "coverage": s.coverage, "cov_idf": s.coverage_idf, "score": s.score(), "confidence": s.confidence(), "item": r.chunk.item[:30],
             })

@@ -27,6 +27,7 @@ How a question is read:
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 from corpus.normalize import compact
@@ -134,3 +135,34 @@ def question_type(text: str) -> str:
 def question_type_label(qtype: str) -> str:
     """The Japanese label of a question type (「どの自治体か」), for display."""
     return QUESTION_TYPE_LABELS.get(qtype, qtype)
+
+
+_SENTENCE_END = re.compile(r"(?<=[。?!])")
+#: A leading clause that says why the person asks (「計画に使いたいので、…」), not what.
+_REASON_CLAUSE = re.compile(r"^[^、。]{2,40}?ので、")
+
+
+def question_core(text: str) -> str:
+    """The part of a question that names what is asked, for matching it against passages.
+
+    Dropped, when something with content is left: asides in brackets （…） 【…】 〔…〕; sentences
+    without a question-type cue when another sentence has one (「…自治体はどこですか。来年度の見直しで
+    参考にしたいと考えています。」 keeps the first); a leading reason clause ending in 「ので、」.
+    NFKC; the rest is the question's own text (quotes 「…」 are kept: they often name the topic).
+    """
+    t = unicodedata.normalize("NFKC", text or "").strip()
+    stripped = t
+    for _ in range(3):  # nested asides
+        for rx in _ASIDES[:3]:
+            stripped = rx.sub("", stripped)
+    if len(compact(stripped)) >= 4:
+        t = stripped.strip()
+    sentences = [s.strip() for s in _SENTENCE_END.split(t) if s.strip()]
+    if len(sentences) > 1:
+        asked = [s for s in sentences if any(_matches(k, *question_form(s)) for k in QUESTION_TYPES)]
+        if asked and len(asked) < len(sentences):
+            t = "".join(asked)
+    m = _REASON_CLAUSE.match(t)
+    if m and len(compact(t[m.end():])) >= 4:
+        t = t[m.end():]
+    return t

@@ -82,7 +82,9 @@ from search.answers.signals import (
     DENSE_HI,
     DENSE_LO,
     NOT_FOUND,
+    ROW_SCORE,
     ROW_THRESHOLD,
+    ROW_WITHIN,
     SCORE_MID,
     STATUS_FIELDS,
     STEEPNESS,
@@ -104,7 +106,7 @@ from search.question import ANSWER_FRAME_TERMS, FRAME_SUFFIXES  # re-exported: t
 
 __all__ = [
     "ANSWER_THRESHOLD", "COMPARE_MIN_SCORE", "DENSE_HI", "DENSE_LO", "NOT_FOUND", "PICK_MAX_DENSE",
-    "ROW_THRESHOLD", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
+    "ROW_SCORE", "ROW_THRESHOLD", "ROW_WITHIN", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
     "WORDING_CANDIDATE_CHUNKS", "WORDING_MAX_DENSE",
     "AnswerRow", "ComparisonColumn", "ComparisonEntry", "ComparisonTable", "Evidence", "MunicipalityAnswer",
     "OtherCitation", "Signals", "WordingHit", "WordingResult",

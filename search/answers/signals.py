@@ -11,6 +11,7 @@ import numpy as np
 
 from corpus.records import Chunk
 from search.answers.embed import _embed_passages, _embed_query
+from search.qtype import question_core
 from search.records import Result
 from search.sentences import concept_coverage, content_terms, coverage, term_set
 
@@ -22,20 +23,29 @@ from search.sentences import concept_coverage, content_terms, coverage, term_set
 #: unrelated Japanese policy text sit around 0.80–0.84, good matches at 0.87–0.91).
 DENSE_LO = 0.75
 DENSE_HI = 0.90
-#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 1.75).
-W_DENSE = 0.5
-W_BM25 = 0.25
+#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 2.5).
+#: Chosen on the tune half of search/eval_data/questions_v2.jsonl with the development questions
+#: (docs/answers.md, "Calibration"): dense and BM25 count twice what they did when the weights
+#: were set on 12 development questions, so that a question worded unlike its passage (lower
+#: concept coverage) is still answered.
+W_DENSE = 1.0
+W_BM25 = 0.5
 #: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
-SCORE_MID = 1.2
+SCORE_MID = 1.45
 STEEPNESS = 8.0
 #: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
 ANSWER_THRESHOLD = 0.5
-#: Further rows are listed when they reach this (and the question is answered).
-ROW_THRESHOLD = 0.5
-#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03): a
+#: Further rows are listed when their score reaches ROW_SCORE and lies within ROW_WITHIN of the
+#: best row's score (precision/recall trade-off in docs/answers.md). ROW_THRESHOLD is that
+#: ROW_SCORE as a confidence (≈ 0.12): listed rows below 0.5 show as 低.
+ROW_SCORE = 1.2
+ROW_WITHIN = 0.7
+ROW_THRESHOLD = 1.0 / (1.0 + math.exp(-STEEPNESS * (ROW_SCORE - SCORE_MID)))
+#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03; 0.75 on
+#: the earlier 0–1.75 scale, scaled with the weights): a
 #: comparison shows how others approach a topic, so partial matches belong in it; below it the
 #: municipality shows 「該当なし」.
-COMPARE_MIN_SCORE = 0.75
+COMPARE_MIN_SCORE = 1.0
 
 #: A declined answer shows this many nearest municipalities' rows as 低 (never as an answer).
 NEAR_ROWS = 3
@@ -76,7 +86,7 @@ class Signals:
     coverage_idf: float = 0.0
 
     def score(self) -> float:
-        """The evidence score: coverage + 0.5·dense01 + 0.25·min(bm25 per term, 1)."""
+        """The evidence score: coverage + W_DENSE·dense01 + W_BM25·min(bm25 per term, 1)."""
         return self.coverage + W_DENSE * _dense01(self.dense) + W_BM25 * min(self.bm25_norm, 1.0)
 
     def confidence(self) -> float:
@@ -100,6 +110,7 @@ class _Query:
 
     def __init__(self, engine: Any, text: str, dense_text: str | None = None) -> None:
         self.text = text
+        self.core = question_core(text)
         self.dense_text = dense_text or text
         self.terms = content_terms(text)
         self.weights = {t: _term_weight(t) for t in self.terms}
@@ -120,9 +131,14 @@ class _Query:
         return self._vec
 
     def coverage(self, text: str, have: frozenset[str] | None = None) -> float:
-        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage);
-        ``have``: the text's lemma set when known."""
-        return concept_coverage(self.text, text, have)
+        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage):
+        of the whole question or of its core (search.qtype.question_core: without asides in
+        brackets, context sentences and a leading 「…ので、」), whichever is higher, so that an
+        aside neither hides an answer nor is needed for one. ``have``: the text's lemma set when known."""
+        full = concept_coverage(self.text, text, have)
+        if self.core == self.text:
+            return full
+        return max(full, concept_coverage(self.core, text, have))
 
 
 def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
