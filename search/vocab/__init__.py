@@ -14,8 +14,6 @@ File format (UTF-8, one entry per line, three tab-separated columns)::
 :data:`KINDS`:
 
 - ``group``: a paraphrase group, members separated by ``|`` (「指定管理|指定管理者|指定管理者制度」);
-- ``generic-part``: a lemma that, as a part of a compound member, does not stand for the group
-  (民間 of 民間活力);
 - ``frame`` / ``frame-question`` / ``frame-answer``: a question-frame lemma for both sets, the
   engine's set (:data:`search.question.QUESTION_FRAME_TERMS`) or the answer views'
   (:data:`search.question.ANSWER_FRAME_TERMS`);
@@ -49,7 +47,7 @@ BUNDLED_DIR = Path(__file__).resolve().parent
 
 QTYPE_KINDS = ("which", "compare", "wording", "fact")
 KINDS = frozenset({
-    "group", "generic-part", "frame", "frame-question", "frame-answer", "frame-suffix",
+    "group", "frame", "frame-question", "frame-answer", "frame-suffix",
     *QTYPE_KINDS, "not-cue", "ending",
 })
 
@@ -114,7 +112,6 @@ class Vocabulary:
     elsewhere (``from search.question import ANSWER_FRAME_TERMS``) see added files."""
 
     groups: list[tuple[str, ...]] = field(default_factory=list)
-    generic_parts: set[str] = field(default_factory=set)
     question_frame: set[str] = field(default_factory=set)
     answer_frame: set[str] = field(default_factory=set)
     frame_suffixes: list[str] = field(default_factory=list)
@@ -132,8 +129,6 @@ class Vocabulary:
                 g = tuple(dict.fromkeys(norm(m) for m in e.entry.split("|")))
                 if g not in self.groups:
                     self.groups.append(g)
-            elif e.kind == "generic-part":
-                self.generic_parts.add(v)
             elif e.kind in ("frame", "frame-question", "frame-answer"):
                 if e.kind != "frame-answer":
                     self.question_frame.add(v)
