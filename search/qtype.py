@@ -147,7 +147,8 @@ def question_core(text: str) -> str:
 
     Dropped, when something with content is left: asides in brackets （…） 【…】 〔…〕; sentences
     without a question-type cue when another sentence has one (「…自治体はどこですか。来年度の見直しで
-    参考にしたいと考えています。」 keeps the first); a leading reason clause ending in 「ので、」.
+    参考にしたいと考えています。」 keeps the first); a leading reason clause ending in 「ので、」; the
+    polite/request endings of the question-type vocabulary (「…はありますか」「…を教えてください」).
     NFKC; the rest is the question's own text (quotes 「…」 are kept: they often name the topic).
     """
     t = unicodedata.normalize("NFKC", text or "").strip()
@@ -165,4 +166,16 @@ def question_core(text: str) -> str:
     m = _REASON_CLAUSE.match(t)
     if m and len(compact(t[m.end():])) >= 4:
         t = t[m.end():]
+    # The polite/request ending (「…はありますか」「…を教えてください」「…を探しています」) says how
+    # the question is asked, not what: the endings of search/vocab/question_types.tsv.
+    endings = _compiled()[2]
+    changed = True
+    while changed:
+        changed = False
+        t = t.rstrip(" 　")
+        for e in endings:
+            if t.endswith(e) and len(compact(t)) - len(e) >= 4:
+                t = t[: -len(e)]
+                changed = True
+                break
     return t

@@ -201,13 +201,12 @@ def test_which_crematorium_rebuilding(engine) -> None:
     from search.answers import municipality_answer
 
     # The answering passage says 「斎場を建設する際は、PPP/PFI導入を検討する」: 火葬場↔斎場 and
-    # 民間の資金↔PPP/PFI are general paraphrases (search/vocab/paraphrases.tsv), but 建て替え↔建設 and
-    # ノウハウ↔PPP were entries fitted to this question and are gone (issue 11, point 5), so the
-    # passage may now fall below the answer threshold. Either way the 会津若松市 斎場 passage is what
-    # the page shows: as the answer row, or as the nearest candidate.
+    # 民間の資金↔PPP/PFI are general paraphrases (search/vocab/paraphrases.tsv); 建て替え↔建設 and
+    # ノウハウ↔PPP were entries fitted to this question and are gone (issue 11, point 5). With the
+    # recalibrated weights (dense and BM25 count more) it is answered without them.
     ans = municipality_answer(engine, "火葬場の建て替えで民間の資金やノウハウを使うか検討している自治体")
-    row = next((r for r in ans.rows if r.municipality == "会津若松市"), None) if ans.answered else ans.nearest
-    assert row is not None and row.municipality == "会津若松市", ans.message
+    assert ans.answered, ans.message
+    row = next(r for r in ans.rows if r.municipality == "会津若松市")
     _assert_row_cited(row)
     assert "斎場" in row.evidence.item + row.sentence
 

@@ -31,7 +31,7 @@ DENSE_HI = 0.90
 W_DENSE = 1.0
 W_BM25 = 0.5
 #: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
-SCORE_MID = 1.45
+SCORE_MID = 1.5
 STEEPNESS = 8.0
 #: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
 ANSWER_THRESHOLD = 0.5
@@ -39,7 +39,7 @@ ANSWER_THRESHOLD = 0.5
 #: best row's score (precision/recall trade-off in docs/answers.md). ROW_THRESHOLD is that
 #: ROW_SCORE as a confidence (≈ 0.12): listed rows below 0.5 show as 低.
 ROW_SCORE = 1.2
-ROW_WITHIN = 0.7
+ROW_WITHIN = 0.6
 ROW_THRESHOLD = 1.0 / (1.0 + math.exp(-STEEPNESS * (ROW_SCORE - SCORE_MID)))
 #: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03; 0.75 on
 #: the earlier 0–1.75 scale, scaled with the weights): a
@@ -150,14 +150,33 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         for i, v in zip(need, m @ q.vec):
             cos[i] = float(v)
     stored = _stored_lemmas(q.engine, [r.chunk for r in results])
+    core_cos, core_bm, core_n = _core_scores(q, results)
     out = []
     for i, r in enumerate(results):
         bm = float(r.bm25_score or 0.0)
+        bm_norm = bm / q.n_bm25_terms
+        if core_cos[i] is not None:  # an aside neither hides an answer nor is needed for one
+            cos[i] = max(cos[i], float(core_cos[i]))
+        if core_bm[i] is not None:
+            bm_norm = max(bm_norm, float(core_bm[i]) / core_n)
         terms = stored[i] if stored[i] is not None else term_set(r.chunk.text)
-        out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm / q.n_bm25_terms,
+        out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm_norm,
                            coverage=q.coverage(r.chunk.text, terms),
                            coverage_idf=coverage(q.terms, terms, q.idf_weights)))
     return out
+
+
+def _core_scores(q: _Query, results: Sequence[Result]) -> tuple[list[float | None], list[float | None], int]:
+    """Dense cosine and BM25 of the question's core (search.qtype.question_core) against each
+    result, when the core differs from the question and the engine can score stored passages."""
+    none: list[float | None] = [None] * len(results)
+    get = getattr(q.engine, "passage_scores", None)
+    if q.core == q.text or not callable(get) or not results:
+        return none, none, 1
+    try:
+        return get(q.core, [r.chunk for r in results])
+    except Exception:  # pragma: no cover - an index that cannot be read: the whole question's scores only
+        return none, none, 1
 
 
 def _stored_lemmas(engine: Any, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
