@@ -72,8 +72,8 @@ def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w
                   w_bm25: float = W_BM25, within: float | None = None) -> dict[str, float]:
     """The answer table's answered/declined rates and municipality precision/recall if the
     answer threshold were ``answer_at`` and the row threshold ``row_at`` (on the evidence score
-    coverage + w_dense·dense01 + w_bm25·min(bm25n, 1)); ``within``: rows must also score at least
-    the top row's score minus this."""
+    coverage + w_dense·dense01 + w_bm25·min(bm25n, 1)); ``within``: a row below ``answer_at`` must
+    also score at least the top row's score minus this."""
     by_q: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_q.setdefault(r["id"], []).append(r)
@@ -84,7 +84,7 @@ def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w
         scores = [r["coverage"] + w_dense * r["dense01"] + w_bm25 * min(r["bm25_norm"], 1.0) for r in qrows]
         top = max(scores) if scores else -1.0
         answered = top >= answer_at
-        floor = row_at if within is None else max(row_at, top - within)
+        floor = row_at if within is None else min(answer_at, max(row_at, top - within))
         listed = [r for r, sc in zip(qrows, scores) if answered and sc >= floor]
         if qrows[0]["answerable"]:
             ans_n += 1

@@ -23,29 +23,30 @@ from search.sentences import concept_coverage, content_terms, coverage, term_set
 #: unrelated Japanese policy text sit around 0.80–0.84, good matches at 0.87–0.91).
 DENSE_LO = 0.75
 DENSE_HI = 0.90
-#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 2.5).
-#: Chosen on the tune half of search/eval_data/questions_v2.jsonl with the development questions
-#: (docs/answers.md, "Calibration"): dense and BM25 count twice what they did when the weights
-#: were set on 12 development questions, so that a question worded unlike its passage (lower
-#: concept coverage) is still answered.
+#: Evidence score = coverage + W_DENSE·dense01 + W_BM25·min(bm25 per query term, 1)  (0 … 2.75),
+#: all three measured against the question's core (search.qtype.question_core). Chosen on the
+#: tune half of search/eval_data/questions_v2.jsonl with the development questions (docs/answers.md,
+#: "Calibration"): dense and BM25 count two and three times what they did when the weights were
+#: set on 12 development questions, so that a question worded unlike its passage (lower concept
+#: coverage) is still answered.
 W_DENSE = 1.0
-W_BM25 = 0.5
+W_BM25 = 0.75
 #: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
-SCORE_MID = 1.5
+SCORE_MID = 1.7
 STEEPNESS = 8.0
 #: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
 ANSWER_THRESHOLD = 0.5
 #: Further rows are listed when their score reaches ROW_SCORE and lies within ROW_WITHIN of the
-#: best row's score (precision/recall trade-off in docs/answers.md). ROW_THRESHOLD is that
-#: ROW_SCORE as a confidence (≈ 0.12): listed rows below 0.5 show as 低.
+#: best row's score (precision/recall trade-off in docs/answers.md); a row reaching SCORE_MID is
+#: always listed. ROW_THRESHOLD is ROW_SCORE as a confidence (≈ 0.02): listed rows below 0.6 show as 低.
 ROW_SCORE = 1.2
-ROW_WITHIN = 0.6
+ROW_WITHIN = 0.7
 ROW_THRESHOLD = 1.0 / (1.0 + math.exp(-STEEPNESS * (ROW_SCORE - SCORE_MID)))
-#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.03; 0.75 on
+#: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.01; 0.75 on
 #: the earlier 0–1.75 scale, scaled with the weights): a
 #: comparison shows how others approach a topic, so partial matches belong in it; below it the
 #: municipality shows 「該当なし」.
-COMPARE_MIN_SCORE = 1.0
+COMPARE_MIN_SCORE = 1.1
 
 #: A declined answer shows this many nearest municipalities' rows as 低 (never as an answer).
 NEAR_ROWS = 3
@@ -131,14 +132,11 @@ class _Query:
         return self._vec
 
     def coverage(self, text: str, have: frozenset[str] | None = None) -> float:
-        """Share of the question's concepts present in ``text`` (see search.sentences.concept_coverage):
-        of the whole question or of its core (search.qtype.question_core: without asides in
-        brackets, context sentences and a leading 「…ので、」), whichever is higher, so that an
-        aside neither hides an answer nor is needed for one. ``have``: the text's lemma set when known."""
-        full = concept_coverage(self.text, text, have)
-        if self.core == self.text:
-            return full
-        return max(full, concept_coverage(self.core, text, have))
+        """Share of the question's core concepts present in ``text`` (search.sentences.concept_coverage
+        of search.qtype.question_core: asides in brackets, context sentences, a leading 「…ので、」
+        and the polite/request ending left out), so that the way a question is asked does not
+        change its answer. ``have``: the text's lemma set when known."""
+        return concept_coverage(self.core, text, have)
 
 
 def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
@@ -155,10 +153,10 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
     for i, r in enumerate(results):
         bm = float(r.bm25_score or 0.0)
         bm_norm = bm / q.n_bm25_terms
-        if core_cos[i] is not None:  # an aside neither hides an answer nor is needed for one
-            cos[i] = max(cos[i], float(core_cos[i]))
+        if core_cos[i] is not None:  # scored against the core, like coverage
+            cos[i] = float(core_cos[i])
         if core_bm[i] is not None:
-            bm_norm = max(bm_norm, float(core_bm[i]) / core_n)
+            bm_norm = float(core_bm[i]) / core_n
         terms = stored[i] if stored[i] is not None else term_set(r.chunk.text)
         out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm_norm,
                            coverage=q.coverage(r.chunk.text, terms),
@@ -174,9 +172,14 @@ def _core_scores(q: _Query, results: Sequence[Result]) -> tuple[list[float | Non
     if q.core == q.text or not callable(get) or not results:
         return none, none, 1
     try:
-        return get(q.core, [r.chunk for r in results])
+        cos, bm, _ = get(q.core, [r.chunk for r in results])
     except Exception:  # pragma: no cover - an index that cannot be read: the whole question's scores only
         return none, none, 1
+    try:  # per-term BM25 is normalised as for the whole question (_Query.n_bm25_terms)
+        n = max(1, len(set(_tokenizer(q.engine).tokenize(q.core))))
+    except Exception:  # pragma: no cover
+        n = max(1, len(q.terms))
+    return cos, bm, n
 
 
 def _stored_lemmas(engine: Any, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:

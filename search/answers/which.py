@@ -9,7 +9,7 @@ from typing import Any
 from search.answers.embed import _pinned
 from search.answers.pick import _key_sentence_fields, not_found_message
 from search.answers.records import AnswerRow, MunicipalityAnswer
-from search.answers.signals import ANSWER_THRESHOLD, NEAR_ROWS, ROW_SCORE, ROW_WITHIN, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
+from search.answers.signals import ANSWER_THRESHOLD, NEAR_ROWS, ROW_SCORE, ROW_WITHIN, SCORE_MID, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
 from search.question import clip_question
 from search.records import Filters, Result
 
@@ -47,7 +47,8 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
     ranks every municipality's best passage first), scores each municipality's best few with
     :class:`Signals` (dense cosine, BM25 per query term, coverage of the question's content
     lemmas) into a calibrated confidence, and keeps the municipalities whose best passage's
-    score reaches :data:`ROW_SCORE` and lies within :data:`ROW_WITHIN` of the best row's. If even the best one is below :data:`ANSWER_THRESHOLD` the
+    score reaches :data:`SCORE_MID` (confidence 0.5), or reaches :data:`ROW_SCORE` and lies
+    within :data:`ROW_WITHIN` of the best row's. If even the best one is below :data:`ANSWER_THRESHOLD` the
     answer is ``answered=False`` with the message 「確かな該当は見つかりませんでした。近い箇所: …」
     and the :data:`NEAR_ROWS` nearest rows in ``near`` (shown as 低, never as an answer).
     """
@@ -67,7 +68,9 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
         cites = "、".join(r.evidence.citation for r in near)
         msg = f"確かな該当は見つかりませんでした。近い箇所: {cites}"
         return MunicipalityAnswer(query, False, [], msg, near[0], near=near, question_type=qtype)
-    floor = max(ROW_SCORE, top_s.score() - ROW_WITHIN)
+    # A municipality that would answer the question on its own (score ≥ SCORE_MID) is always
+    # listed; a weaker one only when it reaches ROW_SCORE and lies within ROW_WITHIN of the best.
+    floor = min(SCORE_MID, max(ROW_SCORE, top_s.score() - ROW_WITHIN))
     rows = [_make_row(engine, q, r, s) for r, s in scored if s.score() >= floor]
     rows.sort(key=lambda r: -r.confidence)
     msg = f"{len(rows)} 自治体が該当します。"
