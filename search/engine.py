@@ -519,7 +519,8 @@ class Engine:
         cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
         chunks = store.chunks
         if qtype in SPREAD_TYPES and per_municipality_cap is None:
-            ranked = spread_groups(ranked, fused, lambda i: chunks[i].municipality, self.settings.spread_floor, cap)[:k]
+            ranked = spread_groups(ranked, fused, lambda i: chunks[i].municipality, self.settings.spread_floor, cap,
+                                   cap_group_of=lambda i: chunks[i].doc_id)[:k]
         else:
             ranked = cap_per_group(ranked, lambda i: chunks[i].municipality, cap)[:k]
 

@@ -53,3 +53,16 @@ def test_spread_puts_each_municipality_best_above_floor_first() -> None:
     assert spread_groups(ranked, scores, muni.__getitem__, floor=0.0) == [1, 4, 5, 2, 3, 6]
     # above 1: nothing moves
     assert spread_groups(ranked, scores, muni.__getitem__, floor=1.1) == ranked
+
+
+def test_spread_caps_the_rest_per_document_counting_the_first() -> None:
+    # municipality A has two documents (a1, a2); the rest is capped per document, and A's first
+    # item counts towards its document's cap
+    scores = {1: 10.0, 2: 9.5, 3: 9.0, 4: 8.5, 5: 8.0, 6: 0.0}
+    muni = {1: "A", 2: "A", 3: "A", 4: "A", 5: "B", 6: "A"}
+    doc = {1: "a1", 2: "a1", 3: "a1", 4: "a2", 5: "b", 6: "a1"}
+    ranked = sorted(scores, key=lambda i: -scores[i])
+    got = spread_groups(ranked, scores, muni.__getitem__, floor=0.5, cap=2, cap_group_of=doc.__getitem__)
+    # 1 and 5 first (each municipality's best above the floor); then a1 may have one more (2),
+    # a2 its first (4); a1's 3 and 6 are deferred to the next round
+    assert got == [1, 5, 2, 4, 3, 6]
