@@ -16,7 +16,7 @@ from pathlib import Path
 
 from corpus.limits import DocumentLimits, limit_message
 from corpus.manifest import normalize_rel_path, read_manifest
-from corpus.readers import DEFAULT_MAX_BYTES, read_document
+from corpus.readers import read_document
 from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
 
 #: Version of what readers + loader produce; recorded in the index (index.build) so that an index
@@ -53,18 +53,11 @@ def _chunk(raw: RawDocument, meta: DocumentMeta, max_tokens: int) -> list[Chunk]
     return chunks
 
 
-def _limits(limits: DocumentLimits | None, max_bytes: int) -> DocumentLimits:
-    return limits if limits is not None else DocumentLimits(max_file_bytes=max_bytes)
-
-
-def read_entry(
-    corpus_dir: Path, meta: DocumentMeta, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: DocumentLimits | None = None
-) -> RawDocument:
-    """Read the file of one manifest row within ``limits`` (default: only ``max_bytes``); never
+def read_entry(corpus_dir: Path, meta: DocumentMeta, *, limits: DocumentLimits | None = None) -> RawDocument:
+    """Read the file of one manifest row within ``limits`` (default: ``DocumentLimits()``); never
     raises (errors are messages in the result)."""
-    lim = _limits(limits, max_bytes)
     try:
-        return read_document(Path(corpus_dir) / meta.path, meta.path, max_bytes=lim.max_file_bytes, limits=lim)
+        return read_document(Path(corpus_dir) / meta.path, meta.path, limits=limits or DocumentLimits())
     except Exception as e:  # read_document should not raise; belt and braces
         return RawDocument(
             path=meta.path,
@@ -78,7 +71,6 @@ def load_document(
     meta: DocumentMeta,
     *,
     max_tokens: int = 400,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     limits: DocumentLimits | None = None,
     raw: RawDocument | None = None,
 ) -> tuple[list[Chunk], list[IngestMessage]]:
@@ -86,10 +78,10 @@ def load_document(
 
     Never raises for bad input or a chunker failure: both become error messages. A document that
     yields no chunks without an error gets a warning; one with more chunks than
-    ``limits.max_doc_chunks`` is refused with an error naming the limit. ``raw`` skips reading
-    when already read.
+    ``limits.max_doc_chunks`` (default: ``DocumentLimits()``) is refused with an error naming the
+    limit. ``raw`` skips reading when already read.
     """
-    lim = _limits(limits, max_bytes)
+    lim = limits or DocumentLimits()
     if raw is None:
         raw = read_entry(corpus_dir, meta, limits=lim)
     messages = list(raw.messages)
@@ -131,7 +123,6 @@ def load_corpus(
     *,
     only: str | None = None,
     max_tokens: int = 400,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     limits: DocumentLimits | None = None,
     isolate: bool = False,
     progress: bool | Callable[[int, int, str], None] = False,
@@ -139,13 +130,14 @@ def load_corpus(
     """Read the manifest of ``corpus_dir`` and load every document (or only the one whose
     manifest path is ``only``) into chunks, collecting all messages.
 
+    ``limits`` (default: ``DocumentLimits()``) bounds every document.
     ``isolate`` loads each document in a child process (:class:`corpus.worker.DocumentWorker`):
     a document that crashes it or exceeds ``limits.max_doc_seconds`` gets an error and is skipped.
     ``progress``: True shows a bar per document on stderr; a callable is called as
     ``progress(done, total, doc_id)`` after each document instead.
     Raises :class:`~corpus.errors.ManifestError` only when the manifest itself is unusable.
     """
-    lim = _limits(limits, max_bytes)
+    lim = limits or DocumentLimits()
     corpus_dir = Path(corpus_dir)
     manifest = read_manifest(corpus_dir, check_unlisted=only is None)
     out = CorpusLoad(messages=list(manifest.messages))

@@ -14,8 +14,6 @@ from typing import ClassVar
 from corpus.limits import DocumentLimits
 from corpus.records import IngestMessage, Page, RawDocument
 
-#: Files larger than this are refused without being read (bytes).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Zip containers (.xlsx, .docx): refuse when the members would expand beyond this (bytes) ...
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 #: ... or when they expand more than this many times their compressed size ...
