@@ -207,11 +207,12 @@ def test_scanned_page_is_read_marked_and_cached(tmp_path: Path, monkeypatch: pyt
 
 def test_scanned_document_gives_chunks_cited_as_ocr(tmp_path: Path) -> None:
     _tesseract_or_skip()
-    from corpus.loader import load_document
+    from corpus.document import load_document
     from search.records import Result
 
     scanned_pdf(tmp_path / "scan.pdf")
-    chunks, messages = load_document(tmp_path, DocumentMeta("scan.pdf", "南国市", title="議案書"), limits=DocumentLimits())
+    loaded = load_document(tmp_path, DocumentMeta("scan.pdf", "南国市", title="議案書"), limits=DocumentLimits())
+    chunks, messages = loaded.chunks, loaded.messages
     assert chunks and all(c.ocr for c in chunks), messages
     assert any("学校給食センター" in c.text for c in chunks)
     assert Result(1, 1.0, chunks[0]).citation().endswith("p.1（OCR）")

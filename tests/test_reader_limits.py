@@ -179,7 +179,7 @@ def test_limits_are_the_one_file_size_bound(tmp_path: Path):
     separate ``max_bytes``; without limits the default bound applies."""
     import inspect
 
-    from corpus import loader
+    from corpus import document, loader
 
     p = tmp_path / "a.txt"
     p.write_text("あ" * 2000, encoding="utf-8")  # 6 kB
@@ -187,7 +187,7 @@ def test_limits_are_the_one_file_size_bound(tmp_path: Path):
     assert not refused.pages and "file too large" in errors(refused)[0].message
     assert read_document(p, "a.txt", limits=DocumentLimits()).pages
     assert read_document(p, "a.txt").pages
-    for f in (read_document, loader.read_entry, loader.load_document, loader.load_corpus):
+    for f in (read_document, document.read_entry, document.load_document, loader.load_corpus):
         assert "max_bytes" not in inspect.signature(f).parameters, f.__name__
 
 

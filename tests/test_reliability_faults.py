@@ -410,7 +410,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("name", list(DAMAGE))
 def test_damaged_index_says_rebuild_and_build_repairs_it(work: Settings, name: str) -> None:
-    from corpus.errors import IndexMismatchError
+    from index.errors import IndexMismatchError
     from index.build import build_index
     from search.engine import Engine
 
