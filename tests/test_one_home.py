@@ -93,7 +93,7 @@ def test_builder_and_engine_share_one_embedder(tmp_path: Path):
         assert embedder_mod.shared_embedder(settings.with_overrides(batch_size=8)) is emb  # same model and prompts
     finally:
         release_embedders()
-    assert embedder_mod._EMBEDDERS == {}
+    assert len(embedder_mod._EMBEDDERS) == 0
 
 
 def test_hub_offline_is_scoped(monkeypatch: pytest.MonkeyPatch):
