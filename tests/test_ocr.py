@@ -133,18 +133,16 @@ def test_document_record_counts_ocr_pages_and_ui_shows_them() -> None:
 
 
 def test_chunk_ocr_flag_round_trips_through_the_store_and_old_indexes_load(tmp_path: Path) -> None:
-    from index.store import DocumentRecord, _read_sqlite, write_store
+    from index.store import DocumentRecord, IndexRows, _read_sqlite, write_store
 
     chunks = [
         Chunk("a", "d.pdf", "町", "", "題", ("節",), "", "", 1, 1, "本文です", "本文です", ocr=True),
         Chunk("b", "d.pdf", "町", "", "題", ("節",), "", "", 2, 2, "別の本文", "別の本文"),
     ]
     msgs = [IngestMessage("info", "d.pdf", ocr.OCR_READ, page=1)]
-    write_store(
-        tmp_path / "ix", chunks=chunks, tokens=[["本文"], ["別"]], vectors=np.eye(2, 4, dtype=np.float32),
-        embed_keys=["k1", "k2"], documents=[DocumentRecord("d.pdf", "町", n_chunks=2, messages=msgs)],
-        info={"dim": 4}, faiss_index_kind="flat", lemmas=[["本文"], ["別"]],
-    )
+    rows = IndexRows(chunks, tokens=[["本文"], ["別"]], embed_keys=["k1", "k2"],
+                     documents=[DocumentRecord("d.pdf", "町", n_chunks=2, messages=msgs)], lemmas=[["本文"], ["別"]])
+    write_store(tmp_path / "ix", rows, vectors=np.eye(2, 4, dtype=np.float32), info={"dim": 4}, faiss_index_kind="flat")
     db = tmp_path / "ix" / "index.sqlite"
     con = sqlite3.connect(db)
     got, docs = _read_sqlite(con, db)

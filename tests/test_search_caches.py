@@ -115,6 +115,8 @@ _MULTI_SEP = re.compile(r"[・、，,/／;；]| と |及び")
 _SUFFIXES = "都道府県市町村区"
 
 
+# A deliberate copy of search/filters.py's name matching (the `duplicates` tool lists it): the
+# parity reference that the precomputed MunicipalityNames must keep agreeing with.
 def _detect_reference(query: str, names: list[str]) -> list[str]:
     """detect_municipalities as it was before the names were precomputed."""
     q = norm(query)
