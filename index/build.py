@@ -40,6 +40,7 @@ from index.store import (
     INDEX_JSON,
     DocumentRecord,
     EmbeddingCache,
+    IndexRows,
     IndexStore,
     bm25_text,
     embed_key,
@@ -236,18 +237,8 @@ def _messages_for(doc_id: str, messages: Sequence[IngestMessage]) -> list[Ingest
 
 
 def _doc_record(corpus_dir: Path, meta: DocumentMeta, n_chunks: int, messages: Sequence[IngestMessage]) -> DocumentRecord:
-    return DocumentRecord(
-        doc_id=meta.doc_id,
-        municipality=meta.municipality,
-        prefecture=meta.prefecture,
-        title=meta.title,
-        year=meta.year,
-        kind=meta.kind,
-        url=meta.url,
-        sha256=file_sha256(Path(corpus_dir) / meta.path),
-        n_chunks=n_chunks,
-        messages=_messages_for(meta.doc_id, messages),
-    )
+    return DocumentRecord.of(meta, sha256=file_sha256(Path(corpus_dir) / meta.path), n_chunks=n_chunks,
+                             messages=_messages_for(meta.doc_id, messages))
 
 
 def embedder_dim(embedder: Any, index_dir: Path | None = None) -> int:
@@ -414,19 +405,15 @@ def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, tuple[l
 
 def _write_and_swap(
     settings: Settings,
+    rows: IndexRows,
     *,
-    chunks: list[Chunk],
-    tokens: list[list[str]],
     vectors: Callable[[EmbeddingCache], np.ndarray],
-    keys: list[str],
-    documents: list[DocumentRecord],
     info: dict[str, Any],
     progress: Progress,
-    lemmas: list[list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Write a complete index to a temp sibling dir, fsync, swap it in.
+    """Write a complete index of ``rows`` to a temp sibling dir, fsync, swap it in.
 
-    ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``chunks``.
+    ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``rows.chunks``.
     """
     import sqlite3
 
@@ -439,19 +426,8 @@ def _write_and_swap(
         with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
             vecs = vectors(cache)
         _notify(progress, "書き込み", 0, 1, str(index_dir))
-        kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold)
-        info = write_store(
-            tmp,
-            chunks=chunks,
-            tokens=tokens,
-            vectors=vecs,
-            embed_keys=keys,
-            documents=documents,
-            info=info,
-            faiss_index_kind=kind,
-            progress=progress is True,
-            lemmas=lemmas,
-        )
+        kind = choose_kind(settings.faiss_index, len(rows.chunks), settings.ann_threshold)
+        info = write_store(tmp, rows, vectors=vecs, info=info, faiss_index_kind=kind, progress=progress is True)
         _swap_in(tmp, index_dir)
         _notify(progress, "書き込み", 1, 1, str(index_dir))
         return info
@@ -540,17 +516,8 @@ def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Seq
         return vecs
 
     info = _finish_info(_base_info(settings, embedder, tokenizer, dim), settings.corpus_dir, documents, built_by="build")
-    _write_and_swap(
-        settings,
-        chunks=chunks,
-        tokens=tokens,
-        vectors=fill,
-        keys=keys,
-        documents=documents,
-        info=info,
-        progress=progress,
-        lemmas=lemmas,
-    )
+    _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
+                    progress=progress)
     for p in salvage:
         shutil.rmtree(p, ignore_errors=True)
     ok = bool(documents) and not any(m.severity == "error" for m in messages)

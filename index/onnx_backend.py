@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
+
 #: Bump when the exported graph changes, so cached exports are redone.
 EXPORT_VERSION = 1
 ONNX_DIR = "onnx"
@@ -42,8 +44,10 @@ INT8_FILE = "model_qint8.onnx"
 STAMP = "stamp.json"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
-_LOCK = threading.RLock()
-_ENCODERS: dict[tuple[str, str], "OnnxEncoder"] = {}
+#: One ONNX export at a time in this process (it writes files into the model folder).
+_EXPORT_LOCK = threading.Lock()
+#: The process-wide encoders by (model folder, backend): a registry, each created once.
+_ENCODERS: "LockedCache[tuple[str, str], OnnxEncoder]" = LockedCache()
 
 
 def onnx_available() -> bool:
@@ -127,7 +131,7 @@ def ensure_onnx(model_dir: str | os.PathLike, backend: str) -> Path:
     d = model_dir / ONNX_DIR
     stamp = _stamp(model_dir)
     fp32, int8 = d / FP32_FILE, d / INT8_FILE
-    with _LOCK:
+    with _EXPORT_LOCK:
         current = None
         if (d / STAMP).is_file():
             try:
@@ -249,20 +253,10 @@ class OnnxEncoder:
 def get_encoder(model_dir: str | os.PathLike, backend: str) -> OnnxEncoder:
     """The process-wide :class:`OnnxEncoder` for (folder, backend), created on first use."""
     key = (str(Path(model_dir).resolve()), backend)
-    enc = _ENCODERS.get(key)
-    if enc is None:
-        with _LOCK:
-            enc = _ENCODERS.get(key)
-            if enc is None:
-                enc = OnnxEncoder(model_dir, backend)
-                _ENCODERS[key] = enc
-    return enc
+    return _ENCODERS.get_or_create(key, lambda: OnnxEncoder(model_dir, backend))
 
 
 def release_encoders() -> int:
     """Forget every process-wide :class:`OnnxEncoder` (their sessions are freed once unused);
     returns how many there were."""
-    with _LOCK:
-        n = len(_ENCODERS)
-        _ENCODERS.clear()
-    return n
+    return len(_ENCODERS.clear())

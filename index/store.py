@@ -45,13 +45,13 @@ from index.store_format import (  # re-exported: the format's names are imported
     ocr_page_count,
     sha256_text,
 )
-from index.store_write import write_store  # re-exported
+from index.store_write import IndexRows, write_store  # re-exported
 from index.tokenizer import Tokenizer, share_terms
 
 __all__ = [
     "BM25_DIR", "CACHE_DB", "CACHE_DIR", "DB_FILE", "FAISS_FILE", "FORMAT_VERSION", "INDEX_JSON",
     "DocumentRecord", "EmbeddingCache", "IndexStore", "bm25_text", "connect_readonly", "embed_key",
-    "ocr_page_count", "read_terms", "resolve_index_dir", "sha256_text", "write_store",
+    "IndexRows", "ocr_page_count", "read_terms", "resolve_index_dir", "sha256_text", "write_store",
 ]
 
 

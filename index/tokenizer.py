@@ -31,6 +31,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from corpus.memo import LockedCache
 from corpus.morph import morphemes
 
 #: Bump when the rules above change: an index built with another version is re-tokenised.
@@ -222,15 +223,13 @@ def share_terms(terms: Sequence[str], pool: dict[str, str]) -> list[str]:
     return [pool.setdefault(t, t) for t in terms]
 
 
-_UNIGRAMS: "Tokenizer | None" = None
+#: The process-wide tokenisers by their ``bigrams`` flag (a registry; only False is used).
+_SHARED: "LockedCache[bool, Tokenizer]" = LockedCache()
 
 
 def unigram_tokenizer() -> "Tokenizer":
     """The process-wide :class:`Tokenizer` without noun bigrams (content lemmas only)."""
-    global _UNIGRAMS
-    if _UNIGRAMS is None:
-        _UNIGRAMS = Tokenizer(bigrams=False)
-    return _UNIGRAMS
+    return _SHARED.get_or_create(False, lambda: Tokenizer(bigrams=False))
 
 
 def text_lemmas(text: str) -> list[str]:

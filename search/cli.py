@@ -106,7 +106,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
     """Print the chunks of the corpus (or of one document), each document's chunks after a line
     saying which pages were cut how (table rows, OCR, the text shape; corpus.shapes)."""
     from corpus.loader import load_corpus
-    from corpus.shapes import describe_page_shapes, read_page_shapes
+    from corpus.shapes import describe_page_shapes
 
     s = _settings(args)
     loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, limits=s.limits, isolate=True)
@@ -115,7 +115,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
         chunks = loaded.chunks_of(meta.path)
         if not chunks:
             continue
-        shape, runs = read_page_shapes(s.corpus_dir, meta, max_tokens=s.max_item_tokens, limits=s.limits)
+        shape, runs = loaded.shapes.get(meta.path, ""), loaded.page_shapes.get(meta.path, [])
         if args.json:
             summary = {"doc_id": meta.path, "shape": shape, "page_shapes": [r.to_dict() for r in runs]}
             print(json.dumps(summary, ensure_ascii=False))

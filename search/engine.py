@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
 from corpus.records import Chunk
 from index.config import Settings, load_settings
 from index.errors import IndexMismatchError
@@ -100,9 +101,8 @@ class QueryInfo:
 # ---------------------------------------------------------------------------- shared embedder
 
 #: Query vectors of recent queries (the answer views ask the same question several times).
-_QVEC_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
 QVEC_CACHE_SIZE = 512
-_EMBEDDER_LOCK = threading.Lock()
+_QVEC_CACHE: LockedCache[tuple[Any, ...], np.ndarray] = LockedCache(QVEC_CACHE_SIZE)
 
 
 def _shared_embedder(settings: Settings) -> Any:
@@ -259,13 +259,10 @@ class Engine:
         """The L2-normalised query embedding of ``text`` (cached per process, bounded, read-only)."""
         key = (self.settings.model, self.settings.query_prompt, text)
         v = _QVEC_CACHE.get(key)
-        if v is None:
+        if v is None:  # encoded outside the cache's lock: other threads' queries never wait for it
             v = np.asarray(self.embedder.encode_queries([text]), dtype=np.float32).reshape(-1)
             v.setflags(write=False)
-            with _EMBEDDER_LOCK:
-                _QVEC_CACHE[key] = v
-                while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
-                    _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
+            _QVEC_CACHE.put(key, v)
         return v
 
     def lemma_sets(self, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:

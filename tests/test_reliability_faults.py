@@ -26,24 +26,12 @@ from typing import Any, Callable
 import pytest
 
 from index.config import Settings
-from tests.test_store import build_small_index, copy_small_index, index_leftovers
+from tests.test_store import index_leftovers
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 OLD_QUERY = "窓口 RPA"  # answered by a市_計画.txt of the base corpus
 NEW_PHRASE = "第{i}地区の下水道包括委託"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small corpus and its built index (with embedding cache), copied per test."""
-    return build_small_index(tmp_path_factory.mktemp("faults-base"))
-
-
-@pytest.fixture
-def work(base: Path, tmp_path: Path) -> Settings:
-    """A private copy of the base corpus + index for one test."""
-    return copy_small_index(base, tmp_path)
 
 
 def _env() -> dict[str, str]:
@@ -410,7 +398,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("name", list(DAMAGE))
 def test_damaged_index_says_rebuild_and_build_repairs_it(work: Settings, name: str) -> None:
-    from corpus.errors import IndexMismatchError
+    from index.errors import IndexMismatchError
     from index.build import build_index
     from search.engine import Engine
 

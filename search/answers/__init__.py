@@ -35,9 +35,6 @@ from search.answers.comparison import _entries_for, _search_in, compare
 from search.answers.embed import (
     _VEC_CACHE,
     _VEC_CACHE_MAX,
-    _VEC_LOCK,
-    _cache_get,
-    _cache_put,
     _embed_passages,
     _embed_query,
     _model_key,

@@ -75,23 +75,20 @@ def _span_dicts(spans: Sequence[Span]) -> list[dict[str, Any]]:
     return [asdict(s) for s in spans]
 
 
+def _sentence_dict(hit: "AnswerRow | ComparisonEntry | WordingHit", **middle: Any) -> dict[str, Any]:
+    """JSON-ready dict of a sentence with its evidence: evidence fields flattened, page, sentence,
+    sentence_text, then ``middle`` (in order), then passage and spans."""
+    return {
+        **asdict(hit.evidence), "page": hit.evidence.page, "sentence": hit.sentence,
+        "sentence_text": hit.sentence_text, **middle, "passage": hit.passage, "spans": _span_dicts(hit.spans),
+    }
+
+
 def _key_sentence_dict(entry: "AnswerRow | ComparisonEntry", **extra: Any) -> dict[str, Any]:
-    """JSON-ready dict of an answer row / comparison entry: evidence fields flattened, page,
-    sentence fields, confidence, then ``extra`` (in order), then passage and spans."""
-    d = asdict(entry.evidence)
-    d.update(
-        page=entry.evidence.page,
-        sentence=entry.sentence,
-        sentence_text=entry.sentence_text,
-        sentence_start=entry.sentence_start,
-        sentence_end=entry.sentence_end,
-        field=entry.field,
-        confidence=round(entry.confidence, 4),
-        **extra,
-        passage=entry.passage,
-        spans=_span_dicts(entry.spans),
-    )
-    return d
+    """JSON-ready dict of an answer row / comparison entry: :func:`_sentence_dict` with the
+    sentence's place, field and confidence, then ``extra`` (in order)."""
+    return _sentence_dict(entry, sentence_start=entry.sentence_start, sentence_end=entry.sentence_end,
+                          field=entry.field, confidence=round(entry.confidence, 4), **extra)
 
 
 @dataclass
@@ -340,20 +337,9 @@ class WordingHit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        d = asdict(self.evidence)
-        d.update(
-            page=self.evidence.page,
-            sentence=self.sentence,
-            sentence_text=self.sentence_text,
-            start=self.start,
-            end=self.end,
-            score=round(self.score, 4),
-            lexical=round(self.lexical, 4),
-            dense=round(self.dense, 4),
-            passage=self.passage,
-            spans=_span_dicts(self.spans),
-            also=[o.to_dict() for o in self.also],
-        )
+        d = _sentence_dict(self, start=self.start, end=self.end, score=round(self.score, 4),
+                           lexical=round(self.lexical, 4), dense=round(self.dense, 4))
+        d["also"] = [o.to_dict() for o in self.also]
         return d
 
 
