@@ -148,6 +148,25 @@ def test_the_ray_flag_parses():
     assert parse(["build", "--ray", "--ray-actor-cpus", "4"]).ray_actor_cpus == 4
 
 
+def test_a_local_build_then_a_ray_rebuild_reuses_the_cache(local_subset, tmp_path):
+    """`seisaku build --ray` (no address: a Ray instance of its own on this machine) over a
+    locally built index embeds nothing, changes nothing, and shows its rates."""
+    _need_ray()
+    index = tmp_path / "index"
+    shutil.copytree(local_subset["index"], index)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p))
+    for k in ("RAY_ADDRESS", "RAY_AUTH_MODE", "RAY_AUTH_TOKEN"):
+        env.pop(k, None)
+    out = subprocess.run(
+        [sys.executable, "-m", "search.cli", "build", "--ray", "--corpus", str(local_subset["corpus"]),
+         "--index", str(index)], env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert f"新たに埋め込み 0 件, キャッシュ再利用 {len(snapshot(index)['chunks'])} 件" in out.stdout, out.stdout
+    assert "Ray local（1 ノード" in out.stdout and "文書/秒" in out.stdout
+    assert "チャンク/秒" in out.stderr  # the reading bar
+    assert_same_index(index, local_subset["index"])
+
+
 # --------------------------------------------------------------------------- the cluster
 
 
@@ -250,23 +269,6 @@ def test_a_killed_embedding_actor_is_retried(ray_cluster, local_subset, tmp_path
     assert blocks and killed[0][0] not in blocks  # the block came back from the restarted actor
     assert report.ok and report.n_embedded == report.n_chunks > 0
     assert_same_index(settings.index_dir, local_subset["index"])
-
-
-def test_a_local_build_then_a_ray_rebuild_reuses_the_cache(ray_cluster, local_subset, tmp_path):
-    """A Ray rebuild over a locally built index embeds nothing and changes nothing."""
-    from index.config import Settings
-    from index.ray_build import build_index_ray
-
-    index = tmp_path / "index"
-    shutil.copytree(local_subset["index"], index)
-    settings = Settings(corpus_dir=local_subset["corpus"], index_dir=index, cache_dir=_cache_dir())
-    events = []
-    report = build_index_ray(settings, address=ray_cluster, progress=events.append)
-    assert report.ok and report.n_embedded == 0 and report.n_cached == report.n_chunks > 0
-    assert_same_index(index, local_subset["index"])
-    reads = [e for e in events if e.stage == "読み込み" and e.done]
-    assert reads[-1].done == reads[-1].total == len(SUBSET)
-    assert "文書/秒" in reads[-1].message and "チャンク/秒" in reads[-1].message
 
 
 def test_a_ray_build_then_a_local_add(ray_bundled, tmp_path):
