@@ -5,7 +5,7 @@ bench/ray_build.py).
         build_index_ray(settings, address=address)
 
 Node 1 is ``ray start --head``, the others ``ray start --address …``; each gets explicit free
-ports on 127.0.0.1 (GCS, node manager, object manager, agents, metrics), no dashboard, no usage
+ports on :data:`HOST` (GCS, node manager, object manager, agents, metrics), no dashboard, no usage
 report, ``--num-cpus`` and a small object store. All run with ``--block`` as children of this
 process, each in its own process group, and are stopped by those groups (SIGTERM, then SIGKILL)
 — never with ``ray stop``, which would stop every Ray on the machine. The head writes its
@@ -30,17 +30,22 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from index.ray_build import LOCAL_HOST
+
 ROOT = Path(__file__).resolve().parent.parent
+#: The nodes' address (127.0.0.2 on Linux: Ray would replace 127.0.0.1 by the machine's network
+#: address; index.ray_build.LOCAL_HOST).
+HOST = LOCAL_HOST
 NODE_PORT_FLAGS = ("--node-manager-port", "--object-manager-port", "--dashboard-agent-listen-port",
                    "--dashboard-agent-grpc-port", "--runtime-env-agent-port", "--metrics-export-port")
 
 
 def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports free on 127.0.0.1 right now."""
+    """``n`` distinct TCP ports free on :data:`HOST` right now."""
     socks, ports = [], []
     for _ in range(n):
         s = socket.socket()
-        s.bind(("127.0.0.1", 0))
+        s.bind((HOST, 0))
         socks.append(s)
         ports.append(s.getsockname()[1])
     for s in socks:
@@ -86,7 +91,7 @@ def _wait_for(address: str, n: int, procs: list[subprocess.Popen], log: Path, ti
 
 @contextlib.contextmanager
 def local_cluster(nodes: int = 2, cpus_per_node: int = 1, *, object_store_mb: int = 256) -> Iterator[str]:
-    """Start the cluster (see the module docstring), yield its address ``127.0.0.1:PORT``, stop it."""
+    """Start the cluster (see the module docstring), yield its address ``HOST:PORT``, stop it."""
     auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": uuid.uuid4().hex}
     saved = {k: os.environ.get(k) for k in auth}
     os.environ.update(auth)
@@ -94,10 +99,10 @@ def local_cluster(nodes: int = 2, cpus_per_node: int = 1, *, object_store_mb: in
     pythonpath = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S="0",
                PYTHONPATH=pythonpath)
-    common = ["--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus_per_node), "--num-gpus", "0",
+    common = ["--node-ip-address", HOST, "--num-cpus", str(cpus_per_node), "--num-gpus", "0",
               "--disable-usage-stats", "--object-store-memory", str(object_store_mb * 1024 * 1024), "--block"]
     ports = free_ports(1 + len(NODE_PORT_FLAGS) * nodes)
-    address = f"127.0.0.1:{ports[0]}"
+    address = f"{HOST}:{ports[0]}"
     procs: list[subprocess.Popen] = []
     logs = []
     try:

@@ -35,6 +35,7 @@ import logging
 import os
 import pickle
 import shutil
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -74,6 +75,10 @@ from index.transaction import _recover, _sibling, _stale_tmp_dirs, build_lock, r
 #: Passages per actor call: the local build's block (see :func:`ray_encoder` for why). 5M chunks
 #: make ≈ 20k blocks, plenty for any cluster; a lost call costs one block.
 RAY_BLOCK = EMBED_BLOCK
+#: Where the local instance listens: a loopback address that Ray keeps. Ray replaces 127.0.0.1
+#: and localhost by the machine's network address (ray._private.services.resolve_ip_for_localhost);
+#: the rest of 127/8 is loopback on Linux only.
+LOCAL_HOST = "127.0.0.2" if sys.platform.startswith("linux") else "127.0.0.1"
 #: How many times Ray restarts a dead embedding actor, and resends the block it held.
 MAX_RESTARTS = 4
 #: Said when Ray is missing.
@@ -276,7 +281,7 @@ def connect(address: str | None, *, num_cpus: int | None = None) -> tuple[Any, b
             # the workers import this checkout even when seisaku is not installed
             path = os.pathsep.join(p for p in (_project_root(), os.environ.get("PYTHONPATH", "")) if p)
             ray.init(address="local", num_cpus=num_cpus or available_cores(), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", logging_level=logging.ERROR,
+                     _node_ip_address=LOCAL_HOST, logging_level=logging.ERROR,
                      runtime_env={"env_vars": {"PYTHONPATH": path, "RAY_USAGE_STATS_ENABLED": "0"}})
         else:
             ray.init(address=address, logging_level=logging.ERROR)

@@ -172,7 +172,7 @@ def test_a_local_build_then_a_ray_rebuild_reuses_the_cache(local_subset, tmp_pat
 
 @pytest.fixture(scope="module")
 def ray_cluster():
-    """A two-node Ray cluster on 127.0.0.1 (head + one worker node, one CPU each): its address."""
+    """A two-node Ray cluster on loopback (head + one worker node, one CPU each): its address."""
     _need_ray()
     from bench.ray_cluster import local_cluster
 
