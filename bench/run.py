@@ -15,7 +15,7 @@ import sys
 from bench.common import ROOT, log, machine_line
 
 SCRIPTS = ("bench.faiss_scale", "bench.embed_backends", "bench.e2e_latency", "bench.build_scale", "bench.build_corpus",
-           "bench.pdf_read")
+           "bench.pdf_read", "bench.ray_build")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -297,6 +297,23 @@ def _cache_sources(index_dir: Path, stale: Sequence[Path]) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
+#: ``encode(texts)`` of :func:`_embed`: yields ``(rows, vectors)`` — positions in ``texts`` and
+#: their unit vectors — until every text has been embedded, in any order and grouping.
+Encode = Callable[[list[str]], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def _encode_here(embedder: Any, batch_size: int) -> Encode:
+    """Embed in this process, :data:`EMBED_BLOCK` texts at a time (each block reaches the new
+    cache before the next starts)."""
+
+    def encode(texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(0, len(texts), EMBED_BLOCK):
+            part = texts[i : i + EMBED_BLOCK]
+            yield np.arange(i, i + len(part)), embedder.encode_passages(part, batch_size=batch_size, show_progress=False)
+
+    return encode
+
+
 def _embed(
     embedder: Any,
     keys: Sequence[str],
@@ -308,11 +325,13 @@ def _embed(
     progress: Progress,
     known: dict[str, np.ndarray] | None = None,
     dim: int | None = None,
+    encode: Encode | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Vectors for ``texts`` (one per key): from ``known``, the cache ``sources``, else embedded.
 
     Every vector used is written to ``new_cache``. Returns ``(vectors, n_embedded, n_cached)``
-    counted over distinct keys.
+    counted over distinct keys. ``encode`` embeds the texts not found (default: ``embedder`` in
+    this process, :data:`EMBED_BLOCK` at a time; the Ray build passes its actors, index.ray_build).
     """
     model_id = str(embedder.model_id)
     dim = int(dim) if dim is not None else int(embedder.dim)
@@ -350,19 +369,19 @@ def _embed(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=progress is not True)
+        encode = encode or _encode_here(embedder, batch_size)
+        done = 0
         try:
-            for i in range(0, len(todo), EMBED_BLOCK):
-                block = todo[i : i + EMBED_BLOCK]
-                vecs = np.asarray(
-                    embedder.encode_passages([texts_u[r] for r in block], batch_size=batch_size, show_progress=False),
-                    dtype=np.float32,
-                )
+            for rows, vecs in encode([texts_u[r] for r in todo]):
+                block = todo[np.asarray(rows, dtype=np.int64)]
+                vecs = np.asarray(vecs, dtype=np.float32)
                 if vecs.shape != (len(block), dim):
                     raise RuntimeError(f"embedder returned shape {vecs.shape}, expected {(len(block), dim)}")
                 mat[block] = vecs
                 new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in block))
+                done += len(block)
                 bar.update(len(block))
-                _notify(progress, "埋め込み", i + len(block), len(todo), cached_note)
+                _notify(progress, "埋め込み", done, len(todo), cached_note)
         finally:
             bar.close()
     if len(ukeys) == len(keys):  # no repeated passage: the rows are already in order

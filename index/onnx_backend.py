@@ -48,6 +48,23 @@ BACKENDS = ("torch", "onnx", "onnx-int8")
 _EXPORT_LOCK = threading.Lock()
 #: The process-wide encoders by (model folder, backend): a registry, each created once.
 _ENCODERS: "LockedCache[tuple[str, str], OnnxEncoder]" = LockedCache()
+#: Session settings of the encoders this process creates from now on (:func:`set_session_defaults`).
+_SESSION: dict[str, Any] = {"threads": None, "providers": ("CPUExecutionProvider",)}
+
+
+def set_session_defaults(*, threads: int | None = None, providers: Sequence[str] | None = None) -> None:
+    """Intra-op threads and execution providers (in order of preference) of the encoders this
+    process creates from now on; the Ray build's embedding actors set them (index.ray_build)."""
+    _SESSION["threads"] = int(threads) if threads else None
+    _SESSION["providers"] = tuple(providers) if providers else ("CPUExecutionProvider",)
+
+
+def best_providers() -> list[str]:
+    """ONNX Runtime's CUDA provider then the CPU one when this onnxruntime has CUDA, else CPU alone."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
 
 
 def onnx_available() -> bool:
@@ -215,12 +232,13 @@ class OnnxEncoder:
         self.path = ensure_onnx(self.model_dir, backend)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or _SESSION["threads"]
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         # no busy-waiting between runs: the FAISS and BM25 work that follows a query needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=list(_SESSION["providers"]))
         self.tokenizer = TokenIds(self.model_dir)
         cfg = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.dim = int(cfg["hidden_size"])

@@ -142,10 +142,17 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Build (or incrementally update) the index from the corpus."""
-    from index.build import build_index
+    """Build (or incrementally update) the index from the corpus; ``--ray`` builds on Ray."""
+    settings = _settings(args)
+    if args.ray is not None:  # the only place Ray is imported
+        from index.ray_build import build_index_ray
 
-    report = build_index(_settings(args), progress=not args.quiet, release_model=True)
+        report = build_index_ray(settings, address=None if args.ray == "local" else args.ray,
+                                 progress=not args.quiet, release_model=True, actor_cpus=args.ray_actor_cpus)
+    else:
+        from index.build import build_index
+
+        report = build_index(settings, progress=not args.quiet, release_model=True)
     _print_messages(report.messages)
     print(report.summary())
     return 0
@@ -304,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="インデックスを作成・更新（変更のない文書は再計算しない）")
     _add_common(p)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="Ray で作成（読み込み・分割はタスク、埋め込みはアクター）。ADDRESS なしはこのマシンに Ray を起動")
+    p.add_argument("--ray-actor-cpus", type=positive_int, default=1, metavar="N",
+                   help="--ray: GPU のないクラスタで埋め込みアクター 1 つが使う CPU 数（既定 1）")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("add", help="文書を 1 件追加してインデックスを更新")
