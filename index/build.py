@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -52,10 +51,8 @@ from index.store import (
 from index.tokenizer import Tokenizer, share_terms, text_lemmas
 from index.transaction import (
     _new_tmp,
-    _recover,
-    _sibling,
-    _stale_tmp_dirs,
     _swap_in,
+    begin_build,
     build_lock,
     lock_path,
     real_paths,
@@ -492,11 +489,7 @@ def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Seq
     t0 = time.monotonic()
     _use_ocr_cache(settings)
     index_dir = Path(settings.index_dir)
-    _recover(index_dir)
-    # temp dirs of builds that died (we hold the lock, so none is in use): their embedding caches
-    # are read as extra sources, and they are deleted once the new index is in place
-    own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
-    salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
+    own_tmp, salvage = begin_build(index_dir)
 
     loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, limits=settings.limits,
                          isolate=True, progress=_load_progress(progress))

@@ -69,8 +69,9 @@ from index.build import (
 from index.config import Settings
 from index.embedding_cache import EmbeddingCache
 from index.store_format import bm25_text, embed_key
+from index.store_write import IndexRows
 from index.tokenizer import Tokenizer, share_terms, text_lemmas
-from index.transaction import _recover, _sibling, _stale_tmp_dirs, build_lock, real_paths
+from index.transaction import begin_build, build_lock, real_paths
 
 #: Passages per actor call: the local build's block (see :func:`ray_encoder` for why). 5M chunks
 #: make ≈ 20k blocks, plenty for any cluster; a lost call costs one block.
@@ -427,9 +428,7 @@ def _build_locked(ray: Any, settings: Settings, *, address: str | None, progress
     t0 = time.monotonic()
     _use_ocr_cache(settings)
     index_dir = Path(settings.index_dir)
-    _recover(index_dir)
-    own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
-    salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
+    own_tmp, salvage = begin_build(index_dir)
 
     manifest = read_manifest(settings.corpus_dir, check_unlisted=True)
     embedder = get_embedder(settings)
@@ -470,8 +469,8 @@ def _build_locked(ray: Any, settings: Settings, *, address: str | None, progress
         result.update(n_embedded=n_emb, n_cached=n_cached, embed_seconds=time.monotonic() - t_embed)
         return vecs
 
-    _write_and_swap(settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys, documents=documents,
-                    info=info, progress=progress, lemmas=lemmas)
+    _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
+                    progress=progress)
     for p in salvage:
         shutil.rmtree(p, ignore_errors=True)
     ok = bool(documents) and not any(m.severity == "error" for m in messages)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from corpus.memo import LockedCache
 from corpus.morph import morphemes
+from corpus.normalize import normalize_for_compare
 
 #: Bump when the rules above change: an index built with another version is re-tokenised.
 TOKENIZER_VERSION = "ja-lemma-bigram-1"
@@ -67,17 +68,15 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
-def _default_fold() -> tuple[Callable[[str], str], str]:
-    """The per-cluster fold function and a label for the version string."""
-    try:
-        from corpus import normalize as _norm  # engineer B's module; optional
+#: The fold's label in the tokenizer version string. Indexes record that string, so it must not
+#: change while the fold does not (it read "normalize_for_compare-0" when the fold was imported
+#: behind a fallback; the fallback is gone, the label stays).
+FOLD_LABEL = "normalize_for_compare-0"
 
-        fn = getattr(_norm, "normalize_for_compare", None)
-        if callable(fn):
-            return fn, f"normalize_for_compare-{getattr(_norm, 'VERSION', '0')}"
-    except Exception:  # pragma: no cover - module absent or broken: fall back to NFKC
-        pass
-    return (lambda s: unicodedata.normalize("NFKC", s)), "nfkc"
+
+def _default_fold() -> tuple[Callable[[str], str], str]:
+    """The per-cluster fold function (corpus.normalize.normalize_for_compare) and its label."""
+    return normalize_for_compare, FOLD_LABEL
 
 
 @dataclass(frozen=True)
