@@ -95,7 +95,7 @@ def chunk_documents(corpus_dir: str | Path, docs: Iterable[str]) -> dict[str, Do
     """Read and chunk only the documents ``docs`` of the corpus at ``corpus_dir`` (in process,
     with the default chunk budget and limits, as ``seisaku build`` does)."""
     from corpus.limits import DocumentLimits
-    from corpus.loader import load_document
+    from corpus.document import load_document
     from corpus.manifest import read_manifest
     from index.config import Settings
 
@@ -105,13 +105,11 @@ def chunk_documents(corpus_dir: str | Path, docs: Iterable[str]) -> dict[str, Do
     for meta in manifest.entries:
         if meta.path not in wanted:
             continue
-        chunks, messages = load_document(
-            Path(corpus_dir), meta, max_tokens=Settings().max_item_tokens, limits=DocumentLimits()
-        )
+        loaded = load_document(Path(corpus_dir), meta, max_tokens=Settings().max_item_tokens, limits=DocumentLimits())
         out[meta.path] = DocChunks(
             meta.path,
-            [(c.municipality, normalize(c.text)[:READ_LIMIT]) for c in chunks],
-            [m.message for m in messages],
+            [(c.municipality, normalize(c.text)[:READ_LIMIT]) for c in loaded.chunks],
+            [m.message for m in loaded.messages],
         )
     return out
 
