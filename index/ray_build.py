@@ -471,6 +471,7 @@ def _build_locked(ray: Any, settings: Settings, *, address: str | None, progress
 
     _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
                     progress=progress)
+    # The end of a build, as in index.build._build_locked (the reports differ; docs/architecture.md).
     for p in salvage:
         shutil.rmtree(p, ignore_errors=True)
     ok = bool(documents) and not any(m.severity == "error" for m in messages)
