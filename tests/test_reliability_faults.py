@@ -185,7 +185,6 @@ ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
     import pathlib
 
-    import index.build as build
     import index.store as store
     import index.store_write as store_write
 
@@ -197,7 +196,7 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(src, dst, *a, **k)
 
-        monkeypatch.setattr(build.os, "rename", rename)
+        monkeypatch.setattr(os, "rename", rename)  # the swap (index.transaction) renames through os
     elif point == "disk full: writing index.json":
         real_wt = pathlib.Path.write_text
 
@@ -284,7 +283,7 @@ def test_disk_full_in_the_cli_is_one_line_not_a_traceback(work: Settings) -> Non
             if ".tmp-" in str(src):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(src, dst, *a, **k)
-        b.os.rename = rename
+        os.rename = rename
         from search.cli import main
         sys.exit(main(["build", "--corpus", {str(work.corpus_dir)!r}, "--index", {str(work.index_dir)!r}, "--quiet"]))
         """
