@@ -277,11 +277,11 @@ class Engine:
         got = store.lemma_sets([i for i in ids if i is not None])
         return [got.get(i) if i is not None else None for i in ids]
 
-    def passage_scores(self, query: str, chunks: Sequence[Chunk]) -> tuple[list[float | None], list[float | None], int]:
-        """``(cosines, bm25, n_terms)`` of ``query`` against each of ``chunks`` (stored vectors,
-        the full BM25 score array; None for a chunk not in the current snapshot) and the number
-        of distinct BM25 terms of the query: the answer views score a question's core
-        (search.qtype.question_core) with it, beside the whole question the search ranked by."""
+    def passage_scores(self, query: str, chunks: Sequence[Chunk]) -> tuple[list[float | None], list[float | None]]:
+        """``(cosines, bm25)`` of ``query`` against each of ``chunks`` (stored vectors, the full
+        BM25 score array; None for a chunk not in the current snapshot): the answer views score a
+        question's core (search.qtype.question_core) with it, beside the whole question the
+        search ranked by."""
         store = self._view.store
         ids = [_snapshot_id(store, c) for c in chunks]
         known = [i for i in ids if i is not None]
@@ -295,7 +295,7 @@ class Engine:
                 arr = store.bm25_scores(terms)
                 bm = {i: float(arr[i]) for i in known}
         return ([cos.get(i) if i is not None else None for i in ids],
-                [bm.get(i, 0.0) if i is not None else None for i in ids], max(1, len(set(terms))))
+                [bm.get(i, 0.0) if i is not None else None for i in ids])
 
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` in the current index (for highlight weighting)."""

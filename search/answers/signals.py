@@ -117,10 +117,9 @@ class _Query:
         self.weights = {t: _term_weight(t) for t in self.terms}
         idf = getattr(engine, "idf", None)
         self.idf_weights = {t: float(idf(t)) * _term_weight(t) for t in self.terms} if callable(idf) else dict(self.weights)
-        try:
-            self.n_bm25_terms = max(1, len(set(_tokenizer(engine).tokenize(text))))
-        except Exception:  # pragma: no cover - a tokenizer that cannot read the text
-            self.n_bm25_terms = max(1, len(self.terms))
+        self.n_bm25_terms = _n_bm25_terms(engine, text, len(self.terms))
+        #: The core's BM25 terms, normalised as for the whole question (see _core_scores).
+        self.n_core_terms = self.n_bm25_terms if self.core == text else _n_bm25_terms(engine, self.core, len(self.terms))
         self._vec: np.ndarray | None = None
         self.engine = engine
 
@@ -148,7 +147,7 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         for i, v in zip(need, m @ q.vec):
             cos[i] = float(v)
     stored = _stored_lemmas(q.engine, [r.chunk for r in results])
-    core_cos, core_bm, core_n = _core_scores(q, results)
+    core_cos, core_bm = _core_scores(q, results)
     out = []
     for i, r in enumerate(results):
         bm = float(r.bm25_score or 0.0)
@@ -156,7 +155,7 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
         if core_cos[i] is not None:  # scored against the core, like coverage
             cos[i] = float(core_cos[i])
         if core_bm[i] is not None:
-            bm_norm = float(core_bm[i]) / core_n
+            bm_norm = float(core_bm[i]) / q.n_core_terms
         terms = stored[i] if stored[i] is not None else term_set(r.chunk.text)
         out.append(Signals(dense=cos[i], bm25=bm, bm25_norm=bm_norm,
                            coverage=q.coverage(r.chunk.text, terms),
@@ -164,22 +163,25 @@ def _chunk_signals(q: _Query, results: Sequence[Result]) -> list[Signals]:
     return out
 
 
-def _core_scores(q: _Query, results: Sequence[Result]) -> tuple[list[float | None], list[float | None], int]:
+def _core_scores(q: _Query, results: Sequence[Result]) -> tuple[list[float | None], list[float | None]]:
     """Dense cosine and BM25 of the question's core (search.qtype.question_core) against each
     result, when the core differs from the question and the engine can score stored passages."""
     none: list[float | None] = [None] * len(results)
     get = getattr(q.engine, "passage_scores", None)
     if q.core == q.text or not callable(get) or not results:
-        return none, none, 1
+        return none, none
     try:
-        cos, bm, _ = get(q.core, [r.chunk for r in results])
+        return get(q.core, [r.chunk for r in results])
     except Exception:  # pragma: no cover - an index that cannot be read: the whole question's scores only
-        return none, none, 1
-    try:  # per-term BM25 is normalised as for the whole question (_Query.n_bm25_terms)
-        n = max(1, len(set(_tokenizer(q.engine).tokenize(q.core))))
-    except Exception:  # pragma: no cover
-        n = max(1, len(q.terms))
-    return cos, bm, n
+        return none, none
+
+
+def _n_bm25_terms(engine: Any, text: str, fallback: int) -> int:
+    """How many distinct BM25 terms ``text`` has (what per-term BM25 is divided by)."""
+    try:
+        return max(1, len(set(_tokenizer(engine).tokenize(text))))
+    except Exception:  # pragma: no cover - a tokenizer that cannot read the text
+        return max(1, fallback)
 
 
 def _stored_lemmas(engine: Any, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
