@@ -18,7 +18,7 @@ from search import views_html as V
 from search.question import clip_question
 from ui_state import (ALLOWED_SUFFIXES, APP_TITLE, CHART_K, MAX_UPLOAD_BYTES, SHOW_K, AppState, _filters,
                       _with_notice, documents_of, run_answer, run_compare, run_search, run_wording,
-                      search_message, truncation_notice, validate_upload)
+                      search_message, truncation_notice, validate_upload, with_question_type)
 
 if TYPE_CHECKING:
     from search.engine import Engine
@@ -224,7 +224,8 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
             prefs_count = V.match_counts(results, "prefecture")
             if len(prefs_count) > 1:
                 chart += V.bar_chart_svg(prefs_count, "都道府県別の該当件数")
-            return (V.notice_html(truncation_notice(truncated)) + V.heading("自治体ごとの回答") + V.render_answer(answer),
+            return (V.notice_html(truncation_notice(truncated)) + V.question_type_html(answer.get("question_type_label", ""))
+                    + V.heading("自治体ごとの回答") + V.render_answer(answer),
                     V.heading("該当箇所") + V.render_results(results[:SHOW_K], query, message=why_empty), chart)
 
         search_inputs = [q, f_pref, f_muni, f_kind, f_year]
@@ -315,15 +316,17 @@ def build_app(engine_or_settings: AppState | Settings | Engine) -> gr.Blocks:
         # ── named API endpoints (JSON) ──────────────────────────────────────────────────────
         def search(query: str, k: int = 10, prefecture: list[str] | None = None, municipality: list[str] | None = None,
                    kind: list[str] | None = None, year: list[str] | None = None, mode: str = "hybrid") -> dict:
-            """Ranked passages with citations: {"query", "results": [Result.to_json(), …], "message",
-            "truncated", "notice"}; ``message`` says why nothing was found when the filters exclude every
+            """Ranked passages with citations: {"query", "question_type", "question_type_label", "results":
+            [Result.to_json(), …], "message", "truncated", "notice"}; ``question_type`` is which / compare /
+            wording / fact (search.qtype); ``message`` says why nothing was found when the filters exclude every
             document; a question over MAX_QUESTION_CHARS is cut (``truncated``, ``notice``, and
             ``query`` is then the cut question; otherwise it echoes the question as sent)."""
             clipped, truncated = clip_question(query)
             results = run_search(state, clipped, k=k, filters=_filters(prefecture, municipality, kind, year), mode=mode)
             message = "" if results or not clipped else search_message(state.get_engine())
-            return _with_notice({"query": clipped if truncated else query, "results": results, "message": message},
+            data = _with_notice({"query": clipped if truncated else query, "results": results, "message": message},
                                 truncated)
+            return with_question_type(data, clipped)
 
         def answer(query: str, prefecture: list[str] | None = None, municipality: list[str] | None = None,
                    kind: list[str] | None = None, year: list[str] | None = None) -> dict:

@@ -23,6 +23,7 @@ from corpus.readers.ocr import OCR_READ
 from index.config import Settings
 from index.errors import IndexMismatchError, IndexMissingError
 from search import views_html as V
+from search.qtype import question_type, question_type_label
 from search.question import MAX_QUESTION_CHARS, clip_question
 from search.records import Filters
 
@@ -69,7 +70,12 @@ class AppState:
     """
 
     def __init__(self, settings: Settings, engine: Engine | None = None) -> None:
-        """Hold ``settings`` and, when given, an already constructed ``engine``."""
+        """Hold ``settings`` and, when given, an already constructed ``engine``; the user's
+        vocabulary files of ``settings`` are added (search.vocab.use_vocab_files)."""
+        if settings.vocab_files:
+            from search.vocab import use_vocab_files
+
+            use_vocab_files(settings.vocab_files)
         self.settings = settings
         self.engine = engine
         self.status = "準備完了" if engine is not None else "インデックスを読み込んでいません"
@@ -266,6 +272,15 @@ def _with_notice(data: dict[str, Any], truncated: bool) -> dict[str, Any]:
     return data
 
 
+def with_question_type(data: dict[str, Any], question: str) -> dict[str, Any]:
+    """``data`` with ``question_type`` (which / compare / wording / fact, :func:`search.qtype.question_type`
+    of ``question``) and its Japanese ``question_type_label`` (「どの自治体か」)."""
+    qtype = question_type(question or "")
+    data["question_type"] = qtype
+    data["question_type_label"] = question_type_label(qtype)
+    return data
+
+
 def search_message(engine: Engine) -> str:
     """Why the last search of this thread returned nothing when its filters excluded every
     document (naming them, :func:`search.filters.no_match_message`), else ``""``."""
@@ -286,33 +301,37 @@ def run_search(state: AppState, query: str, k: int = SHOW_K, filters: Filters | 
 
 
 def run_answer(state: AppState, query: str, filters: Filters | None = None) -> dict[str, Any]:
-    """``MunicipalityAnswer.to_dict()`` for ``query`` (cut to MAX_QUESTION_CHARS), with ``truncated``/``notice``."""
+    """``MunicipalityAnswer.to_dict()`` for ``query`` (cut to MAX_QUESTION_CHARS), with
+    ``truncated``/``notice`` and ``question_type``/``question_type_label``."""
     from search.answers import municipality_answer
 
     query, truncated = clip_question(query)
     if not query:
-        return _with_notice({"query": "", "answered": False, "message": "質問を入力してください", "rows": []}, False)
-    return _with_notice(_jsonable(municipality_answer(state.get_engine(), query, filters=filters)), truncated)
+        return with_question_type(_with_notice({"query": "", "answered": False, "message": "質問を入力してください",
+                                                "rows": []}, False), "")
+    data = _jsonable(municipality_answer(state.get_engine(), query, filters=filters))
+    return with_question_type(_with_notice(data, truncated), query)
 
 
 def run_compare(state: AppState, topic: str, municipalities: Sequence[str] | None = None, top_n: int = 4) -> tuple[dict[str, Any], Any]:
-    """(``ComparisonTable.to_dict()`` with ``truncated``/``notice``, the table object) for ``topic``
-    (cut to MAX_QUESTION_CHARS)."""
+    """(``ComparisonTable.to_dict()`` with ``truncated``/``notice`` and ``question_type``/
+    ``question_type_label``, the table object) for ``topic`` (cut to MAX_QUESTION_CHARS)."""
     from search.answers import compare
 
     topic, truncated = clip_question(topic)
     names = [m for m in (municipalities or []) if m and str(m).strip()]
     table = compare(state.get_engine(), topic, municipalities=names or None, top_n=int(top_n))
-    return _with_notice(_jsonable(table), truncated), table
+    return with_question_type(_with_notice(_jsonable(table), truncated), topic), table
 
 
 def run_wording(state: AppState, text: str, k: int = 10, filters: Filters | None = None) -> dict[str, Any]:
     """``WordingResult.to_dict()`` for a draft sentence or theme (cut to MAX_QUESTION_CHARS), with
-    ``truncated``/``notice``."""
+    ``truncated``/``notice`` and ``question_type``/``question_type_label``."""
     from search.answers import wording
 
     text, truncated = clip_question(text)
-    return _with_notice(_jsonable(wording(state.get_engine(), text, k=int(k), filters=filters)), truncated)
+    data = _jsonable(wording(state.get_engine(), text, k=int(k), filters=filters))
+    return with_question_type(_with_notice(data, truncated), text)
 
 
 def validate_upload(path: str | os.PathLike[str] | None, municipality: str, url: str = "",

@@ -82,7 +82,7 @@ def prefill(corpus_dir: Path, index_dir: Path, base_index: Path, real_fraction: 
     emb = Embedder.from_settings(s)
     base = IndexStore.open(base_index)
     by_text = dict(zip((c.text for c in base.chunks), base.vectors()))
-    loaded = load_corpus(corpus_dir, max_tokens=s.max_item_tokens, max_bytes=s.max_file_bytes)
+    loaded = load_corpus(corpus_dir, max_tokens=s.max_item_tokens, limits=s.limits)
     prompt = emb.passage_prompt or ""
     step = max(1, round(1 / real_fraction)) if real_fraction > 0 else 0
     rng = np.random.default_rng(0)

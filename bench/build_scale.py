@@ -53,7 +53,7 @@ def step_write(base_dir: str, out_dir: str, n: int) -> dict[str, Any]:
     from bench.common import synthetic_vectors
     from index.config import load_settings
     from index.faiss_index import choose_kind
-    from index.store import IndexStore, write_store
+    from index.store import IndexRows, IndexStore, write_store
 
     import dataclasses
 
@@ -71,10 +71,10 @@ def step_write(base_dir: str, out_dir: str, n: int) -> dict[str, Any]:
     t_prep = time.perf_counter() - t_all
     t0 = time.perf_counter()
     lem = base.chunk_lemmas()
-    write_store(Path(out_dir), chunks=chunks, tokens=[toks[i % nb] for i in range(n)], vectors=V,
-                lemmas=[lem[i % nb] for i in range(n)] if lem is not None else None,
-                embed_keys=[f"{keys[i % nb]}~{i // nb}" for i in range(n)], documents=list(base.documents.values()),
-                info=dict(base.info), faiss_index_kind=kind)
+    rows = IndexRows(chunks, tokens=[toks[i % nb] for i in range(n)],
+                     embed_keys=[f"{keys[i % nb]}~{i // nb}" for i in range(n)], documents=list(base.documents.values()),
+                     lemmas=[lem[i % nb] for i in range(n)] if lem is not None else None)
+    write_store(Path(out_dir), rows, vectors=V, info=dict(base.info), faiss_index_kind=kind)
     t_write = time.perf_counter() - t0
     size = sum(f.stat().st_size for f in Path(out_dir).rglob("*") if f.is_file())
     del V

@@ -144,9 +144,7 @@ def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndar
         highlight_mod.clear_token_cache()
 
     def new_query() -> None:  # a query never seen, sentence vectors of earlier answers kept
-        engine_mod._QVEC_CACHE.clear()
-        for key in [k for k in answers_mod._VEC_CACHE if str(k[0]).endswith("|q")]:
-            del answers_mod._VEC_CACHE[key]
+        engine_mod._QVEC_CACHE.clear()  # query vectors live here only (answers' cache holds passages)
 
     queries = [q.query for q in questions]
     for q in queries[:3]:  # warm-up: model load, first calls

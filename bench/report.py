@@ -28,14 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
     sfx = "_quick" if args.quick else ""
-    from bench import e2e_latency, embed_backends, faiss_scale
+    from bench import e2e_latency, embed_backends, faiss_scale, ray_build
 
     for name, render in (("embed_backends", lambda d: embed_backends.table(d["rows"])),
                          ("faiss_scale", lambda d: faiss_scale.table(d["rows"])),
                          ("e2e_latency", lambda d: e2e_latency.table(d["rows"])),
                          ("e2e_latency_1m", lambda d: e2e_latency.table(d["rows"])),
                          ("build_scale", _json_block),
-                         ("build_corpus", _json_block)):
+                         ("build_corpus", _json_block),
+                         ("ray_build", ray_build.table)):
         d = _load(name + sfx)
         if d is None:
             continue

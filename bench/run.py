@@ -19,7 +19,7 @@ from pathlib import Path
 from bench.common import ROOT, bench_cache_dir, log, machine_line
 
 SCRIPTS = ("bench.faiss_scale", "bench.embed_backends", "bench.e2e_latency", "bench.build_scale", "bench.build_corpus",
-           "bench.pdf_read")
+           "bench.pdf_read", "bench.ray_build")
 
 
 SCALES = {"1m": 1_000_000, "5m": 5_000_000}

@@ -339,7 +339,11 @@ def embed_header(municipality: str, prefecture: str, title: str, section_path: t
     return "\n".join(ln for ln in lines if ln.strip())
 
 
-def join_marked(pieces: list[tuple[str, tuple[tuple[int, int], ...], int]]) -> tuple[str, tuple[tuple[int, int], ...]]:
+#: A text with its page marks and the page of a text without marks (see :func:`join_marked`).
+_Piece = tuple[str, tuple[tuple[int, int], ...], int]
+
+
+def join_marked(pieces: list[_Piece]) -> tuple[str, tuple[tuple[int, int], ...]]:
     """Join texts with ``\\n`` and their page marks: each piece is (text, its page marks, the page
     of a piece without marks). Empty texts are left out; neighbouring marks of the same page merge."""
     text = ""
@@ -398,33 +402,33 @@ def merge_small_items(items: list[Item], min_tokens: int = MIN_TOKENS, *, doc_ti
             nxt.section_path[: len(own)] == own or nxt.section_path == it.section_path or prv is None
         ):
             lost = [h for h in it.section_path if h not in nxt.section_path]
-            text, marks = join_marked([(x, (), it.page_start) for x in (*lost, heading) if x]
-                                      + [(it.text, it.page_marks, it.page_start), (nxt.text, nxt.page_marks, nxt.page_start)])
-            out[i + 1] = replace(
-                nxt,
-                text=text,
-                page_start=min(nxt.page_start, it.page_start),
-                page_end=max(nxt.page_end, it.page_end),
-                page_marks=marks,
-            )
+            out[i + 1] = _absorb(nxt, it, [*_headings(it, lost, heading), _piece(it), _piece(nxt)])
             del out[i]
             continue
         if prv is not None and prv.municipality == it.municipality:
             lost = [h for h in it.section_path if h not in prv.section_path and h != prv.title]
-            text, marks = join_marked([(prv.text, prv.page_marks, prv.page_start)]
-                                      + [(x, (), it.page_start) for x in (*lost, heading) if x]
-                                      + [(it.text, it.page_marks, it.page_start)])
-            out[i - 1] = replace(
-                prv,
-                text=text,
-                page_start=min(prv.page_start, it.page_start),
-                page_end=max(prv.page_end, it.page_end),
-                page_marks=marks,
-            )
+            out[i - 1] = _absorb(prv, it, [_piece(prv), *_headings(it, lost, heading), _piece(it)])
             del out[i]
             continue
         i += 1
     return out
+
+
+def _piece(item: Item) -> _Piece:
+    """An item's text as a :func:`join_marked` piece (with its page marks)."""
+    return item.text, item.page_marks, item.page_start
+
+
+def _headings(item: Item, lost: list[str], heading: str) -> list[_Piece]:
+    """Headings of a merged ``item`` that go into the text, as pieces on its first page."""
+    return [(x, (), item.page_start) for x in (*lost, heading) if x]
+
+
+def _absorb(into: Item, small: Item, pieces: list[_Piece]) -> Item:
+    """``into`` with the ``pieces`` joined as its text and the pages of both items."""
+    text, marks = join_marked(pieces)
+    return replace(into, text=text, page_start=min(into.page_start, small.page_start),
+                   page_end=max(into.page_end, small.page_end), page_marks=marks)
 
 
 def items_to_chunks(items: list[Item], meta: DocumentMeta, *, max_tokens: int = 400) -> list[Chunk]:

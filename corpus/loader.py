@@ -1,7 +1,8 @@
 """Load the corpus: manifest rows → readers → chunker → chunks, with every problem reported.
 
-One broken file never stops the load: any exception while reading or chunking one document
-becomes an error :class:`IngestMessage` for that document and the loop goes on. With
+Each document is read and chunked by :func:`corpus.document.load_document`. One broken file never
+stops the load: any exception while reading or chunking one document becomes an error
+:class:`IngestMessage` for that document and the loop goes on. With
 ``isolate=True`` (what ``seisaku build`` uses) every document is read and chunked in a child process
 (:class:`corpus.worker.DocumentWorker`), so a document that crashes the interpreter or runs past
 ``max_doc_seconds`` is named, skipped and the loop still goes on. Per-document limits
@@ -14,10 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corpus.limits import DocumentLimits, limit_message
+from corpus.document import load_document
+from corpus.limits import DocumentLimits
 from corpus.manifest import normalize_rel_path, read_manifest
-from corpus.readers import DEFAULT_MAX_BYTES, read_document
-from corpus.records import Chunk, DocumentMeta, IngestMessage, RawDocument
+from corpus.records import Chunk, DocumentMeta, IngestMessage
+from corpus.shapes import PageShape
+from corpus.worker import DocumentWorker
 
 #: Version of what readers + loader produce; recorded in the index (index.build) so that an index
 #: built from older reader output is rebuilt. Bump it when a reader's text output changes.
@@ -33,6 +36,10 @@ class CorpusLoad:
     messages: list[IngestMessage] = field(default_factory=list)
     #: Pages with text per document id (0 for a document that could not be read).
     page_counts: dict[str, int] = field(default_factory=dict)
+    #: The chunker's shape per document id that gave chunks (「prose」, 「pdf_table+prose」, …).
+    shapes: dict[str, str] = field(default_factory=dict)
+    #: Which pages were cut how, per document id that gave chunks (:mod:`corpus.shapes`).
+    page_shapes: dict[str, list[PageShape]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[IngestMessage]:
@@ -44,94 +51,11 @@ class CorpusLoad:
         return [c for c in self.chunks if c.doc_id == doc_id]
 
 
-def _chunk(raw: RawDocument, meta: DocumentMeta, max_tokens: int) -> list[Chunk]:
-    from corpus.chunker import chunk_document
-    from corpus.readers.ocr import mark_ocr_chunks
-
-    chunks = list(chunk_document(raw, meta, max_tokens=max_tokens))
-    mark_ocr_chunks(chunks, raw.pages)  # a chunk with a page read by OCR says so in its citation
-    return chunks
-
-
-def _limits(limits: DocumentLimits | None, max_bytes: int) -> DocumentLimits:
-    return limits if limits is not None else DocumentLimits(max_file_bytes=max_bytes)
-
-
-def read_entry(
-    corpus_dir: Path, meta: DocumentMeta, *, max_bytes: int = DEFAULT_MAX_BYTES, limits: DocumentLimits | None = None
-) -> RawDocument:
-    """Read the file of one manifest row within ``limits`` (default: only ``max_bytes``); never
-    raises (errors are messages in the result)."""
-    lim = _limits(limits, max_bytes)
-    try:
-        return read_document(Path(corpus_dir) / meta.path, meta.path, max_bytes=lim.max_file_bytes, limits=lim)
-    except Exception as e:  # read_document should not raise; belt and braces
-        return RawDocument(
-            path=meta.path,
-            pages=[],
-            messages=[IngestMessage("error", meta.path, f"読み込みに失敗しました / read failed: {type(e).__name__}: {e}")],
-        )
-
-
-def load_document(
-    corpus_dir: Path,
-    meta: DocumentMeta,
-    *,
-    max_tokens: int = 400,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    limits: DocumentLimits | None = None,
-    raw: RawDocument | None = None,
-) -> tuple[list[Chunk], list[IngestMessage]]:
-    """Read and chunk one document; return its chunks and the messages about it.
-
-    Never raises for bad input or a chunker failure: both become error messages. A document that
-    yields no chunks without an error gets a warning; one with more chunks than
-    ``limits.max_doc_chunks`` is refused with an error naming the limit. ``raw`` skips reading
-    when already read.
-    """
-    lim = _limits(limits, max_bytes)
-    if raw is None:
-        raw = read_entry(corpus_dir, meta, limits=lim)
-    messages = list(raw.messages)
-    if any(m.severity == "error" for m in raw.messages) and not raw.pages:
-        return [], messages
-    if not raw.pages:
-        if messages:  # the reader already said why (e.g. every page is a scan)
-            return [], messages
-        messages.append(
-            IngestMessage("warning", meta.path, "文字情報がないためチャンクを作れませんでした / no text, no chunks")
-        )
-        return [], messages
-    try:
-        chunks = _chunk(raw, meta, max_tokens)
-    except Exception as e:
-        messages.append(
-            IngestMessage(
-                "error", meta.path,
-                f"チャンク分割に失敗しました / chunking failed: {type(e).__name__}: {e}",
-            )
-        )
-        return [], messages
-    if not chunks:
-        messages.append(
-            IngestMessage("warning", meta.path, "チャンクが 1 つもできませんでした / the document yielded no chunks")
-        )
-    elif len(chunks) > lim.max_doc_chunks:
-        messages.append(IngestMessage("error", meta.path, limit_message(
-            f"{len(chunks):,} 件の項目に分かれたため索引しませんでした（埋め込みに何時間もかかります）"
-            f" / {len(chunks):,} chunks; document not indexed",
-            lim.max_doc_chunks, "max_doc_chunks",
-        )))
-        return [], messages
-    return chunks, messages
-
-
 def load_corpus(
     corpus_dir: Path,
     *,
     only: str | None = None,
     max_tokens: int = 400,
-    max_bytes: int = DEFAULT_MAX_BYTES,
     limits: DocumentLimits | None = None,
     isolate: bool = False,
     progress: bool | Callable[[int, int, str], None] = False,
@@ -139,13 +63,14 @@ def load_corpus(
     """Read the manifest of ``corpus_dir`` and load every document (or only the one whose
     manifest path is ``only``) into chunks, collecting all messages.
 
+    ``limits`` (default: ``DocumentLimits()``) bounds every document.
     ``isolate`` loads each document in a child process (:class:`corpus.worker.DocumentWorker`):
     a document that crashes it or exceeds ``limits.max_doc_seconds`` gets an error and is skipped.
     ``progress``: True shows a bar per document on stderr; a callable is called as
     ``progress(done, total, doc_id)`` after each document instead.
     Raises :class:`~corpus.errors.ManifestError` only when the manifest itself is unusable.
     """
-    lim = _limits(limits, max_bytes)
+    lim = limits or DocumentLimits()
     corpus_dir = Path(corpus_dir)
     manifest = read_manifest(corpus_dir, check_unlisted=only is None)
     out = CorpusLoad(messages=list(manifest.messages))
@@ -161,8 +86,6 @@ def load_corpus(
             return out
     from tqdm.auto import tqdm
 
-    from corpus.worker import DocumentWorker, load_in_process
-
     worker = DocumentWorker(max_tokens=max_tokens, limits=lim) if isolate else None
     try:
         bar = progress is True and len(entries) >= 2
@@ -173,8 +96,11 @@ def load_corpus(
             if worker is not None:
                 loaded = worker.load(corpus_dir, meta)
             else:
-                loaded = load_in_process(corpus_dir, meta, max_tokens=max_tokens, limits=lim)
+                loaded = load_document(corpus_dir, meta, max_tokens=max_tokens, limits=lim)
             out.page_counts[meta.path] = loaded.n_pages
+            if loaded.chunks:
+                out.shapes[meta.path] = loaded.shape
+                out.page_shapes[meta.path] = loaded.page_shapes
             out.chunks.extend(loaded.chunks)
             out.messages.extend(loaded.messages)
             if callable(progress):

@@ -4,16 +4,16 @@
 ``pdf_table+prose``, …). A PDF mixes them: table pages become one chunk per row, scanned pages are
 read with OCR, the rest is cut by the document's text shape. :func:`page_shapes` says which pages
 went which way as runs of consecutive pages, and :func:`describe_page_shapes` renders them as one
-line, e.g. 「p.1 本文（prose）, pp.2–3 表（table）」.
+line, e.g. 「p.1 本文（prose）, pp.2–3 表（table）」. The runs travel with the chunks
+(:attr:`corpus.document.LoadedDocument.page_shapes`, :attr:`corpus.loader.CorpusLoad.page_shapes`),
+so nothing reads a document again to show them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
-from corpus.limits import DocumentLimits
-from corpus.records import DocumentMeta, Page, page_label
+from corpus.records import Page, page_label
 
 #: Japanese names of the page shapes, shown before the English one.
 SHAPE_NAMES = {
@@ -90,18 +90,3 @@ def describe_page_shapes(runs: Sequence[PageShape]) -> str:
         parts.append(f"{pages} {name}（{r.shape}）" if name else f"{pages} {r.shape}")
     return ", ".join(parts)
 
-
-def read_page_shapes(corpus_dir: Path, meta: DocumentMeta, *, max_tokens: int = 400,
-                     limits: DocumentLimits | None = None) -> tuple[str, list[PageShape]]:
-    """Read and chunk one manifest row in this process; return its document shape and page runs.
-
-    ``seisaku chunks`` calls it for documents that already loaded in the isolated worker (so a
-    document that crashes the reader never gets here); OCR text comes from the OCR cache."""
-    from corpus.chunker import chunk_document_detailed
-    from corpus.loader import read_entry
-
-    raw = read_entry(corpus_dir, meta, limits=limits)
-    if not raw.pages:
-        return "", []
-    res = chunk_document_detailed(raw, meta, max_tokens=max_tokens)
-    return res.shape, res.page_shapes

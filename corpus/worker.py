@@ -2,10 +2,11 @@
 
 A document is read by third-party code (pdfium, openpyxl, python-docx, MeCab) that can crash the
 interpreter (a segmentation fault), exhaust memory or run for hours. :class:`DocumentWorker` keeps
-one child process that reads and chunks one document at a time (:func:`corpus.loader.load_document`)
-and sends back its chunks and messages. When the child dies (a signal, ``os._exit``, the OOM
-killer) or a document takes longer than ``max_doc_seconds``, the document gets an error message
-naming what happened and the limit, the child is replaced, and the caller goes on with the next
+one child process that reads and chunks one document at a time
+(:func:`corpus.document.load_document`) and sends back its :class:`~corpus.document.LoadedDocument`
+(chunks, messages, page shapes). When the child dies (a signal, ``os._exit``, the OOM killer)
+or a document takes longer than ``max_doc_seconds``, the document gets an error message naming
+what happened and the limit, the child is replaced, and the caller goes on with the next
 document. ``seisaku build`` (through :func:`corpus.loader.load_corpus` with ``isolate=True``),
 ``seisaku add`` and uploads in the app all load documents this way.
 
@@ -18,41 +19,17 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corpus import document
+from corpus.document import LoadedDocument
 from corpus.limits import DocumentLimits, limit_message
 from corpus.readers import ocr as _ocr
-from corpus.records import Chunk, DocumentMeta, IngestMessage
+from corpus.records import DocumentMeta, IngestMessage
 
 #: Modules the fork server imports once, so that each worker starts ready to read and chunk.
-PRELOAD = ["corpus.loader", "corpus.chunker", "corpus.readers", "corpus.morph"]
-
-
-@dataclass
-class LoadedDocument:
-    """What loading one document gave: its chunks, the messages about it and its page count."""
-
-    meta: DocumentMeta
-    chunks: list[Chunk] = field(default_factory=list)
-    messages: list[IngestMessage] = field(default_factory=list)
-    n_pages: int = 0
-
-    @property
-    def failed(self) -> bool:
-        """True when an error message says the document could not be used."""
-        return any(m.severity == "error" for m in self.messages)
-
-
-def load_in_process(corpus_dir: Path, meta: DocumentMeta, *, max_tokens: int, limits: DocumentLimits) -> LoadedDocument:
-    """Read and chunk one document in this process (what the worker runs; never raises for bad
-    input). The module attribute :func:`corpus.loader.load_document` is looked up at call time."""
-    from corpus import loader
-
-    raw = loader.read_entry(corpus_dir, meta, limits=limits)
-    chunks, messages = loader.load_document(corpus_dir, meta, max_tokens=max_tokens, limits=limits, raw=raw)
-    return LoadedDocument(meta, list(chunks), list(messages), len(raw.pages))
+PRELOAD = ["corpus.document", "corpus.chunker", "corpus.readers", "corpus.morph"]
 
 
 def _serve(conn: Any) -> None:
@@ -68,8 +45,8 @@ def _serve(conn: Any) -> None:
             return
         corpus_dir, meta, max_tokens, limits, ocr_setup = req
         _ocr.apply_setup(ocr_setup)  # the parent's OCR cache dir and tesseract command
-        try:
-            out = load_in_process(corpus_dir, meta, max_tokens=max_tokens, limits=limits)
+        try:  # the module attribute, looked up at call time (fault-injection tests wrap it)
+            out = document.load_document(corpus_dir, meta, max_tokens=max_tokens, limits=limits)
         except Exception as e:  # load_document should not raise; report rather than die
             out = LoadedDocument(meta, messages=[IngestMessage(
                 "error", meta.path, f"読み込みに失敗しました / read failed: {type(e).__name__}: {e}")])

@@ -19,10 +19,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,13 +32,14 @@ import numpy as np
 from corpus.records import Chunk, DocumentMeta, IngestMessage
 from index.config import Settings
 from index.errors import IndexBusyError, IndexMismatchError, IndexMissingError, IndexWriteError
-from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, DEFAULT_PQ_THRESHOLD, choose_kind
+from index.faiss_index import DEFAULT_EF_SEARCH, DEFAULT_NPROBE, choose_kind
 from index.store import (
     CACHE_DB,
     CACHE_DIR,
     INDEX_JSON,
     DocumentRecord,
     EmbeddingCache,
+    IndexRows,
     IndexStore,
     bm25_text,
     embed_key,
@@ -51,10 +51,8 @@ from index.store import (
 from index.tokenizer import Tokenizer, share_terms, text_lemmas
 from index.transaction import (
     _new_tmp,
-    _recover,
-    _sibling,
-    _stale_tmp_dirs,
     _swap_in,
+    begin_build,
     build_lock,
     lock_path,
     real_paths,
@@ -236,18 +234,8 @@ def _messages_for(doc_id: str, messages: Sequence[IngestMessage]) -> list[Ingest
 
 
 def _doc_record(corpus_dir: Path, meta: DocumentMeta, n_chunks: int, messages: Sequence[IngestMessage]) -> DocumentRecord:
-    return DocumentRecord(
-        doc_id=meta.doc_id,
-        municipality=meta.municipality,
-        prefecture=meta.prefecture,
-        title=meta.title,
-        year=meta.year,
-        kind=meta.kind,
-        url=meta.url,
-        sha256=file_sha256(Path(corpus_dir) / meta.path),
-        n_chunks=n_chunks,
-        messages=_messages_for(meta.doc_id, messages),
-    )
+    return DocumentRecord.of(meta, sha256=file_sha256(Path(corpus_dir) / meta.path), n_chunks=n_chunks,
+                             messages=_messages_for(meta.doc_id, messages))
 
 
 def embedder_dim(embedder: Any, index_dir: Path | None = None) -> int:
@@ -306,6 +294,23 @@ def _cache_sources(index_dir: Path, stale: Sequence[Path]) -> list[Path]:
     return [p for p in paths if p.is_file()]
 
 
+#: ``encode(texts)`` of :func:`_embed`: yields ``(rows, vectors)`` — positions in ``texts`` and
+#: their unit vectors — until every text has been embedded, in any order and grouping.
+Encode = Callable[[list[str]], Iterator[tuple[np.ndarray, np.ndarray]]]
+
+
+def _encode_here(embedder: Any, batch_size: int) -> Encode:
+    """Embed in this process, :data:`EMBED_BLOCK` texts at a time (each block reaches the new
+    cache before the next starts)."""
+
+    def encode(texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for i in range(0, len(texts), EMBED_BLOCK):
+            part = texts[i : i + EMBED_BLOCK]
+            yield np.arange(i, i + len(part)), embedder.encode_passages(part, batch_size=batch_size, show_progress=False)
+
+    return encode
+
+
 def _embed(
     embedder: Any,
     keys: Sequence[str],
@@ -317,11 +322,13 @@ def _embed(
     progress: Progress,
     known: dict[str, np.ndarray] | None = None,
     dim: int | None = None,
+    encode: Encode | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """Vectors for ``texts`` (one per key): from ``known``, the cache ``sources``, else embedded.
 
     Every vector used is written to ``new_cache``. Returns ``(vectors, n_embedded, n_cached)``
-    counted over distinct keys.
+    counted over distinct keys. ``encode`` embeds the texts not found (default: ``embedder`` in
+    this process, :data:`EMBED_BLOCK` at a time; the Ray build passes its actors, index.ray_build).
     """
     model_id = str(embedder.model_id)
     dim = int(dim) if dim is not None else int(embedder.dim)
@@ -359,19 +366,19 @@ def _embed(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(todo), desc="埋め込み", unit="件", disable=progress is not True)
+        encode = encode or _encode_here(embedder, batch_size)
+        done = 0
         try:
-            for i in range(0, len(todo), EMBED_BLOCK):
-                block = todo[i : i + EMBED_BLOCK]
-                vecs = np.asarray(
-                    embedder.encode_passages([texts_u[r] for r in block], batch_size=batch_size, show_progress=False),
-                    dtype=np.float32,
-                )
+            for rows, vecs in encode([texts_u[r] for r in todo]):
+                block = todo[np.asarray(rows, dtype=np.int64)]
+                vecs = np.asarray(vecs, dtype=np.float32)
                 if vecs.shape != (len(block), dim):
                     raise RuntimeError(f"embedder returned shape {vecs.shape}, expected {(len(block), dim)}")
                 mat[block] = vecs
                 new_cache.put_many(model_id, ((ukeys[r], mat[r]) for r in block))
+                done += len(block)
                 bar.update(len(block))
-                _notify(progress, "埋め込み", i + len(block), len(todo), cached_note)
+                _notify(progress, "埋め込み", done, len(todo), cached_note)
         finally:
             bar.close()
     if len(ukeys) == len(keys):  # no repeated passage: the rows are already in order
@@ -414,19 +421,15 @@ def _reusable_tokens(index_dir: Path, tokenizer: Tokenizer) -> dict[str, tuple[l
 
 def _write_and_swap(
     settings: Settings,
+    rows: IndexRows,
     *,
-    chunks: list[Chunk],
-    tokens: list[list[str]],
     vectors: Callable[[EmbeddingCache], np.ndarray],
-    keys: list[str],
-    documents: list[DocumentRecord],
     info: dict[str, Any],
     progress: Progress,
-    lemmas: list[list[str]] | None = None,
 ) -> dict[str, Any]:
-    """Write a complete index to a temp sibling dir, fsync, swap it in.
+    """Write a complete index of ``rows`` to a temp sibling dir, fsync, swap it in.
 
-    ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``chunks``.
+    ``vectors(cache)`` fills the new embedding cache and returns the vectors of ``rows.chunks``.
     """
     import sqlite3
 
@@ -439,20 +442,9 @@ def _write_and_swap(
         with EmbeddingCache(tmp / CACHE_DIR / CACHE_DB) as cache:
             vecs = vectors(cache)
         _notify(progress, "書き込み", 0, 1, str(index_dir))
-        kind = choose_kind(settings.faiss_index, len(chunks), settings.ann_threshold,
-                           getattr(settings, "pq_threshold", DEFAULT_PQ_THRESHOLD))
-        info = write_store(
-            tmp,
-            chunks=chunks,
-            tokens=tokens,
-            vectors=vecs,
-            embed_keys=keys,
-            documents=documents,
-            info=info,
-            faiss_index_kind=kind,
-            progress=progress is True,
-            lemmas=lemmas,
-        )
+        kind = choose_kind(settings.faiss_index, len(rows.chunks), settings.ann_threshold,
+                           settings.pq_threshold)
+        info = write_store(tmp, rows, vectors=vecs, info=info, faiss_index_kind=kind, progress=progress is True)
         _swap_in(tmp, index_dir)
         _notify(progress, "書き込み", 1, 1, str(index_dir))
         return info
@@ -498,11 +490,7 @@ def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Seq
     t0 = time.monotonic()
     _use_ocr_cache(settings)
     index_dir = Path(settings.index_dir)
-    _recover(index_dir)
-    # temp dirs of builds that died (we hold the lock, so none is in use): their embedding caches
-    # are read as extra sources, and they are deleted once the new index is in place
-    own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
-    salvage = [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]
+    own_tmp, salvage = begin_build(index_dir)
 
     loaded = load_corpus(settings.corpus_dir, max_tokens=settings.max_item_tokens, limits=settings.limits,
                          isolate=True, progress=_load_progress(progress))
@@ -541,17 +529,8 @@ def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Seq
         return vecs
 
     info = _finish_info(_base_info(settings, embedder, tokenizer, dim), settings.corpus_dir, documents, built_by="build")
-    _write_and_swap(
-        settings,
-        chunks=chunks,
-        tokens=tokens,
-        vectors=fill,
-        keys=keys,
-        documents=documents,
-        info=info,
-        progress=progress,
-        lemmas=lemmas,
-    )
+    _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
+                    progress=progress)
     for p in salvage:
         shutil.rmtree(p, ignore_errors=True)
     ok = bool(documents) and not any(m.severity == "error" for m in messages)

@@ -95,6 +95,15 @@ class Settings:
     dense_weight: float = 0.45
     bm25_weight: float = 0.55
     per_municipality_cap: int = 3
+    #: "which"/"compare" questions: each municipality's best passage whose fused score reaches this
+    #: share of the candidates' score range is placed before any municipality's second passage
+    #: (search.fusion.spread_groups; chosen on the tune half, docs/quality.md). 0 = every
+    #: municipality's best first; above 1 = off.
+    spread_floor: float = 0.5
+    #: The user's vocabulary files (paraphrase groups, frame words, question-type cues; format in
+    #: docs/answers.md), added to the bundled ones of search/vocab/. In the config file
+    #: ``vocab_files = ["my_vocab.tsv"]``; a relative path is relative to the config file.
+    vocab_files: tuple[Path, ...] = ()
 
     @property
     def limits(self) -> DocumentLimits:
@@ -107,6 +116,11 @@ class Settings:
         for k in ("corpus_dir", "index_dir", "cache_dir"):
             if k in clean:
                 clean[k] = Path(clean[k]).expanduser()
+        if "vocab_files" in clean:
+            files = clean["vocab_files"]
+            if isinstance(files, (str, Path)) or not all(isinstance(f, (str, Path)) for f in files):
+                raise ValueError(f"vocab_files must be a list of paths, got {files!r}")
+            clean["vocab_files"] = tuple(Path(f).expanduser() for f in files)
         return replace(self, **clean)
 
 
@@ -130,6 +144,9 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"{path}: unknown setting(s): {', '.join(unknown)}")
+        if isinstance(data.get("vocab_files"), list):
+            data["vocab_files"] = [path.parent / Path(f).expanduser() if isinstance(f, str) else f
+                                   for f in data["vocab_files"]]
         s = s.with_overrides(**data)
     env = {attr: os.environ[var] for var, attr in _ENV.items() if os.environ.get(var)}
     s = s.with_overrides(**env)

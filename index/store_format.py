@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from corpus.records import Chunk, IngestMessage
+from corpus.records import Chunk, DocumentMeta, IngestMessage
 from index.errors import IndexMismatchError
 
 #: Bump when the layout or the meaning of a file changes. 2: the ``chunk_groups``/``chunk_runs``
@@ -49,20 +49,20 @@ _EXTRA_CHUNK_COLUMNS = ("tokens", "embed_key", "bm25_key", "lemmas")
 # --------------------------------------------------------------------------- records
 
 
-@dataclass
-class DocumentRecord:
-    """One indexed document (a manifest row plus what the build learned about it)."""
+@dataclass(frozen=True)
+class DocumentRecord(DocumentMeta):
+    """One indexed document: its manifest row (the :class:`~corpus.records.DocumentMeta` fields;
+    ``doc_id`` is its ``path``; ``extra`` is not stored) plus what the build learned about it."""
 
-    doc_id: str
-    municipality: str
-    prefecture: str = ""
-    title: str = ""
-    year: str = ""
-    kind: str = ""
-    url: str = ""
     sha256: str = ""
     n_chunks: int = 0
-    messages: list[IngestMessage] = field(default_factory=list)
+    messages: list[IngestMessage] = field(default_factory=list, hash=False)
+
+    @classmethod
+    def of(cls, meta: DocumentMeta, *, sha256: str, n_chunks: int, messages: list[IngestMessage]) -> "DocumentRecord":
+        """The record of the document of manifest row ``meta``."""
+        return cls(**{f.name: getattr(meta, f.name) for f in dataclasses.fields(DocumentMeta)},
+                   sha256=sha256, n_chunks=n_chunks, messages=messages)
 
     @property
     def ocr_pages(self) -> int:
@@ -275,5 +275,5 @@ def read_documents(con: sqlite3.Connection) -> dict[str, DocumentRecord]:
         "FROM documents ORDER BY rowid"
     ):
         msgs = [IngestMessage(**m) for m in json.loads(row[9] or "[]")]
-        documents[row[0]] = DocumentRecord(*row[:9], messages=msgs)
+        documents[row[0]] = DocumentRecord(*row[:7], sha256=row[7], n_chunks=row[8], messages=msgs)
     return documents

@@ -6,6 +6,7 @@ format is :mod:`index.store_format`, read back by :class:`index.store.IndexStore
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import os
 import sqlite3
@@ -56,28 +57,36 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
+@dataclass
+class IndexRows:
+    """What a new index holds besides its vectors, as the build, add and remove pass it to
+    :func:`write_store`: row ``i`` (FAISS id ``i``) is ``chunks[i]`` with its BM25 terms
+    ``tokens[i]``, its embedding-cache key ``embed_keys[i]`` and its lemmas ``lemmas[i]`` (the chunk
+    text's :func:`index.tokenizer.text_lemmas`; computed on writing when ``None``)."""
+
+    chunks: Sequence[Chunk]
+    tokens: Sequence[list[str]]
+    embed_keys: Sequence[str]
+    documents: Sequence[DocumentRecord]
+    lemmas: Sequence[Sequence[str]] | None = None
+
+
 def write_store(
     target: Path,
+    rows: IndexRows,
     *,
-    chunks: Sequence[Chunk],
-    tokens: Sequence[list[str]],
     vectors: np.ndarray,
-    embed_keys: Sequence[str],
-    documents: Sequence[DocumentRecord],
     info: dict[str, Any],
     faiss_index_kind: str,
     progress: bool = False,
-    lemmas: Sequence[Sequence[str]] | None = None,
 ) -> dict[str, Any]:
-    """Write a complete index into the (new, empty) directory ``target`` and fsync it.
+    """Write a complete index of ``rows`` into the (new, empty) directory ``target`` and fsync it.
 
-    ``chunks[i]``, ``tokens[i]``, ``vectors[i]``, ``embed_keys[i]`` and ``lemmas[i]`` (the
-    chunk text's :func:`index.tokenizer.text_lemmas`; computed here when ``None``) describe FAISS
-    id ``i``.
-    The compressed FAISS kinds (``index.faiss_index.RESCORE_KINDS``) also get the vectors as
-    float16 in ``vectors.f16.npy``, which searches re-score their candidates from.
-    ``info`` is completed with counts and the FAISS kind and written last as ``index.json``;
-    the completed dict is returned. The embedding cache (``cache/``) is written by the caller.
+    ``vectors[i]`` is the vector of row ``i`` (FAISS id ``i``). The compressed FAISS kinds
+    (``index.faiss_index.RESCORE_KINDS``) also get the vectors as float16 in ``vectors.f16.npy``,
+    which searches re-score their candidates from. ``info`` is completed with counts and the FAISS
+    kind and written last as ``index.json``; the completed dict is returned. The embedding cache
+    (``cache/``) is written by the caller.
     """
     import bm25s
     from bm25s.tokenization import Tokenized
@@ -86,6 +95,7 @@ def write_store(
 
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
+    chunks, tokens, embed_keys, documents, lemmas = rows.chunks, rows.tokens, rows.embed_keys, rows.documents, rows.lemmas
     n = len(chunks)
     if lemmas is None:
         lemmas = [text_lemmas(c.text) for c in chunks]
@@ -103,7 +113,7 @@ def write_store(
 
         groups = GroupRuns()
 
-        def rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
+        def chunk_rows() -> Iterator[list[Any]]:  # streamed: 100k rows never sit in memory at once
             for i, (c, toks, key, lem) in enumerate(zip(chunks, tokens, embed_keys, lemmas)):
                 groups.add(c)
                 vals: list[Any] = [i]
@@ -116,7 +126,7 @@ def write_store(
                          json.dumps(list(lem), ensure_ascii=False)]
                 yield vals
 
-        con.executemany(sql, rows())
+        con.executemany(sql, chunk_rows())
         groups.write(con)
         con.executemany(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",

@@ -31,7 +31,9 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from corpus.memo import LockedCache
 from corpus.morph import morphemes
+from corpus.normalize import normalize_for_compare
 
 #: Bump when the rules above change: an index built with another version is re-tokenised.
 TOKENIZER_VERSION = "ja-lemma-bigram-1"
@@ -66,17 +68,15 @@ def _is_cjk(ch: str) -> bool:
     )
 
 
-def _default_fold() -> tuple[Callable[[str], str], str]:
-    """The per-cluster fold function and a label for the version string."""
-    try:
-        from corpus import normalize as _norm  # engineer B's module; optional
+#: The fold's label in the tokenizer version string. Indexes record that string, so it must not
+#: change while the fold does not (it read "normalize_for_compare-0" when the fold was imported
+#: behind a fallback; the fallback is gone, the label stays).
+FOLD_LABEL = "normalize_for_compare-0"
 
-        fn = getattr(_norm, "normalize_for_compare", None)
-        if callable(fn):
-            return fn, f"normalize_for_compare-{getattr(_norm, 'VERSION', '0')}"
-    except Exception:  # pragma: no cover - module absent or broken: fall back to NFKC
-        pass
-    return (lambda s: unicodedata.normalize("NFKC", s)), "nfkc"
+
+def _default_fold() -> tuple[Callable[[str], str], str]:
+    """The per-cluster fold function (corpus.normalize.normalize_for_compare) and its label."""
+    return normalize_for_compare, FOLD_LABEL
 
 
 @dataclass(frozen=True)
@@ -222,15 +222,13 @@ def share_terms(terms: Sequence[str], pool: dict[str, str]) -> list[str]:
     return [pool.setdefault(t, t) for t in terms]
 
 
-_UNIGRAMS: "Tokenizer | None" = None
+#: The process-wide tokenisers by their ``bigrams`` flag (a registry; only False is used).
+_SHARED: "LockedCache[bool, Tokenizer]" = LockedCache()
 
 
 def unigram_tokenizer() -> "Tokenizer":
     """The process-wide :class:`Tokenizer` without noun bigrams (content lemmas only)."""
-    global _UNIGRAMS
-    if _UNIGRAMS is None:
-        _UNIGRAMS = Tokenizer(bigrams=False)
-    return _UNIGRAMS
+    return _SHARED.get_or_create(False, lambda: Tokenizer(bigrams=False))
 
 
 def text_lemmas(text: str) -> list[str]:

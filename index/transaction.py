@@ -166,3 +166,13 @@ def _new_tmp(index_dir: Path) -> Path:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     return tmp
+
+
+def begin_build(index_dir: Path) -> tuple[Path, list[Path]]:
+    """Start a build of ``index_dir`` (the caller holds its lock): finish or undo an interrupted
+    swap, then return this build's temp dir and the temp dirs of builds that died — none is in
+    use, since we hold the lock; their embedding caches are read as extra sources, and they are
+    deleted once the new index is in place. Shared by the local and the Ray build."""
+    _recover(index_dir)
+    own_tmp = _sibling(index_dir, f".tmp-{os.getpid()}")
+    return own_tmp, [p for p in _stale_tmp_dirs(index_dir) if p != own_tmp]

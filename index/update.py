@@ -38,7 +38,7 @@ from index.build import (
 )
 from index.config import Settings
 from index.errors import IndexMismatchError, IndexMissingError, IndexWriteError
-from index.store import INDEX_JSON, EmbeddingCache, IndexStore, bm25_text, embed_key, resolve_index_dir
+from index.store import INDEX_JSON, EmbeddingCache, IndexRows, IndexStore, bm25_text, embed_key, resolve_index_dir
 from index.tokenizer import text_lemmas
 from index.transaction import _recover, build_lock, real_paths, write_failure_message
 
@@ -278,10 +278,8 @@ def _add_to_store(
         return vecs
 
     info = _rewrite_info(current, settings.corpus_dir, documents, "add")
-    _write_and_swap(
-        settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys,
-        documents=documents, info=info, progress=False, lemmas=lemmas,
-    )
+    _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
+                    progress=False)
     return BuildReport(
         n_docs=len(documents), n_chunks=len(chunks), n_embedded=result["n_embedded"],
         n_cached=result["n_cached"],
@@ -340,10 +338,8 @@ def remove_document(settings: Settings, doc_id: str, *, delete_file: bool = Fals
                     return vecs
 
                 info = _rewrite_info(current, corpus_dir, documents, "remove")
-                _write_and_swap(
-                    settings, chunks=chunks, tokens=tokens, vectors=fill, keys=keys, documents=documents,
-                    info=info, progress=False, lemmas=lemmas,
-                )
+                _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill,
+                                info=info, progress=False)
             elif current is None:
                 why = "インデックスが古い形式か別のモデルで作られています" if stale_index else "インデックスがまだありません"
                 messages.append(IngestMessage("warning", doc_id, f"{why}。`seisaku build` を実行してください"))

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from search.answers import ANSWER_THRESHOLD, _best_per_municipality, _dense01, _Query
+from search.answers.signals import W_BM25, W_DENSE
 from search.sentences import compact
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_queries.jsonl"
@@ -30,25 +31,73 @@ def _relevant(chunk: Any, rel: list[dict[str, str]]) -> bool:
     return any(r["doc"] == chunk.doc_id and compact(r["must_contain"]) in head for r in rel)
 
 
-def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "compare")) -> list[dict[str, Any]]:
-    """One dict per (question, municipality): signals, confidence, relevance label."""
+def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "compare"),
+            split: str | None = None) -> list[dict[str, Any]]:
+    """One dict per (question, municipality): signals, confidence, relevance label (the
+    municipality is one of the question's answering municipalities)."""
+    from search.evaluate import Relevant
+    from search.evaluate_answers import gold_municipalities
+
     rows: list[dict[str, Any]] = []
     for line in questions.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
         qd = json.loads(line)
+        if split and qd.get("split") != split:
+            continue
         if qd["kind"] not in kinds and qd["relevant"]:
             continue
+        gold = set(gold_municipalities(engine, [Relevant(r["doc"], r["must_contain"]) for r in qd["relevant"]]))
         q = _Query(engine, qd["query"])
         results = engine.search(qd["query"], k=50)
+        fused = [float(x.score) for x in results]
+        top_f, lo_f = (max(fused), min(fused)) if fused else (0.0, 0.0)
+        first_pos: dict[str, int] = {}
+        for pos, x in enumerate(results, 1):
+            first_pos.setdefault(x.chunk.municipality, pos)
         for rank, (r, s) in enumerate(_best_per_municipality(q, results), 1):
             rows.append({
                 "id": qd["id"], "kind": qd["kind"], "answerable": bool(qd["relevant"]), "rank": rank,
                 "municipality": r.chunk.municipality, "relevant": _relevant(r.chunk, qd["relevant"]),
+                "gold": r.chunk.municipality in gold, "n_gold": len(gold),
+                "fused": float(r.score), "fused_rel": (float(r.score) - lo_f) / (top_f - lo_f) if top_f > lo_f else 1.0,
+                "first_pos": first_pos.get(r.chunk.municipality, 0),
                 "dense": s.dense, "dense01": _dense01(s.dense), "bm25_norm": s.bm25_norm,
                 "coverage": s.coverage, "cov_idf": s.coverage_idf, "score": s.score(), "confidence": s.confidence(), "item": r.chunk.item[:30],
             })
     return rows
+
+
+def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w_dense: float = W_DENSE,
+                  w_bm25: float = W_BM25, within: float | None = None) -> dict[str, float]:
+    """The answer table's answered/declined rates and municipality precision/recall if the
+    answer threshold were ``answer_at`` and the row threshold ``row_at`` (on the evidence score
+    coverage + w_dense·dense01 + w_bm25·min(bm25n, 1)); ``within``: a row below ``answer_at`` must
+    also score at least the top row's score minus this."""
+    by_q: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by_q.setdefault(r["id"], []).append(r)
+    ans_n = ans_ok = una_n = una_ok = 0
+    precs: list[float] = []
+    recs: list[float] = []
+    for qrows in by_q.values():
+        scores = [r["coverage"] + w_dense * r["dense01"] + w_bm25 * min(r["bm25_norm"], 1.0) for r in qrows]
+        top = max(scores) if scores else -1.0
+        answered = top >= answer_at
+        floor = row_at if within is None else min(answer_at, max(row_at, top - within))
+        listed = [r for r, sc in zip(qrows, scores) if answered and sc >= floor]
+        if qrows[0]["answerable"]:
+            ans_n += 1
+            ans_ok += answered
+            right = sum(r["gold"] for r in listed)
+            recs.append(right / max(1, qrows[0]["n_gold"]))
+            if listed:
+                precs.append(right / len(listed))
+        else:
+            una_n += 1
+            una_ok += not answered
+    return {"answered": ans_ok / ans_n if ans_n else float("nan"), "declined": una_ok / una_n if una_n else float("nan"),
+            "precision": sum(precs) / len(precs) if precs else float("nan"), "recall": sum(recs) / len(recs) if recs else 0.0}
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 0.1, steps: int = 5000) -> np.ndarray:
@@ -71,9 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index")
     ap.add_argument("--questions", default=str(DEFAULT_QUESTIONS))
     ap.add_argument("--fit", action="store_true")
+    ap.add_argument("--split", choices=["tune", "check"])
+    ap.add_argument("--dump", help="write the collected rows as JSON here (for table_metrics grids)")
     args = ap.parse_args(argv)
     engine = Engine.from_settings(load_settings(index_dir=args.index))
-    rows = collect(engine, Path(args.questions))
+    rows = collect(engine, Path(args.questions), split=args.split)
+    if args.dump:
+        Path(args.dump).write_text(json.dumps(rows, ensure_ascii=False), encoding="utf-8")
     print("id   kind     rk municipality   rel  cos    d01   bm25n  cov  covI  score conf")
     for r in rows:
         print(f"{r['id']}  {r['kind']:<8} {r['rank']:>2} {r['municipality']:<12} {'Y' if r['relevant'] else '.':<3} "

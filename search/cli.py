@@ -73,12 +73,17 @@ def text_arg(ja: str, en: str) -> Callable[[str], str]:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(
+    s = load_settings(
         getattr(args, "config", None),
         corpus_dir=getattr(args, "corpus", None),
         index_dir=getattr(args, "index", None),
         model=getattr(args, "model", None),
     )
+    if s.vocab_files:  # the user's vocabulary files of this configuration (search.vocab)
+        from search.vocab import use_vocab_files
+
+        use_vocab_files(s.vocab_files)
+    return s
 
 
 def _print_messages(messages: Sequence[object]) -> None:
@@ -101,7 +106,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
     """Print the chunks of the corpus (or of one document), each document's chunks after a line
     saying which pages were cut how (table rows, OCR, the text shape; corpus.shapes)."""
     from corpus.loader import load_corpus
-    from corpus.shapes import describe_page_shapes, read_page_shapes
+    from corpus.shapes import describe_page_shapes
 
     s = _settings(args)
     loaded = load_corpus(s.corpus_dir, only=args.doc, max_tokens=s.max_item_tokens, limits=s.limits, isolate=True)
@@ -110,7 +115,7 @@ def cmd_chunks(args: argparse.Namespace) -> int:
         chunks = loaded.chunks_of(meta.path)
         if not chunks:
             continue
-        shape, runs = read_page_shapes(s.corpus_dir, meta, max_tokens=s.max_item_tokens, limits=s.limits)
+        shape, runs = loaded.shapes.get(meta.path, ""), loaded.page_shapes.get(meta.path, [])
         if args.json:
             summary = {"doc_id": meta.path, "shape": shape, "page_shapes": [r.to_dict() for r in runs]}
             print(json.dumps(summary, ensure_ascii=False))
@@ -137,10 +142,17 @@ def cmd_chunks(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    """Build (or incrementally update) the index from the corpus."""
-    from index.build import build_index
+    """Build (or incrementally update) the index from the corpus; ``--ray`` builds on Ray."""
+    settings = _settings(args)
+    if args.ray is not None:  # the only place Ray is imported
+        from index.ray_build import build_index_ray
 
-    report = build_index(_settings(args), progress=not args.quiet, release_model=True)
+        report = build_index_ray(settings, address=None if args.ray == "local" else args.ray,
+                                 progress=not args.quiet, release_model=True, actor_cpus=args.ray_actor_cpus)
+    else:
+        from index.build import build_index
+
+        report = build_index(settings, progress=not args.quiet, release_model=True)
     _print_messages(report.messages)
     print(report.summary())
     return 0
@@ -175,10 +187,15 @@ def _engine(args: argparse.Namespace):
 
 def cmd_search(args: argparse.Namespace) -> int:
     """Ranked passages with citations."""
+    from search.qtype import question_type
+    from search.question import clip_question
+
     engine = _engine(args)
     results = engine.search(args.query, k=args.k, filters=_filters(args), mode=args.mode)
     if args.json:
-        print(json.dumps([r.to_json() for r in results], ensure_ascii=False, indent=1))
+        out = {"query": args.query, "question_type": question_type(clip_question(args.query)[0]),
+               "results": [r.to_json() for r in results]}
+        print(json.dumps(out, ensure_ascii=False, indent=1))
         return 0
     if not results:
         from search.answers import not_found_message
@@ -194,21 +211,38 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate retrieval on a questions file (metrics of shared/eval/README.md)."""
     from search.evaluate import evaluate, format_report
+    from search.evaluate_answers import evaluate_table, format_table_report
 
     engine = _engine(args)
     modes = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
-    reports = {m: evaluate(engine, Path(args.questions), mode=m) for m in modes}
+    split = args.split or None
+    reports = {m: evaluate(engine, Path(args.questions), mode=m, split=split) for m in modes}
+    table = None if args.no_table else evaluate_table(engine, Path(args.questions), split=split)
     if args.json:
-        print(json.dumps({m: r.to_dict() for m, r in reports.items()}, ensure_ascii=False, indent=1))
+        out = {m: r.to_dict() for m, r in reports.items()}
+        if table is not None:
+            out["answer_table"] = table.to_dict()
+        print(json.dumps(out, ensure_ascii=False, indent=1))
     else:
         for m, r in reports.items():
             print(format_report(r, title=m))
+        if table is not None:
+            print(format_table_report(table))
     return 0
 
 
-def _print_view(view, as_json: bool) -> None:
-    """An answer view (``to_dict`` / ``to_text``) as indented JSON or as readable text."""
-    print(json.dumps(view.to_dict(), ensure_ascii=False, indent=1) if as_json else view.to_text())
+def _print_view(view, as_json: bool, question: str = "") -> None:
+    """An answer view (``to_dict`` / ``to_text``) as indented JSON (with the ``question_type`` of
+    ``question``, search.qtype) or as readable text."""
+    if not as_json:
+        print(view.to_text())
+        return
+    from search.qtype import question_type
+    from search.question import clip_question
+
+    data = view.to_dict()
+    data["question_type"] = question_type(clip_question(question)[0])
+    print(json.dumps(data, ensure_ascii=False, indent=1))
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
@@ -216,7 +250,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
     from search.answers import municipality_answer
 
     ans = municipality_answer(_engine(args), args.query, filters=_filters(args))
-    _print_view(ans, args.json)
+    _print_view(ans, args.json, args.query)
     return 0
 
 
@@ -225,7 +259,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from search.answers import compare
 
     table = compare(_engine(args), args.topic, municipalities=args.municipality or None, top_n=args.top)
-    _print_view(table, args.json)
+    _print_view(table, args.json, args.topic)
     return 0
 
 
@@ -234,7 +268,7 @@ def cmd_wording(args: argparse.Namespace) -> int:
     from search.answers import wording
 
     found = wording(_engine(args), args.text, k=args.k, filters=_filters(args))
-    _print_view(found, args.json)
+    _print_view(found, args.json, args.text)
     return 0
 
 
@@ -277,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="インデックスを作成・更新（変更のない文書は再計算しない）")
     _add_common(p)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                   help="Ray で作成（読み込み・分割はタスク、埋め込みはアクター）。ADDRESS なしはこのマシンに Ray を起動")
+    p.add_argument("--ray-actor-cpus", type=positive_int, default=1, metavar="N",
+                   help="--ray: GPU のないクラスタで埋め込みアクター 1 つが使う CPU 数（既定 1）")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("add", help="文書を 1 件追加してインデックスを更新")
@@ -307,6 +345,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("questions")
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], default="hybrid")
+    p.add_argument("--split", choices=["tune", "check"], help="質問集の半分だけを測る（split 欄）")
+    p.add_argument("--no-table", action="store_true", help="回答表（自治体の一覧）の精度を測らない")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

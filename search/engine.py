@@ -28,15 +28,21 @@ from typing import Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
 from corpus.records import Chunk
 from index.config import Settings, load_settings
 from index.errors import IndexMismatchError
 from search.filters import NOTE_NO_CHUNK_PASSES, FilterIndex, MunicipalityNames
-from search.fusion import METHODS, cap_per_group, fuse, sort_scores
+from search.fusion import METHODS, cap_per_group, fuse, sort_scores, spread_groups
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
 from search.question import MAX_QUESTION_CHARS, QUESTION_FRAME_TERMS, clip_question
+from search.qtype import question_type as classify_question
 from search.records import Filters, Result
+from search.sides import interleave, split_sides
+
+#: Question types whose ranking spreads over municipalities (each one's best passage first).
+SPREAD_TYPES = ("which", "compare")
 
 MODES = ("hybrid", "dense", "bm25")
 #: Candidates taken from each retriever before fusion.
@@ -66,6 +72,10 @@ class QueryInfo:
     n_allowed: int | None = None
     n_candidates: int = 0
     truncated: bool = False
+    #: The question's type from its form (search.qtype): "which", "compare", "wording" or "fact".
+    question_type: str = ""
+    #: Two-sided comparisons: the sub-queries retrieved separately and interleaved (search.sides).
+    subqueries: tuple[str, ...] = ()
     #: Why nothing was returned, when nothing was ("empty query", "no chunk passes the filters", …).
     note: str = ""
 
@@ -81,6 +91,8 @@ class QueryInfo:
             "n_allowed": self.n_allowed,
             "n_candidates": self.n_candidates,
             "truncated": self.truncated,
+            "question_type": self.question_type,
+            "subqueries": list(self.subqueries),
             "note": self.note,
         }
 
@@ -88,9 +100,8 @@ class QueryInfo:
 # ---------------------------------------------------------------------------- shared embedder
 
 #: Query vectors of recent queries (the answer views ask the same question several times).
-_QVEC_CACHE: dict[tuple[Any, ...], np.ndarray] = {}
 QVEC_CACHE_SIZE = 512
-_EMBEDDER_LOCK = threading.Lock()
+_QVEC_CACHE: LockedCache[tuple[Any, ...], np.ndarray] = LockedCache(QVEC_CACHE_SIZE)
 
 
 def _shared_embedder(settings: Settings) -> Any:
@@ -237,13 +248,10 @@ class Engine:
         """The L2-normalised query embedding of ``text`` (cached per process, bounded, read-only)."""
         key = (self.settings.model, self.settings.query_prompt, text)
         v = _QVEC_CACHE.get(key)
-        if v is None:
+        if v is None:  # encoded outside the cache's lock: other threads' queries never wait for it
             v = np.asarray(self.embedder.encode_queries([text]), dtype=np.float32).reshape(-1)
             v.setflags(write=False)
-            with _EMBEDDER_LOCK:
-                _QVEC_CACHE[key] = v
-                while len(_QVEC_CACHE) > QVEC_CACHE_SIZE:
-                    _QVEC_CACHE.pop(next(iter(_QVEC_CACHE)))
+            _QVEC_CACHE.put(key, v)
         return v
 
     def lemma_sets(self, chunks: Sequence[Chunk]) -> list[frozenset[str] | None]:
@@ -257,6 +265,26 @@ class Engine:
         ids = [_snapshot_id(store, c) for c in chunks]
         got = store.lemma_sets([i for i in ids if i is not None])
         return [got.get(i) if i is not None else None for i in ids]
+
+    def passage_scores(self, query: str, chunks: Sequence[Chunk]) -> tuple[list[float | None], list[float | None]]:
+        """``(cosines, bm25)`` of ``query`` against each of ``chunks`` (stored vectors, the full
+        BM25 score array; None for a chunk not in the current snapshot): the answer views score a
+        question's core (search.qtype.question_core) with it, beside the whole question the
+        search ranked by."""
+        store = self._view.store
+        ids = [_snapshot_id(store, c) for c in chunks]
+        known = [i for i in ids if i is not None]
+        terms = self.query_terms(query)
+        cos: dict[int, float] = {}
+        bm: dict[int, float] = {}
+        if known:
+            qvec = self.query_vector(query)
+            cos = {i: float(v) for i, v in zip(known, store.dense_scores(qvec, known))}
+            if terms:
+                arr = store.bm25_scores(terms)
+                bm = {i: float(arr[i]) for i in known}
+        return ([cos.get(i) if i is not None else None for i in ids],
+                [bm.get(i, 0.0) if i is not None else None for i in ids])
 
     def idf(self, term: str) -> float:
         """BM25 idf of ``term`` in the current index (for highlight weighting)."""
@@ -346,6 +374,7 @@ class Engine:
         mode: str = "hybrid",
         per_municipality_cap: int | None = None,
         highlight: bool | int = True,
+        question_type: str | None = None,
     ) -> list[Result]:
         """Ranked passages for ``query``, best first (``Result.rank`` from 1).
 
@@ -357,7 +386,60 @@ class Engine:
         sentences, so they skip the per-result highlighting); an int ``n`` highlights only the
         first ``n`` results (the UI shows 10 cards of the 30 results its charts count).
         Empty, punctuation-only or emoji-only queries return ``[]``.
+
+        ``question_type`` (default: classified from the question's form, search.qtype): for
+        "which" and "compare" questions every municipality's best passage above the relevance
+        floor (``Settings.spread_floor``) comes before any municipality's second one; a
+        comparison naming two sides (two municipalities, or 「AとBとで」) is retrieved side by
+        side and interleaved (search.sides). "fact" and "wording" rank as before.
         """
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
+        text = clip_question(query)[0]
+        qtype = question_type or classify_question(text)
+        sides = []
+        if qtype == "compare" and k > 0:
+            named: Sequence[str] = ()
+            if filters is None or filters.is_empty():
+                named = tuple(self._view.name_table.detect(text))
+            sides = split_sides(text, named, is_compare=True)
+        if not sides:
+            results = self._search_once(query, k, filters, mode, per_municipality_cap, highlight, qtype)
+            self._local.info.question_type = qtype
+            return results
+        lists, infos = [], []
+        for side in sides:
+            f = Filters(municipality=(side.municipality,)) if side.municipality else filters
+            lists.append(self._search_once(side.query, k, f, mode, per_municipality_cap, highlight, "which"))
+            infos.append(self._local.info)
+        merged = interleave(lists, key=lambda r: r.chunk.chunk_id)[:k]
+        results = [copy.copy(r) for r in merged]
+        for rank, r in enumerate(results, 1):
+            r.rank = rank
+        # The question's own record: what the sides did, under the question's name.
+        info = copy.copy(infos[0])
+        info.query, info.question_type = text, qtype
+        info.subqueries = tuple(f"{s.municipality}: {s.query}" if s.municipality else s.query for s in sides)
+        if any(s.municipality for s in sides):
+            info.municipalities = tuple(s.municipality for s in sides)
+            info.filters, info.filters_source = Filters(municipality=info.municipalities), "query"
+        info.terms = tuple(dict.fromkeys(self.query_terms(text)))
+        info.n_candidates = sum(i.n_candidates for i in infos)
+        info.note = "" if results else infos[0].note
+        self._local.info = info
+        return results
+
+    def _search_once(
+        self,
+        query: str,
+        k: int,
+        filters: Filters | None,
+        mode: str,
+        per_municipality_cap: int | None,
+        highlight: bool | int,
+        qtype: str,
+    ) -> list[Result]:
+        """One retrieval (see :meth:`search`); sets ``last_query_info``."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}; use one of {', '.join(MODES)}")
         view = self._view  # one snapshot for the whole query
@@ -421,7 +503,11 @@ class Engine:
 
         ranked = sort_scores(fused)
         cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
-        ranked = cap_per_group(ranked, store.municipality_of, cap)[:k]
+        if qtype in SPREAD_TYPES and per_municipality_cap is None:
+            ranked = spread_groups(ranked, fused, store.municipality_of, self.settings.spread_floor, cap,
+                                   cap_group_of=store.doc_id_of)[:k]
+        else:
+            ranked = cap_per_group(ranked, store.municipality_of, cap)[:k]
         chunks = dict(zip(ranked, store.get_chunks(ranked)))  # the shown chunks, one read
 
         hl_terms = {t for t in info.terms if view.df(t) <= HIGHLIGHT_MAX_DF * view.n_chunks or view.n_chunks < 10} \

@@ -53,10 +53,13 @@ class Question:
     kind: str
     query: str
     relevant: tuple[Relevant, ...]
+    #: "tune" or "check" in question sets split before tuning (search/eval_data/README.md); "" otherwise.
+    split: str = ""
 
 
-def load_questions(path: str | Path) -> list[Question]:
-    """Read a questions JSONL file (blank lines and ``#`` lines are skipped)."""
+def load_questions(path: str | Path, split: str | None = None) -> list[Question]:
+    """Read a questions JSONL file (blank lines and ``#`` lines are skipped); with ``split``
+    only the questions of that half ("tune" / "check")."""
     out: list[Question] = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
@@ -67,7 +70,9 @@ def load_questions(path: str | Path) -> list[Question]:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not JSON: {e}") from e
         rel = tuple(Relevant(r["doc"], r["must_contain"]) for r in d.get("relevant") or [])
-        out.append(Question(str(d.get("id", n)), str(d.get("kind", "")), d["query"], rel))
+        out.append(Question(str(d.get("id", n)), str(d.get("kind", "")), d["query"], rel, str(d.get("split", ""))))
+    if split:
+        out = [q for q in out if q.split == split]
     return out
 
 
@@ -196,10 +201,11 @@ def _mean(xs: Iterable[float]) -> float | None:
     return sum(xs) / len(xs) if xs else None
 
 
-def evaluate(engine: _Searcher, questions_path: str | Path, mode: str = "hybrid", k: int = 10) -> EvalReport:
-    """Run every question of ``questions_path`` through ``engine.search(query, k=k, mode=mode)``
-    and compute the README's metrics per kind and overall."""
-    questions = load_questions(questions_path)
+def evaluate(engine: _Searcher, questions_path: str | Path, mode: str = "hybrid", k: int = 10,
+             split: str | None = None) -> EvalReport:
+    """Run every question of ``questions_path`` (of one ``split`` half if given) through
+    ``engine.search(query, k=k, mode=mode)`` and compute the README's metrics per kind and overall."""
+    questions = load_questions(questions_path, split)
     scored: list[QuestionScore] = []
     no_answer_top1: list[float] = []
     na = NoAnswerStats()

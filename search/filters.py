@@ -7,13 +7,12 @@ fiscal-year spellings: ``2024`` = 「令和6年度」 = 「R6」 = 「２０２�
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Any, Mapping
 
 import numpy as np
 
+from corpus.memo import LockedCache
 from corpus.normalize import compact as _compact
 from corpus.records import Chunk, DocumentMeta
 from search.records import Filters
@@ -187,15 +186,12 @@ class FilterIndex:
         self.representatives: list[Any] = reps
         self._docs = [docs.get(c.doc_id) for c in reps]
         self.group_of: np.ndarray = gid
-        self._cache: OrderedDict[Filters, tuple[np.ndarray, np.ndarray]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: LockedCache[Filters, tuple[np.ndarray, np.ndarray]] = LockedCache(self.MASK_CACHE_SIZE)
 
     def _lookup(self, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
-        with self._lock:
-            hit = self._cache.get(filters)
-            if hit is not None:
-                self._cache.move_to_end(filters)
-                return hit
+        hit = self._cache.get(filters)
+        if hit is not None:
+            return hit
         ok = np.fromiter(
             (chunk_matches(c, filters, d) for c, d in zip(self.representatives, self._docs)),
             dtype=bool, count=len(self.representatives),
@@ -204,11 +200,7 @@ class FilterIndex:
         ids = np.flatnonzero(mask)
         mask.setflags(write=False)
         ids.setflags(write=False)
-        with self._lock:
-            self._cache[filters] = (mask, ids)
-            self._cache.move_to_end(filters)
-            while len(self._cache) > self.MASK_CACHE_SIZE:
-                self._cache.popitem(last=False)
+        self._cache.put(filters, (mask, ids))
         return mask, ids
 
     def mask(self, filters: Filters | None) -> np.ndarray | None:

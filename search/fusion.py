@@ -103,20 +103,24 @@ def sort_scores(scores: Mapping[K, float]) -> list[K]:
     return sorted(scores, key=lambda key: (-scores[key], key))  # type: ignore[operator]
 
 
-def cap_per_group(ranked: Sequence[K], group_of: Callable[[K], str], cap: int) -> list[K]:
+def cap_per_group(ranked: Sequence[K], group_of: Callable[[K], str], cap: int,
+                  placed: Mapping[str, int] | None = None) -> list[K]:
     """Re-rank so that no group (municipality) has more than ``cap`` items before every other
     item has been placed.
 
     Items over the cap are deferred, not dropped: they follow all within-cap items, in their
     original order (and, among themselves, again capped round by round), so a question whose
     answers all come from one document still gets a full list. ``cap <= 0`` disables the re-rank.
+    ``placed``: items per group already placed before ``ranked`` (they count in the first round).
     """
     if cap <= 0:
         return list(ranked)
     out: list[K] = []
     rest = list(ranked)
+    first_round = True
     while rest:
-        counts: dict[str, int] = {}
+        counts: dict[str, int] = dict(placed or {}) if first_round else {}
+        first_round = False
         deferred: list[K] = []
         for key in rest:
             g = group_of(key)
@@ -127,3 +131,48 @@ def cap_per_group(ranked: Sequence[K], group_of: Callable[[K], str], cap: int) -
                 deferred.append(key)
         rest = deferred
     return out
+
+
+def spread_groups(
+    ranked: Sequence[K],
+    scores: Mapping[K, float],
+    group_of: Callable[[K], str],
+    floor: float,
+    cap: int = 0,
+    cap_group_of: Callable[[K], str] | None = None,
+) -> list[K]:
+    """Re-rank for "which"/"compare" questions: every group's (municipality's) best item whose score
+    reaches the relevance ``floor`` comes before any group's second item.
+
+    ``floor`` is a share of the candidates' score range, so it means the same for every retrieval
+    mode: an item counts as relevant when ``(score − min) / (top − min) ≥ floor`` over ``ranked``.
+    The groups' best items above the floor keep their relative order; everything else follows in
+    its original order, re-ranked by :func:`cap_per_group` with ``cap`` per ``cap_group_of``
+    (default: ``group_of``; the engine caps per document, so that a municipality with many
+    documents shows more than one of them).
+    """
+    if not ranked:
+        return []
+    vals = [scores[key] for key in ranked]
+    top, lo = max(vals), min(vals)
+    span = top - lo
+
+    def rel(key: K) -> float:
+        return 1.0 if span <= 1e-12 else (scores[key] - lo) / span
+
+    first: list[K] = []
+    seen: set[str] = set()
+    for key in ranked:
+        g = group_of(key)
+        if g in seen:
+            continue
+        seen.add(g)
+        if rel(key) >= floor:
+            first.append(key)
+    taken = set(first)
+    rest = [key for key in ranked if key not in taken]
+    cg = cap_group_of or group_of
+    placed: dict[str, int] = {}
+    for key in first:
+        placed[cg(key)] = placed.get(cg(key), 0) + 1
+    return first + cap_per_group(rest, cg, cap, placed=placed)

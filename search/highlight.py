@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import math
 import sys
-import threading
 from array import array
-from collections import OrderedDict
 from typing import Callable, Hashable, Mapping, Protocol, Sequence, Union
 
+from corpus.memo import LockedCache
 from corpus.sentences import sentence_spans
 from search.records import Span
 
@@ -179,45 +178,7 @@ def highlight(
 TOKEN_CACHE_SIZE = 4096
 
 _Packed = tuple[tuple[str, ...], array]
-
-
-class _TokenCache:
-    """A bounded, thread-safe LRU of packed ``tokenize_with_spans`` results (never mutated)."""
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self._d: OrderedDict[Hashable, _Packed] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
-
-    def get(self, key: Hashable) -> _Packed | None:
-        with self._lock:
-            v = self._d.get(key)
-            if v is None:
-                self.misses += 1
-            else:
-                self.hits += 1
-                self._d.move_to_end(key)
-            return v
-
-    def put(self, key: Hashable, value: _Packed) -> None:
-        with self._lock:
-            self._d[key] = value
-            self._d.move_to_end(key)
-            while len(self._d) > self.maxsize:
-                self._d.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._d.clear()
-            self.hits = self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-
-_TOKENS = _TokenCache(TOKEN_CACHE_SIZE)
+_TOKENS: LockedCache[Hashable, _Packed] = LockedCache(TOKEN_CACHE_SIZE)
 
 
 def _cache_version(tokenizer: TokenizerLike) -> str | None:

@@ -23,7 +23,9 @@ from typing import TypeVar
 # The key of "the same sentence" is the corpus stage's comparison form (NFKC, PDF radicals
 # mapped, whitespace removed); re-exported here for the answer views and their callers.
 from corpus.normalize import compact
+from search import vocab
 from search.question import ANSWER_FRAME_TERMS
+from search.vocab import VOCAB
 
 # The answer views' sentences are the corpus stage's (one splitter for chunker, cards and views).
 from corpus.sentences import sentence_spans as split_sentences  # noqa: F401  (re-export)
@@ -48,47 +50,36 @@ def one_line(sentence: str) -> str:
 
 # -- lemmas -----------------------------------------------------------------------------------
 
-#: Administrative paraphrases (行政用語の言い換え): a question word counts as present in a passage
-#: when the passage has the word itself or another member of its group. Groups are general
-#: equivalences of policy documents, not answers to particular questions; see docs/answers.md.
-EQUIVALENTS: tuple[tuple[str, ...], ...] = (
-    ("火葬場", "斎場", "葬斎場"),
-    ("建て替え", "建替え", "建替", "改築", "建設", "更新"),
-    ("民間の資金", "ノウハウ", "民間活力", "民間資金", "PPP", "PFI", "官民連携", "公民連携"),
-    ("外部委託", "民間委託", "委託", "アウトソーシング"),
-    ("残業", "時間外勤務", "超過勤務"),
-    ("滞納", "未納", "督促", "催告", "徴収"),
-    ("チャットツール", "チャット", "ビジネスチャット"),
-    ("ボランティア", "アダプト", "協働"),
-    ("ごみ", "ゴミ", "廃棄物"),
-    ("看板", "広告"),
-    ("球場", "野球場", "体育館", "スポーツ施設", "運動施設", "ネーミングライツ"),
-    ("減らす", "削減", "縮減", "圧縮", "縮小"),
-    ("保有量", "総量", "延床面積"),
-    ("跡地", "未利用地", "遊休地", "未利用財産"),
-    ("キャッシュレス", "電子決済", "スマートフォン決済", "電子マネー"),
-    ("庁舎", "市役所", "本庁舎"),
-    ("職員派遣", "派遣"),
-    ("下水道", "生活排水", "汚水処理"),
-    ("会社", "株式会社", "法人"),
-)
-
-
-_GENERIC_PARTS = frozenset({"民間", "電子", "時間", "施設", "処理", "本庁", "スポーツ", "運動", "未利用"})
+#: Administrative paraphrases (行政用語の言い換え): a question concept counts as present in a passage
+#: when the passage has a member of a group the concept stands for. The groups are data
+#: (search/vocab/paraphrases.tsv plus the user's vocab_files, :mod:`search.vocab`): general
+#: equivalences of municipal documents by area (行革, 財政, 公共施設, DX, …), not answers to particular
+#: questions; see docs/answers.md. This is the loaded list itself (read-only for callers).
+EQUIVALENTS: list[tuple[str, ...]] = VOCAB.groups
 
 
 @lru_cache(maxsize=1)
-def _groups_by_term() -> dict[str, frozenset[int]]:
-    """Question lemma → indices of the :data:`EQUIVALENTS` groups it stands for."""
-    out: dict[str, set[int]] = {}
+def _member_lemmas() -> tuple[tuple[frozenset[str], int], ...]:
+    """``(lemma set, group index)`` of every member of every :data:`EQUIVALENTS` group (frame
+    words and numbers left out, as in :func:`concepts`)."""
+    out = []
     for gi, group in enumerate(EQUIVALENTS):
         for member in group:
-            terms = _terms_cached(member)
-            for t in terms:
-                # a generic part of a compound (民間 of 民間活力) does not stand for the group
-                if len(t) >= 2 and (len(terms) == 1 or t not in _GENERIC_PARTS):
-                    out.setdefault(t, set()).add(gi)
-    return {t: frozenset(v) for t, v in out.items()}
+            lemmas = frozenset(t for t in _terms_cached(member) if t not in ANSWER_FRAME_TERMS and not t.isdigit())
+            if lemmas:
+                out.append((lemmas, gi))
+    return tuple(out)
+
+
+@lru_cache(maxsize=20000)
+def _groups_of(lemmas: tuple[str, ...]) -> frozenset[int]:
+    """The groups a concept (its lemmas) stands for: those with a member all of whose lemmas are in
+    the concept — so a generic part of a member (指定 of 指定管理, 学校 of 学校給食) does not stand for
+    its group alone. When one matched member's lemmas are a strict subset of another's (給食 ⊂
+    給食+センター), only the larger match counts: the concept is the more specific thing."""
+    have = set(lemmas)
+    hits = [(m, gi) for m, gi in _member_lemmas() if m <= have]
+    return frozenset(gi for m, gi in hits if not any(m < other for other, _ in hits))
 
 
 @lru_cache(maxsize=None)
@@ -96,9 +87,15 @@ def _group_spellings(gi: int) -> tuple[str, ...]:
     return tuple(sorted({compact(m).lower() for m in EQUIVALENTS[gi]}))
 
 
+@lru_cache(maxsize=20000)
+def _concept_spellings(concept: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({sp for gi in _groups_of(concept) for sp in _group_spellings(gi)}))
+
+
 def equivalents(term: str) -> tuple[str, ...]:
-    """Spellings (compact, lower-cased) that count as ``term`` being present (may be empty)."""
-    return tuple(sorted({sp for gi in _groups_by_term().get(term, ()) for sp in _group_spellings(gi)}))
+    """Spellings (compact, lower-cased) that count as the one-lemma concept ``term`` being present
+    (may be empty)."""
+    return _concept_spellings((term,))
 
 
 #: One-character suffixes that only qualify the noun before them (競輪「場」, 民営「化」).
@@ -121,10 +118,11 @@ def concepts(text: str) -> tuple[tuple[str, ...], ...]:
     """The content of a question as concepts: tuples of lemmas.
 
     A compound noun (noun lemmas that touch in ``text``: 火葬+場, 電子+マネー) is one
-    concept; concepts whose lemmas stand for the same :data:`EQUIVALENTS` group (電子マネー,
-    キャッシュレス決済) are merged; question-frame words are left out.
+    concept; concepts that stand for the same :data:`EQUIVALENTS` group (:func:`_groups_of`:
+    電子マネー, キャッシュレス決済) are merged; question-frame words are left out.
     """
     runs: list[list[str]] = []
+    spans: list[list[int]] = []  # [start, end] of each run in text
     last_end = -1
     for t, a, b in _unigram_tokenizer().tokenize_with_spans(text):
         if t in ANSWER_FRAME_TERMS or t.isdigit():
@@ -134,14 +132,16 @@ def concepts(text: str) -> tuple[tuple[str, ...], ...]:
             # touching or overlapping nouns form a compound (火葬+場, ppp/pfi + ppp)
             if t not in runs[-1]:
                 runs[-1].append(t)
+            spans[-1][1] = max(spans[-1][1], b)
         else:
             runs.append([t])
+            spans.append([a, b])
         last_end = max(b, last_end)
-    groups = _groups_by_term()
+    runs = _join_no_phrases(text, runs, spans)
     merged: list[list[str]] = []
     owner: dict[int, int] = {}
     for run in runs:
-        gids = {g for t in run for g in groups.get(t, ())}
+        gids = _groups_of(tuple(run))
         hit = next((owner[g] for g in gids if g in owner), None)
         if hit is None:
             merged.append(list(run))
@@ -160,6 +160,23 @@ def concepts(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(out)
 
 
+def _join_no_phrases(text: str, runs: list[list[str]], spans: list[list[int]]) -> list[list[str]]:
+    """Runs joined across a plain 「の」 when together they hold every lemma of a group member that
+    neither holds alone: 「民間の資金」 is the member 民間資金, as 「AのB」 is the compound AB."""
+    out: list[list[str]] = []
+    prev_end = -1
+    for run, (a, b) in zip(runs, spans):
+        if out and compact(text[prev_end:a]) == "の":
+            left, right, both = set(out[-1]), set(run), set(out[-1]) | set(run)
+            if any(m <= both and not m <= left and not m <= right for m, _ in _member_lemmas()):
+                out[-1].extend(t for t in run if t not in out[-1])
+                prev_end = b
+                continue
+        out.append(list(run))
+        prev_end = b
+    return out
+
+
 def _concept_weight(concept: Sequence[str]) -> float:
     return 1.0 if any(len(t) >= 2 for t in concept) else 0.5
 
@@ -167,7 +184,7 @@ def _concept_weight(concept: Sequence[str]) -> float:
 def concept_coverage(question: str, text: str, have: frozenset[str] | None = None) -> float:
     """Weighted share (0–1) of the question's concepts (:func:`concepts`) present in ``text``.
 
-    A concept scores 1 when a spelling of one of its :data:`EQUIVALENTS` groups occurs in
+    A concept scores 1 when a spelling of a :data:`EQUIVALENTS` group it stands for occurs in
     ``text`` (火葬場 ↔ 斎場, 残業 ↔ 時間外勤務); otherwise the share of its lemmas that occur
     (one-character suffixes such as 場・化 not counted when the concept has other lemmas). A
     concept weighs 1 (0.5 when it is a single character), so a question that names one idea in
@@ -184,12 +201,21 @@ def concept_coverage(question: str, text: str, have: frozenset[str] | None = Non
     for c in cs:
         w = _concept_weight(c)
         total += w
-        if any(e in flat for t in c for e in equivalents(t)):
+        if any(e in flat for e in _concept_spellings(c)):
             got += w
             continue
         core = [t for t in c if t not in _SUFFIX_LEMMAS] or list(c)
         got += w * sum(1 for t in core if t in have) / len(core)
     return got / total
+
+
+def _vocab_changed() -> None:
+    """Drop every cache built on the vocabulary (a user file was added: search.vocab.use_vocab_files)."""
+    for f in (_member_lemmas, _groups_of, _group_spellings, _concept_spellings, concepts):
+        f.cache_clear()
+
+
+vocab.on_change(_vocab_changed)
 
 
 def _unigram_tokenizer():

@@ -124,6 +124,11 @@ def notice_html(text: str) -> str:
     return message_html(text, "empty") if text else ""
 
 
+def question_type_html(label: str) -> str:
+    """The small 「質問の種類: …」 line above the results (escaped), or ``""`` without a label."""
+    return f'<div class="sk-sub sk-qtype">質問の種類: {esc(label)}</div>' if label else ""
+
+
 # ── 検索 tab ──────────────────────────────────────────────────────────────────────────────────
 
 def _first(d: Mapping[str, Any], *keys: str, default: Any = "") -> Any:
@@ -134,25 +139,9 @@ def _first(d: Mapping[str, Any], *keys: str, default: Any = "") -> Any:
     return default
 
 
-def render_answer(answer: Mapping[str, Any] | None) -> str:
-    """The municipality answer table (自治体 / 該当項目 / 回答となる文 / 所管課 / ページ / 確度 / 出典).
-
-    ``answer`` is ``MunicipalityAnswer.to_dict()``; when it is not answered its message (or
-    「見つかりませんでした」) is shown instead.
-    """
-    if not answer:
-        return ""
-    rows = list(answer.get("rows") or [])
-    if not answer.get("answered", bool(rows)) or not rows:
-        msg = answer.get("message") or "見つかりませんでした"
-        out = message_html(msg, "empty")
-        near = answer.get("nearest")
-        if isinstance(near, Mapping) and near.get("citation") and str(near["citation"]) not in str(msg):
-            out += (
-                '<div class="sk-note">最も近かった箇所（確度が低いため回答にはしていません）: '
-                f'{esc(near.get("citation"))}</div>'
-            )
-        return out
+def _answer_table(rows: Sequence[Mapping[str, Any]], low: bool = False) -> str:
+    """The rows of a municipality answer as a table; ``low`` labels every row 低 (nearest rows of
+    a declined answer, not answers)."""
     head = "".join(f"<th>{h}</th>" for h in ("自治体", "該当項目", "回答となる文", "所管課", "ページ", "確度", "出典"))
     body = []
     for r in rows:
@@ -166,7 +155,8 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
             page = pages_label(r.get("page_start"), r.get("page_end"))
         elif isinstance(page, int) or str(page).isdigit():
             page = page_label(page)
-        conf_html = confidence_html(_first(r, "confidence", "confidence_label"))
+        conf = _first(r, "confidence", "confidence_label")
+        conf_html = low_confidence_html(conf) if low else confidence_html(conf)
         citation = _first(r, "citation")
         link = ""
         if r.get("doc_id"):
@@ -184,12 +174,44 @@ def render_answer(answer: Mapping[str, Any] | None) -> str:
             f'<td class="sk-citecell">{copy_widget(citation) if citation else ""}{link}</td>'
             "</tr>"
         )
+    cls = "sk-table sk-near" if low else "sk-table"
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def low_confidence_html(conf: Any) -> str:
+    """確度 shown as 低 whatever its number (the nearest rows of a declined answer)."""
+    try:
+        num = f' <span class="sk-sub">{float(conf):.2f}</span>'
+    except (TypeError, ValueError):
+        num = ""
+    return f'<span class="sk-lv sk-lv-lo" title="確度が低いため回答にはしていません">低</span>{num}'
+
+
+def render_answer(answer: Mapping[str, Any] | None) -> str:
+    """The municipality answer table (自治体 / 該当項目 / 回答となる文 / 所管課 / ページ / 確度 / 出典).
+
+    ``answer`` is ``MunicipalityAnswer.to_dict()``. When it is not answered its message
+    (「確かな該当は見つかりませんでした。近い箇所: …」, or 「見つかりませんでした」) is shown, and
+    the nearest rows (``near``) under it, each labelled 低.
+    """
+    if not answer:
+        return ""
+    rows = list(answer.get("rows") or [])
+    if not answer.get("answered", bool(rows)) or not rows:
+        msg = answer.get("message") or "見つかりませんでした"
+        out = message_html(msg, "empty")
+        near = [r for r in (answer.get("near") or []) if isinstance(r, Mapping)]
+        if not near and isinstance(answer.get("nearest"), Mapping):
+            near = [answer["nearest"]]
+        if near:
+            out += (
+                '<div class="sk-answer"><div class="sk-note">近い箇所（確度が低いため回答にはしていません）</div>'
+                f"{_answer_table(near, low=True)}</div>"
+            )
+        return out
     note = answer.get("message") if answer.get("message") not in (None, "") else ""
     note_html = f'<div class="sk-note">{esc(note)}</div>' if note else ""
-    return (
-        f'<div class="sk-answer"><table class="sk-table"><thead><tr>{head}</tr></thead>'
-        f'<tbody>{"".join(body)}</tbody></table>{note_html}</div>'
-    )
+    return f'<div class="sk-answer">{_answer_table(rows)}{note_html}</div>'
 
 
 def render_result_card(r: Mapping[str, Any]) -> str:

@@ -59,3 +59,20 @@ def built_index(tmp_path_factory: pytest.TempPathFactory):
     report = build_index(settings, progress=False)
     assert report.n_chunks > 0, report.messages
     return settings
+
+
+@pytest.fixture(scope="module")
+def small_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small corpus (tests.test_store.DOCS) with its built index and embedding cache, once per
+    test module; a test that changes it takes ``work`` instead."""
+    from tests.test_store import build_small_index
+
+    return build_small_index(tmp_path_factory.mktemp("small-base"))
+
+
+@pytest.fixture
+def work(small_base: Path, tmp_path: Path):
+    """A private copy of the small corpus and index for one test (its ``Settings``)."""
+    from tests.test_store import copy_small_index
+
+    return copy_small_index(small_base, tmp_path)

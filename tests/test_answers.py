@@ -200,9 +200,15 @@ def test_which_school_lunch_centre_ppp_pfi(engine) -> None:
 def test_which_crematorium_rebuilding(engine) -> None:
     from search.answers import municipality_answer
 
+    # The answering passage says 「斎場を建設する際は、PPP/PFI導入を検討する」: 火葬場↔斎場 and
+    # 民間の資金↔PPP/PFI are general paraphrases (search/vocab/paraphrases.tsv); 建て替え↔建設 and
+    # ノウハウ↔PPP were entries fitted to this question and are gone (issue 11, point 5), and the
+    # thresholds chosen on the tune half (docs/answers.md) put it just below the answer bar. Either
+    # way the 会津若松市 斎場 passage is what the page shows first: as the answer row, or as the
+    # first nearest row (低).
     ans = municipality_answer(engine, "火葬場の建て替えで民間の資金やノウハウを使うか検討している自治体")
-    assert ans.answered, ans.message
-    row = next(r for r in ans.rows if r.municipality == "会津若松市")
+    row = next((r for r in ans.rows if r.municipality == "会津若松市"), None) if ans.answered else ans.nearest
+    assert row is not None and row.municipality == "会津若松市", ans.message
     _assert_row_cited(row)
     assert "斎場" in row.evidence.item + row.sentence
 
@@ -227,9 +233,17 @@ def test_unanswerable_questions_say_so(engine, query: str) -> None:
     ans = municipality_answer(engine, query)
     assert not ans.answered
     assert ans.rows == []
-    assert ans.message.startswith("該当する取組は見つかりませんでした（最も近いもの: ")
-    assert ans.nearest is not None and ans.nearest.evidence.citation in ans.message
-    assert ans.to_dict()["answered"] is False
+    assert ans.message.startswith("確かな該当は見つかりませんでした。近い箇所: ")
+    # the nearest rows are shown (as 低, not as answers), each cited in the message
+    assert ans.near and ans.nearest is ans.near[0]
+    assert all(r.evidence.citation in ans.message for r in ans.near)
+    d = ans.to_dict()
+    assert d["answered"] is False and d["rows"] == [] and len(d["near"]) == len(ans.near)
+    from search.views_html import render_answer
+
+    page = render_answer(d)
+    assert "確かな該当は見つかりませんでした" in page and "sk-near" in page
+    assert page.count(">低<") == len(ans.near) and ">高<" not in page
 
 
 @pytest.mark.slow
@@ -315,6 +329,7 @@ def test_cli_answer_json(built_index) -> None:
     d = json.loads(out.stdout)
     assert d["answered"] is True and d["rows"][0]["municipality"] == "三重県"
     assert d["rows"][0]["citation"]
+    assert d["question_type"] == "which"
 
 
 @pytest.mark.slow

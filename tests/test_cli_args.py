@@ -108,39 +108,26 @@ def _run_json(small_index: list[str], command: str, question: str) -> object:
     return json.loads(proc.stdout.decode("utf-8"))
 
 
-@pytest.mark.slow
-def test_shift_jis_answer(small_index: list[str]) -> None:
-    """``answer`` ended in a UnicodeEncodeError traceback; now it echoes the decoded question and
-    finds the municipality that did it."""
-    q = "学校給食センターをPFIで建て替える自治体"
-    out = _run_json(small_index, "answer", q)
-    assert out["query"] == q
-    assert "A市" in json.dumps(out, ensure_ascii=False)
+#: command, Shift_JIS question, the JSON key that echoes it, and what the answer must name
+#: outside that echo.
+SJIS_QUESTIONS = [
+    ("answer", "学校給食センターをPFIで建て替える自治体", "query", "A市"),
+    ("compare", "公共施設の統廃合", "topic", "B町"),
+    ("wording", "書かない窓口の実現", "text", "書かない窓口"),
+    ("search", "ごみ処理施設の共同運営", "query", "C村"),
+]
 
 
 @pytest.mark.slow
-def test_shift_jis_compare(small_index: list[str]) -> None:
-    """``compare`` reads the Shift_JIS topic."""
-    q = "公共施設の統廃合"
-    out = _run_json(small_index, "compare", q)
-    assert out["topic"] == q
-    assert "B町" in json.dumps(out, ensure_ascii=False)
-
-
-@pytest.mark.slow
-def test_shift_jis_wording(small_index: list[str]) -> None:
-    """``wording`` reads the Shift_JIS text."""
-    q = "書かない窓口の実現"
-    out = _run_json(small_index, "wording", q)
-    assert out["text"] == q
-    assert "書かない窓口" in json.dumps(out["hits"], ensure_ascii=False)
-
-
-@pytest.mark.slow
-def test_shift_jis_search(small_index: list[str]) -> None:
-    """``search`` said 「該当する文書は見つかりませんでした」; now it finds the passage."""
-    out = _run_json(small_index, "search", "ごみ処理施設の共同運営")
-    assert out and out[0]["municipality"] == "C村"
+@pytest.mark.parametrize("command,question,echo,found", SJIS_QUESTIONS, ids=[c[0] for c in SJIS_QUESTIONS])
+def test_shift_jis_question(small_index: list[str], command: str, question: str, echo: str | None, found: str) -> None:
+    """``answer`` ended in a UnicodeEncodeError traceback and ``search`` said
+    「該当する文書は見つかりませんでした」; now every command reads the Shift_JIS question (CP932 note,
+    exit 0), echoes it decoded and finds what it asks for."""
+    out = _run_json(small_index, command, question)
+    assert out[echo] == question
+    rest = {k: v for k, v in out.items() if k != echo}
+    assert found in json.dumps(rest, ensure_ascii=False)
 
 
 @pytest.mark.slow
@@ -150,7 +137,7 @@ def test_shift_jis_municipality_filter(small_index: list[str]) -> None:
     err = proc.stderr.decode("utf-8")
     assert proc.returncode == 0 and "Traceback" not in err, err
     assert "自治体名を CP932 (Shift_JIS) として読みました" in err
-    out = json.loads(proc.stdout.decode("utf-8"))
+    out = json.loads(proc.stdout.decode("utf-8"))["results"]
     assert out and {r["municipality"] for r in out} == {"B町"}
 
 

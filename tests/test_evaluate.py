@@ -184,3 +184,77 @@ def test_dev_queries_file_loads(dev_queries: Path) -> None:
     qs = load_questions(dev_queries)
     assert len(qs) >= 30
     assert {q.kind for q in qs} >= {"which", "compare", "wording", "fact"}
+
+
+# ---------------------------------------------------------------- the answer table's metrics
+
+
+@dataclass
+class _MC:
+    doc_id: str
+    text: str
+    municipality: str
+
+
+@dataclass
+class _Row:
+    municipality: str
+
+
+@dataclass
+class _Ans:
+    answered: bool
+    rows: list
+
+
+@dataclass
+class _DocEngine:
+    """Chunks per document (the municipality of a relevant entry is looked up in them)."""
+
+    docs: dict[str, list[_MC]]
+
+    def document_chunks(self, doc_id: str) -> list[_MC]:
+        return self.docs.get(doc_id, [])
+
+
+def test_table_precision_recall_and_case_collection_municipality() -> None:
+    from search.evaluate import Question, Relevant
+    from search.evaluate_answers import score_table
+
+    eng = _DocEngine({
+        "cases.txt": [_MC("cases.txt", "＜秋田県＞ 生活排水の共同処理", "秋田県"),
+                      _MC("cases.txt", "＜三重県＞ ビジネスチャット", "三重県")],
+        "plan.txt": [_MC("plan.txt", "窓口業務を委託", "小平市")],
+    })
+    q = Question("q", "which", "?", (Relevant("cases.txt", "ビジネス チャット"), Relevant("plan.txt", "窓口業務")))
+    s = score_table(eng, q, _Ans(True, [_Row("三重県"), _Row("会津若松市")]))
+    assert s.gold == ["三重県", "小平市"]  # the case's municipality, not the collection's first
+    assert s.precision == 0.5 and s.recall == 0.5
+    declined = score_table(eng, q, _Ans(False, []))
+    assert declined.recall == 0.0 and declined.precision is None and not declined.answered
+
+
+def test_load_questions_split(tmp_path: Path) -> None:
+    rows = [{"id": "a", "kind": "which", "query": "x", "split": "tune", "relevant": []},
+            {"id": "b", "kind": "which", "query": "y", "split": "check", "relevant": []}]
+    p = _write(tmp_path, rows)
+    assert [q.id for q in load_questions(p, "check")] == ["b"]
+    assert [q.split for q in load_questions(p)] == ["tune", "check"]
+
+
+@pytest.mark.slow
+def test_cli_eval_reports_the_answer_table(built_index, dev_queries: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "search.cli", "eval", str(dev_queries), "--index", str(built_index.index_dir),
+         "--json"], capture_output=True, text=True, timeout=900,
+        env={**__import__("os").environ, "SEISAKU_CACHE": str(built_index.cache_dir)})
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    table = data["answer_table"]
+    assert table["n_answerable"] == 16 and table["n_unanswerable"] == 2
+    assert 0.5 <= table["answered_rate"] <= 1.0 and table["precision"] >= 0.5 and table["recall"] >= 0.5
+    d01 = next(s for s in table["per_question"] if s["id"] == "d01")
+    assert d01["gold"] == ["会津若松市"] and "会津若松市" in d01["rows"]

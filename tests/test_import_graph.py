@@ -1,11 +1,14 @@
-"""The project's module-level import graph: no cycles, and the layers only import downwards.
+"""The project's import graph: no cycles, and the layers only import downwards.
 
 Every module under corpus/, index/, search/ and the top-level ui.py with its parts ui_state.py,
-ui_layout.py and ui_serve.py is parsed with ``ast`` (nothing
-is imported). An edge A -> B is an ``import``/``from … import`` at module level in A that names
-project module B (imports inside functions or methods are deferred on purpose and do not count;
-``if TYPE_CHECKING:`` blocks do not count either). The layers are corpus -> index -> search -> ui:
-a layer may import only the layers before it.
+ui_layout.py and ui_serve.py is parsed with ``ast`` (nothing is imported). An edge A -> B is an
+``import``/``from … import`` in A that names project module B. Two graphs are checked:
+
+- the module-level graph (what runs when A is imported; ``if TYPE_CHECKING:`` blocks do not
+  count): no cycle, and a layer imports only the layers before it (corpus -> index -> search -> ui);
+- the full graph, which adds the deferred (function-level, lazy) imports and calls of
+  ``importlib.import_module("…")`` / ``__import__("…")`` with a literal name: no cycle either, and
+  downwards too, except :data:`DEFERRED_UPWARD` (one commented entry).
 """
 from __future__ import annotations
 
@@ -44,9 +47,28 @@ def _is_type_checking(node: ast.If) -> bool:
         isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
+def _dynamic_import(node: ast.AST) -> ast.Import | None:
+    """``importlib.import_module("a.b")`` / ``import_module("a.b")`` / ``__import__("a.b")`` with a
+    literal absolute name, as the equivalent ``import a.b`` (so a lazy import cannot hide in a call)."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str) and not node.args[0].value.startswith(".")):
+        return None
+    f = node.func
+    name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+    if name not in ("import_module", "__import__"):
+        return None
+    return ast.Import(names=[ast.alias(name=node.args[0].value)])
+
+
 def all_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
-    """Every import statement of the module, deferred ones (inside functions) included."""
-    return [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    """Every import of the module, deferred ones (inside functions) and literal dynamic ones included."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.Import, ast.ImportFrom)):
+            found.append(n)
+        elif (dyn := _dynamic_import(n)) is not None:
+            found.append(dyn)
+    return found
 
 
 def module_level_imports(tree: ast.Module) -> list[ast.Import | ast.ImportFrom]:
@@ -158,15 +180,52 @@ def test_module_imports_have_no_cycle():
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
-def test_index_and_search_have_no_cycle_even_through_deferred_imports():
-    """A function-level import is no excuse for a cycle in index/ or search/ (e5_offline and the
-    embedder used to import each other that way). corpus/ still has deferred cycles among the
-    chunker, shapes, loader and worker (the worker process calls back into the loader)."""
+#: Deferred imports allowed to go up a layer, each with its reason. Nothing else may, and no
+#: deferred import may close a cycle (lazy imports of optional third-party packages such as
+#: faiss, pytesseract or torch are not project modules and never make an edge).
+DEFERRED_UPWARD = {
+    ("search.cli", "ui"),  # `seisaku serve` starts the app; Gradio/FastAPI load for that command only
+}
+
+
+def test_no_cycle_even_through_deferred_imports():
+    """A function-level import is no excuse for a cycle anywhere: e5_offline and the embedder, the
+    chunker and page shapes, the loader and the document worker, corpus.errors and index.errors
+    used to import each other that way."""
     full = import_graph(deferred=True)
-    upper = {m: {t for t in ts if not t.startswith("corpus")} for m, ts in full.items() if not m.startswith("corpus")}
-    cycle = find_cycle(upper)
+    cycle = find_cycle(full)
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
     assert "index.embedder" not in full["index.e5_offline"]
+    assert "corpus.loader" not in full["corpus.worker"] and "corpus.loader" not in full["corpus.shapes"]
+    assert "index.errors" not in full["corpus.errors"]
+
+
+def test_deferred_imports_go_downwards_too():
+    """Only the entries of DEFERRED_UPWARD import a later layer, even inside a function."""
+    full = import_graph(deferred=True)
+    upward = {(m, t) for m, ts in full.items() for t in ts
+              if LAYER[t.split(".")[0]] > LAYER[m.split(".")[0]]}
+    assert upward == DEFERRED_UPWARD
+
+
+def test_the_walker_sees_deferred_and_dynamic_imports(tmp_path: Path):
+    """Imports inside functions, relative ones and ``importlib.import_module("…")`` are edges."""
+    src = (
+        "import importlib\n"
+        "def f():\n"
+        "    from corpus import records\n"
+        "    importlib.import_module('index.config')\n"
+        "    __import__('search.records')\n"
+        "    from . import chunker\n"
+    )
+    modules = {"corpus.records", "corpus.chunker", "corpus.x", "index.config", "search.records"}
+    tree = ast.parse(src)
+    assert module_level_imports(tree) and len(all_imports(tree)) == 5
+    path = tmp_path / "x.py"  # read as module corpus.x
+    path.write_text(src, encoding="utf-8")
+    assert imported_modules("corpus.x", path, modules) == set()
+    assert imported_modules("corpus.x", path, modules, deferred=True) == {
+        "corpus.records", "corpus.chunker", "index.config", "search.records"}
 
 
 def test_only_the_serve_command_imports_the_app():

@@ -4,7 +4,7 @@ and every document is bounded (pages, rows, characters, chunks, time).
 Anything that could crash the interpreter runs in a child process, so a segmentation fault fails
 the test instead of killing pytest. Faults are injected with a ``sitecustomize.py`` put on the
 child's ``PYTHONPATH`` (the technique of tests/test_offline.py): it wraps
-``corpus.loader.load_document`` so that a document whose path contains a marker kills its
+``corpus.document.load_document`` so that a document whose path contains a marker kills its
 process with a real SIGSEGV, or sleeps — in the build's worker process, exactly where a crashing
 reader would.
 """
@@ -21,7 +21,7 @@ import pytest
 
 from corpus.chunker import HARD_SPLIT_CHARS_PER_TOKEN, split_text
 from corpus.limits import DocumentLimits
-from corpus.loader import load_document
+from corpus.document import load_document
 from corpus.morph import MAX_TAGGER_CHARS, count_tokens, tagger_slices
 from corpus.records import DocumentMeta
 
@@ -36,15 +36,15 @@ FAULTS = textwrap.dedent(
     _crash = os.environ.get("SEISAKU_TEST_CRASH_MARKER")
     _slow = os.environ.get("SEISAKU_TEST_SLOW_MARKER")
     if _crash or _slow:
-        import corpus.loader as _loader
-        _orig = _loader.load_document
+        import corpus.document as _document
+        _orig = _document.load_document
         def _faulty(corpus_dir, meta, **kw):
             if _crash and _crash in meta.path:
                 os.kill(os.getpid(), signal.SIGSEGV)
             if _slow and _slow in meta.path:
                 time.sleep(3600)
             return _orig(corpus_dir, meta, **kw)
-        _loader.load_document = _faulty
+        _document.load_document = _faulty
     """
 )
 
@@ -99,7 +99,7 @@ def test_a_3mb_text_and_a_1m_character_question_do_not_crash_in_a_child(tmp_path
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        from corpus.loader import load_document
+        from corpus.document import load_document
         from corpus.manifest import read_manifest
         from corpus.morph import count_tokens, morphemes
         from search.question import clip_question
@@ -108,7 +108,7 @@ def test_a_3mb_text_and_a_1m_character_question_do_not_crash_in_a_child(tmp_path
         ms = morphemes(text[:1_100_000])
         assert ms and text[ms[-1].start:ms[-1].end] == ms[-1].surface
         meta = read_manifest(Path({str(tmp_path / 'c')!r})).entries[0]
-        chunks, messages = load_document(Path({str(tmp_path / 'c')!r}), meta, max_tokens=400)
+        chunks = load_document(Path({str(tmp_path / 'c')!r}), meta, max_tokens=400).chunks
         q, cut = clip_question("給食センター" * 170_000)
         print(n, len(chunks), cut, len(q))
         """
@@ -167,7 +167,8 @@ def test_a_document_over_the_chunk_limit_is_refused_with_the_limit_named(bundled
     from corpus.manifest import read_manifest
 
     meta = next(m for m in read_manifest(bundled_corpus).entries if m.path.startswith("004"))
-    chunks, messages = load_document(bundled_corpus, meta, limits=DocumentLimits(max_doc_chunks=5))
+    loaded = load_document(bundled_corpus, meta, limits=DocumentLimits(max_doc_chunks=5))
+    chunks, messages = loaded.chunks, loaded.messages
     assert chunks == []
     err = [m for m in messages if m.severity == "error"]
     assert err and "max_doc_chunks = 5" in err[0].message and "not indexed" in err[0].message

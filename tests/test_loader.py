@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from corpus.loader import load_corpus, load_document
-from corpus.records import Chunk, DocumentMeta, RawDocument
+from corpus.document import load_document
+from corpus.loader import load_corpus
+from corpus.records import DocumentMeta, RawDocument
 
 
 @pytest.fixture
 def chunker():
-    """The real corpus.chunker (the loader must call corpus.chunker.chunk_document)."""
+    """The real corpus.chunker (the loader must call corpus.chunker.chunk_document_detailed)."""
     return importlib.import_module("corpus.chunker")
 
 
@@ -106,14 +107,14 @@ def test_only_one_document(mixed_corpus: Path, chunker):
 
 
 def test_chunker_failure_is_a_message(mixed_corpus: Path, chunker, monkeypatch: pytest.MonkeyPatch):
-    real = chunker.chunk_document
+    real = chunker.chunk_document_detailed
 
-    def flaky(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int) -> list[Chunk]:
+    def flaky(raw: RawDocument, meta: DocumentMeta, *, max_tokens: int):
         if meta.path == "good.txt":
             raise ValueError("boom")
         return real(raw, meta, max_tokens=max_tokens)
 
-    monkeypatch.setattr(chunker, "chunk_document", flaky)
+    monkeypatch.setattr(chunker, "chunk_document_detailed", flaky)
     res = load_corpus(mixed_corpus)
     (err,) = [m for m in res.messages if m.path == "good.txt"]
     assert err.severity == "error" and "chunking failed" in err.message and "boom" in err.message
@@ -122,10 +123,12 @@ def test_chunker_failure_is_a_message(mixed_corpus: Path, chunker, monkeypatch: 
 
 def test_no_chunks_is_a_warning(tmp_path: Path, chunker, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "a.txt").write_text("本文", encoding="utf-8")
-    monkeypatch.setattr(chunker, "chunk_document", lambda raw, meta, *, max_tokens: [])
+    monkeypatch.setattr(chunker, "chunk_document_detailed", lambda raw, meta, *, max_tokens: chunker.ChunkResult([], "prose"))
     meta = DocumentMeta("a.txt", "小平市")
-    chunks, msgs = load_document(tmp_path, meta)
-    assert chunks == [] and [m.severity for m in msgs] == ["warning"] and "no chunks" in msgs[0].message
+    loaded = load_document(tmp_path, meta)
+    msgs = loaded.messages
+    assert loaded.chunks == [] and [m.severity for m in msgs] == ["warning"] and "no chunks" in msgs[0].message
+    assert loaded.n_pages == 1 and loaded.shape == "" and loaded.page_shapes == []
 
 
 def test_bundled_corpus_loads(bundled_corpus: Path, chunker):

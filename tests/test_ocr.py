@@ -133,18 +133,16 @@ def test_document_record_counts_ocr_pages_and_ui_shows_them() -> None:
 
 
 def test_chunk_ocr_flag_round_trips_through_the_store_and_old_indexes_load(tmp_path: Path) -> None:
-    from index.store import DocumentRecord, _read_sqlite, write_store
+    from index.store import DocumentRecord, IndexRows, _read_sqlite, write_store
 
     chunks = [
         Chunk("a", "d.pdf", "町", "", "題", ("節",), "", "", 1, 1, "本文です", "本文です", ocr=True),
         Chunk("b", "d.pdf", "町", "", "題", ("節",), "", "", 2, 2, "別の本文", "別の本文"),
     ]
     msgs = [IngestMessage("info", "d.pdf", ocr.OCR_READ, page=1)]
-    write_store(
-        tmp_path / "ix", chunks=chunks, tokens=[["本文"], ["別"]], vectors=np.eye(2, 4, dtype=np.float32),
-        embed_keys=["k1", "k2"], documents=[DocumentRecord("d.pdf", "町", n_chunks=2, messages=msgs)],
-        info={"dim": 4}, faiss_index_kind="flat", lemmas=[["本文"], ["別"]],
-    )
+    rows = IndexRows(chunks, tokens=[["本文"], ["別"]], embed_keys=["k1", "k2"],
+                     documents=[DocumentRecord("d.pdf", "町", n_chunks=2, messages=msgs)], lemmas=[["本文"], ["別"]])
+    write_store(tmp_path / "ix", rows, vectors=np.eye(2, 4, dtype=np.float32), info={"dim": 4}, faiss_index_kind="flat")
     db = tmp_path / "ix" / "index.sqlite"
     con = sqlite3.connect(db)
     got, docs = _read_sqlite(con, db)
@@ -207,11 +205,12 @@ def test_scanned_page_is_read_marked_and_cached(tmp_path: Path, monkeypatch: pyt
 
 def test_scanned_document_gives_chunks_cited_as_ocr(tmp_path: Path) -> None:
     _tesseract_or_skip()
-    from corpus.loader import load_document
+    from corpus.document import load_document
     from search.records import Result
 
     scanned_pdf(tmp_path / "scan.pdf")
-    chunks, messages = load_document(tmp_path, DocumentMeta("scan.pdf", "南国市", title="議案書"), limits=DocumentLimits())
+    loaded = load_document(tmp_path, DocumentMeta("scan.pdf", "南国市", title="議案書"), limits=DocumentLimits())
+    chunks, messages = loaded.chunks, loaded.messages
     assert chunks and all(c.ocr for c in chunks), messages
     assert any("学校給食センター" in c.text for c in chunks)
     assert Result(1, 1.0, chunks[0]).citation().endswith("p.1（OCR）")

@@ -287,7 +287,7 @@ def test_build_search_answer_make_no_network_attempt(tiny: Any, guard: dict[str,
     search = run_guarded(guard, ["-m", "search.cli", "search", "給食センター PFI", "--json", "--index", str(s.index_dir),
                                  "--corpus", str(s.corpus_dir)])
     assert search.returncode == 0, search.stderr[-3000:]
-    assert json.loads(search.stdout)[0]["doc_id"] == "a市_計画.txt"
+    assert json.loads(search.stdout)["results"][0]["doc_id"] == "a市_計画.txt"
     answer = run_guarded(guard, ["-m", "search.cli", "answer", "学校給食センターをPFIで建て替える自治体", "--json",
                                  "--index", str(s.index_dir), "--corpus", str(s.corpus_dir)])
     assert answer.returncode == 0, answer.stderr[-3000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.loader import load_document
+from corpus.document import load_document
 from corpus.normalize import compact, strip_page_furniture
 from corpus.readers.pdf import PdfReader
 from corpus.records import Chunk, DocumentMeta, LineInfo, Page
@@ -16,7 +16,7 @@ from corpus.structure import Line, parse_outline
 
 
 def _load(folder: Path, name: str) -> list[Chunk]:
-    chunks, _ = load_document(folder, DocumentMeta(name, "音威子府村", "北海道", name))
+    chunks = load_document(folder, DocumentMeta(name, "音威子府村", "北海道", name)).chunks
     return chunks
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from corpus.chunker import chunk_document, chunk_document_detailed, split_spans
 from corpus.coverage import uncovered
-from corpus.loader import load_document
+from corpus.document import load_document
 from corpus.normalize import clean_display_text, compact, page_marks, strip_page_furniture
 from corpus.records import Chunk, DocumentMeta, Item, Page, RawDocument
 from corpus.structure import Line, parse_outline, standalone_heading_lines
@@ -201,7 +201,7 @@ REAL_PDFS = sorted(p.name for p in _PDFS.glob("*.pdf") if not p.name.startswith(
 
 
 def _load(folder: Path, name: str) -> list[Chunk]:
-    chunks, _ = load_document(folder, DocumentMeta(name, "南国市", "高知県", name))
+    chunks = load_document(folder, DocumentMeta(name, "南国市", "高知県", name)).chunks
     return chunks
 
 

@@ -174,12 +174,21 @@ def test_cut_text_without_a_line_end_cuts_at_the_limit_and_names_the_row():
     assert cut_text(doc, 61) is doc
 
 
-def test_limits_max_file_bytes_wins_over_max_bytes(tmp_path: Path):
+def test_limits_are_the_one_file_size_bound(tmp_path: Path):
+    """``limits.max_file_bytes`` is the only size bound: the reader and the loader take no
+    separate ``max_bytes``; without limits the default bound applies."""
+    import inspect
+
+    from corpus import document, loader
+
     p = tmp_path / "a.txt"
     p.write_text("あ" * 2000, encoding="utf-8")  # 6 kB
-    refused = read_document(p, "a.txt", max_bytes=10**9, limits=DocumentLimits(max_file_bytes=4096))
+    refused = read_document(p, "a.txt", limits=DocumentLimits(max_file_bytes=4096))
     assert not refused.pages and "file too large" in errors(refused)[0].message
-    assert read_document(p, "a.txt", max_bytes=100, limits=DocumentLimits()).pages
+    assert read_document(p, "a.txt", limits=DocumentLimits()).pages
+    assert read_document(p, "a.txt").pages
+    for f in (read_document, document.read_entry, document.load_document, loader.load_corpus):
+        assert "max_bytes" not in inspect.signature(f).parameters, f.__name__
 
 
 # ---------------------------------------------------------------- a line pypdfium2 cuts

@@ -43,7 +43,9 @@ def test_empty_file(tmp_path: Path):
 def test_too_large_not_read(tmp_path: Path):
     p = tmp_path / "big.txt"
     p.write_text("あ" * 1000, encoding="utf-8")
-    doc = read_document(p, "big.txt", max_bytes=100)
+    from corpus.limits import DocumentLimits
+
+    doc = read_document(p, "big.txt", limits=DocumentLimits(max_file_bytes=100))
     assert doc.pages == [] and "too large" in errors(doc)[0].message
 
 

@@ -26,24 +26,12 @@ from typing import Any, Callable
 import pytest
 
 from index.config import Settings
-from tests.test_store import build_small_index, copy_small_index, index_leftovers
+from tests.test_store import index_leftovers
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 OLD_QUERY = "窓口 RPA"  # answered by a市_計画.txt of the base corpus
 NEW_PHRASE = "第{i}地区の下水道包括委託"
-
-
-@pytest.fixture(scope="module")
-def base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small corpus and its built index (with embedding cache), copied per test."""
-    return build_small_index(tmp_path_factory.mktemp("faults-base"))
-
-
-@pytest.fixture
-def work(base: Path, tmp_path: Path) -> Settings:
-    """A private copy of the base corpus + index for one test."""
-    return copy_small_index(base, tmp_path)
 
 
 def _env() -> dict[str, str]:
@@ -197,7 +185,6 @@ ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
     import pathlib
 
-    import index.build as build
     import index.store as store
     import index.store_write as store_write
 
@@ -209,7 +196,7 @@ def _inject(monkeypatch: pytest.MonkeyPatch, point: str) -> None:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(src, dst, *a, **k)
 
-        monkeypatch.setattr(build.os, "rename", rename)
+        monkeypatch.setattr(os, "rename", rename)  # the swap (index.transaction) renames through os
     elif point == "disk full: writing index.json":
         real_wt = pathlib.Path.write_text
 
@@ -296,7 +283,7 @@ def test_disk_full_in_the_cli_is_one_line_not_a_traceback(work: Settings) -> Non
             if ".tmp-" in str(src):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return real(src, dst, *a, **k)
-        b.os.rename = rename
+        os.rename = rename
         from search.cli import main
         sys.exit(main(["build", "--corpus", {str(work.corpus_dir)!r}, "--index", {str(work.index_dir)!r}, "--quiet"]))
         """
@@ -410,7 +397,7 @@ DAMAGE = {
 
 @pytest.mark.parametrize("name", list(DAMAGE))
 def test_damaged_index_says_rebuild_and_build_repairs_it(work: Settings, name: str) -> None:
-    from corpus.errors import IndexMismatchError
+    from index.errors import IndexMismatchError
     from index.build import build_index
     from search.engine import Engine
 

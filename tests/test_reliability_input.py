@@ -573,5 +573,7 @@ def test_markup_questions_in_the_browser_fire_no_dialog(app_url: str, artifacts_
 def test_size_limit_message_is_legible_for_small_limits(tmp_path: Path) -> None:
     p = tmp_path / "big.txt"
     p.write_text("あ" * 3000, encoding="utf-8")  # 9000 bytes
-    doc = read_document(p, "big.txt", max_bytes=4096)
+    from corpus.limits import DocumentLimits
+
+    doc = read_document(p, "big.txt", limits=DocumentLimits(max_file_bytes=4096))
     assert not doc.pages and "file too large" in doc.messages[0].message and "（9 kB > 4 kB）" in doc.messages[0].message

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from corpus.errors import IndexMismatchError
+from index.errors import IndexMismatchError
 from corpus.normalize import compact
 from index.config import Settings
 from index.tokenizer import Tokenizer

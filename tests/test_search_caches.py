@@ -9,6 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from corpus.memo import LockedCache
 from corpus.records import Chunk
 from index.tokenizer import Tokenizer
 from search import highlight as hl
@@ -114,6 +115,8 @@ _MULTI_SEP = re.compile(r"[・、，,/／;；]| と |及び")
 _SUFFIXES = "都道府県市町村区"
 
 
+# A deliberate copy of search/filters.py's name matching (the `duplicates` tool lists it): the
+# parity reference that the precomputed MunicipalityNames must keep agreeing with.
 def _detect_reference(query: str, names: list[str]) -> list[str]:
     """detect_municipalities as it was before the names were precomputed."""
     q = norm(query)
@@ -194,10 +197,57 @@ def test_highlight_cache_gives_the_same_spans() -> None:
 
 
 def test_token_cache_is_bounded() -> None:
-    cache = hl._TokenCache(3)
+    assert hl._TOKENS.maxsize == hl.TOKEN_CACHE_SIZE
+    cache = LockedCache(3)
     for i in range(10):
         cache.put(i, ((), hl.array("i")))
     assert len(cache) == 3 and cache.get(0) is None and cache.get(9) is not None
+
+
+def test_locked_cache_evicts_the_least_recently_used() -> None:
+    cache: LockedCache[str, int] = LockedCache(2)
+    cache.put("a", 1)
+    cache.put("b", 2)
+    assert cache.get("a") == 1  # "a" is now the most recently used
+    cache.put("c", 3)
+    assert cache.keys() == ["a", "c"] and "b" not in cache
+    assert (cache.hits, cache.misses) == (1, 0)
+    assert cache.get("b") is None and cache.misses == 1
+    assert sorted(cache.clear()) == [1, 3] and len(cache) == 0 and cache.hits == 0
+
+
+def test_locked_cache_makes_a_registry_entry_once_across_threads() -> None:
+    """get_or_create runs ``make`` once per key however many threads ask at the same moment;
+    a failing ``make`` stores nothing."""
+    cache: LockedCache[str, object] = LockedCache()
+    made: list[int] = []
+    start = threading.Barrier(8)
+
+    def make() -> object:
+        made.append(1)
+        return object()
+
+    got: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(cache.get_or_create("model", make))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 1 and len({id(g) for g in got}) == 1
+
+    def boom() -> object:
+        raise RuntimeError("load failed")
+
+    try:
+        cache.get_or_create("other", boom)
+    except RuntimeError:
+        pass
+    assert "other" not in cache and cache.get_or_create("other", make) is not None and len(made) == 2
 
 
 # ------------------------------------------------------------------ dense search selectors

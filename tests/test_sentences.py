@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus.chunker import _units, split_spans
-from corpus.loader import load_document
+from corpus.document import load_document
 from corpus.records import DocumentMeta
 from corpus.sentences import CLOSERS, CUT_CHARS, SHORT_LINE, sentence_spans
 from search.highlight import best_sentence_spans
@@ -153,7 +153,7 @@ def pdf_texts() -> dict[str, list[str]]:
         pytest.skip("../shared/pdfs is not present")
     out = {}
     for name in PDFS:
-        chunks, _ = load_document(folder, DocumentMeta(name, "市", "県", name))
+        chunks = load_document(folder, DocumentMeta(name, "市", "県", name)).chunks
         out[name] = [c.text for c in chunks]
     return out
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 
 from index.config import Settings
-from tests.test_store import build_small_index, copy_small_index
 
 pytestmark = pytest.mark.slow
 
@@ -28,18 +27,6 @@ QUESTIONS = (
     "職員の定員適正化",
     "ごみ処理を広域で共同運営している自治体",
 )
-
-
-@pytest.fixture(scope="module")
-def small_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A built small index (tests.test_store.DOCS), copied by each test that changes it."""
-    return build_small_index(tmp_path_factory.mktemp("snapshot"))
-
-
-@pytest.fixture()
-def work(small_base: Path, tmp_path: Path) -> Settings:
-    """A private copy of the small corpus and index."""
-    return copy_small_index(small_base, tmp_path)
 
 
 def seisaku_remove(s: Settings, doc: str) -> None:

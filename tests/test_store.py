@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus.errors import IndexMismatchError, IndexMissingError
+from index.errors import IndexMismatchError, IndexMissingError
 from index.config import Settings, default_cache_dir
 
 pytestmark = pytest.mark.slow

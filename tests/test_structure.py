@@ -1,35 +1,48 @@
 """corpus.structure, corpus.cases, corpus.sheets: headings, outline, shapes."""
 from __future__ import annotations
 
+import pytest
+
 from corpus.cases import is_case_collection, parse_case_title, parse_prefecture_map, resolve_prefecture
 from corpus.records import Page
 from corpus.sheets import is_evaluation_sheet
 from corpus.structure import Line, classify_heading, is_toc_line, parse_outline, prose_items
 
 
-def test_heading_kinds():
-    assert classify_heading("第１章 基本的考え方").kind == "章"
-    assert classify_heading("第2節 財政").kind == "節"
-    assert classify_heading("1. はじめに").kind == "N."
-    assert classify_heading("２ これまでの取組状況 ").kind == "N"
-    assert classify_heading("（１） 第３次行財政再構築プランの位置付け").kind == "(N)"
-    assert classify_heading("(7) コスト意識").kind == "(N)"
-    assert classify_heading("⑴ 持続可能な財政運営").kind == "⑴"
-    assert classify_heading("①コミュニケーションのある組織の風土づくり").kind == "①"
-    assert classify_heading("ア 窓口サービスの改善").kind == "ア"
-    assert classify_heading("【重点取組】").kind == "【】"
-    assert classify_heading("＜基本的考え方＞").kind == "＜＞"
-    assert classify_heading("《推進手段(7)コスト意識》 × 《基本姿勢(1)人・組織》").kind == "《》"
-    assert classify_heading("方針１：地域協働の推進").kind == "方針"
+HEADING_KINDS = [
+    ("第１章 基本的考え方", "章"),
+    ("第2節 財政", "節"),
+    ("1. はじめに", "N."),
+    ("２ これまでの取組状況 ", "N"),
+    ("（１） 第３次行財政再構築プランの位置付け", "(N)"),
+    ("(7) コスト意識", "(N)"),
+    ("⑴ 持続可能な財政運営", "⑴"),
+    ("①コミュニケーションのある組織の風土づくり", "①"),
+    ("ア 窓口サービスの改善", "ア"),
+    ("【重点取組】", "【】"),
+    ("＜基本的考え方＞", "＜＞"),
+    ("《推進手段(7)コスト意識》 × 《基本姿勢(1)人・組織》", "《》"),
+    ("方針１：地域協働の推進", "方針"),
+]
+
+NOT_HEADINGS = [
+    "10 年の市政の基本目標「高品質なまち」の創造の実現に向けて、効果的かつ効率",
+    "（２）、（３）の３つ視点を踏まえて、行財政の仕組みを再構築していきます。",
+    "○ 窓口の改善",
+    "・ 電子申請の拡大",
+    "(1)市民満足度の向上\t①コミュニケーション\t②未来",
+    "1. 改革を進めます。",
+]
 
 
-def test_sentences_bullets_tables_are_not_headings():
-    assert classify_heading("10 年の市政の基本目標「高品質なまち」の創造の実現に向けて、効果的かつ効率") is None
-    assert classify_heading("（２）、（３）の３つ視点を踏まえて、行財政の仕組みを再構築していきます。") is None
-    assert classify_heading("○ 窓口の改善") is None
-    assert classify_heading("・ 電子申請の拡大") is None
-    assert classify_heading("(1)市民満足度の向上\t①コミュニケーション\t②未来") is None
-    assert classify_heading("1. 改革を進めます。") is None
+@pytest.mark.parametrize("line,kind", HEADING_KINDS)
+def test_heading_kinds(line: str, kind: str):
+    assert classify_heading(line).kind == kind
+
+
+@pytest.mark.parametrize("line", NOT_HEADINGS)
+def test_sentences_bullets_tables_are_not_headings(line: str):
+    assert classify_heading(line) is None
 
 
 def test_toc_lines_are_not_headings():

@@ -101,6 +101,7 @@ def test_search_shows_municipality_table_and_citation(page: Page, artifacts_dir:
     headers = table.locator("th").all_inner_texts()
     assert headers == ["自治体", "該当項目", "回答となる文", "所管課", "ページ", "確度", "出典"]
     assert "会津若松市" in table.locator("tbody").inner_text()
+    assert page.page.locator("#sk-answer .sk-qtype").inner_text() == "質問の種類: どの自治体か"
     cite = page.page.locator("#sk-answer .sk-cite").first.input_value()
     assert cite.startswith("会津若松市『") and "p." in cite
     # passage cards: highlighted terms, a citation, a link into the document

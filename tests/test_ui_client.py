@@ -86,6 +86,15 @@ def test_wording_endpoint_returns_verbatim_sentences(client: Any) -> None:
         assert h["sentence"] in h["passage"] and h["citation"]
 
 
+def test_endpoints_say_the_question_type(client: Any) -> None:
+    """Each endpoint carries the question's type (search.qtype) and its Japanese label."""
+    found = client.predict(CREMATORIUM_Q, k=3, api_name="/search")
+    assert (found["question_type"], found["question_type_label"]) == ("which", "どの自治体か")
+    assert client.predict("小平市とつくばみらい市で公共施設の削減の進め方を比べたい", api_name="/answer")["question_type"] == "compare"
+    assert client.predict("職員一人ひとりがコストを意識するという書き方", k=3, api_name="/wording")["question_type"] == "wording"
+    assert client.predict("公共施設の削減の推進期間はいつまでか", ["小平市"], 2, api_name="/compare")["question_type"] == "fact"
+
+
 def test_document_route_renders_escaped_chunks(client: Any, app_url: str) -> None:
     r = client.predict(CREMATORIUM_Q, k=1, api_name="/search")["results"][0]
     from search.views_html import doc_href

@@ -328,3 +328,10 @@ def test_login_lockout_is_capped_and_forgotten_after_a_quiet_hour() -> None:
     for _ in range(4):
         assert lim.failed("h") == 0
     assert lim.failed("h") == 60
+
+
+def test_question_type_line_is_escaped():
+    """The 「質問の種類」 line shows its label as text, and nothing when there is no label."""
+    assert V.question_type_html("どの自治体か") == '<div class="sk-sub sk-qtype">質問の種類: どの自治体か</div>'
+    assert "<b>" not in V.question_type_html("<b>x</b>") and "&lt;b&gt;" in V.question_type_html("<b>x</b>")
+    assert V.question_type_html("") == ""

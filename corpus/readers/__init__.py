@@ -3,10 +3,11 @@
 ``read_document(path, rel)`` picks the reader by extension (:func:`file_extension`) from
 :data:`READERS`. It never raises for bad input: missing, empty, oversized, unsupported, unreadable
 and non-regular files (a FIFO is never opened) give a RawDocument with no pages and an error
-message; problems on single pages are warnings naming the page. With ``limits``
-(:class:`~corpus.limits.DocumentLimits`) the readers stop after ``max_pages`` PDF pages and
+message; problems on single pages are warnings naming the page. ``limits``
+(:class:`~corpus.limits.DocumentLimits`) is the one place the bounds come from: a file over
+``max_file_bytes`` is refused unread, the readers stop after ``max_pages`` PDF pages and
 ``max_sheet_rows`` rows per sheet, and text beyond ``max_doc_chars`` is cut, each with a warning
-naming the limit.
+naming the limit. Without ``limits`` only the default file size bound applies.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import stat
 from dataclasses import replace
 from pathlib import Path
 
-from corpus.limits import DocumentLimits, limit_message
-from corpus.readers.base import DEFAULT_MAX_BYTES, Reader, failed, warning
+from corpus.limits import DEFAULT_MAX_FILE_BYTES, DocumentLimits, limit_message
+from corpus.readers.base import Reader, failed, warning
 from corpus.readers.docx import DocxReader
 from corpus.readers.html import HtmlReader
 from corpus.readers.pdf import PdfReader
@@ -141,23 +142,16 @@ def cut_text(doc: RawDocument, max_chars: int) -> RawDocument:
     return replace(doc, pages=kept, messages=[*doc.messages, cut])
 
 
-def read_document(
-    path: Path,
-    rel: str,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    limits: DocumentLimits | None = None,
-) -> RawDocument:
+def read_document(path: Path, rel: str, *, limits: DocumentLimits | None = None) -> RawDocument:
     """Read ``path`` (reported as ``rel``, its manifest path) into pages of text.
 
-    Never raises for bad input. Files larger than ``max_bytes`` (``limits.max_file_bytes`` when
-    ``limits`` is given) are refused without being read; non-regular files (FIFO, directory,
-    device) are refused without being opened. ``limits`` also bounds pages, sheet rows and
-    characters (see the module docstring).
+    Never raises for bad input. Files larger than ``limits.max_file_bytes`` (without ``limits``:
+    :data:`~corpus.limits.DEFAULT_MAX_FILE_BYTES`) are refused without being read; non-regular
+    files (FIFO, directory, device) are refused without being opened. ``limits`` also bounds
+    pages, sheet rows and characters (see the module docstring); without it they are unbounded.
     """
     path = Path(path)
-    if limits is not None:
-        max_bytes = limits.max_file_bytes
+    max_bytes = limits.max_file_bytes if limits is not None else DEFAULT_MAX_FILE_BYTES
     ext = file_extension(path.name)
     reader = READERS.get(ext)
     if reader is None:
@@ -191,6 +185,6 @@ def read_document(
 
 
 __all__ = [
-    "READERS", "SUPPORTED_EXTENSIONS", "DEFAULT_MAX_BYTES", "Reader", "check_file", "cut_text",
+    "READERS", "SUPPORTED_EXTENSIONS", "Reader", "check_file", "cut_text",
     "file_extension", "not_regular_message", "read_document", "reader_for",
 ]

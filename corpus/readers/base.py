@@ -6,16 +6,15 @@ for bad input; a file that cannot be read gives ``RawDocument(pages=[], messages
 """
 from __future__ import annotations
 
+import importlib
 import zipfile
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from corpus.limits import DocumentLimits
 from corpus.records import IngestMessage, Page, RawDocument
 
-#: Files larger than this are refused without being read (bytes).
-DEFAULT_MAX_BYTES = 200 * 1024 * 1024
 #: Zip containers (.xlsx, .docx): refuse when the members would expand beyond this (bytes) ...
 MAX_UNCOMPRESSED_BYTES = 200 * 1024 * 1024
 #: ... or when they expand more than this many times their compressed size ...
@@ -94,6 +93,19 @@ def check_zip_container(
             f"zip 爆弾の可能性があるため読みません / compression ratio too high (possible zip bomb)"
         )
     return None
+
+
+def zip_library(path: Path, rel: str, fmt: str, module: str, package: str) -> tuple[Any, RawDocument | None]:
+    """``(library module, None)`` for reading the zip container ``path`` (``.xlsx``, ``.docx``),
+    or ``(None, failed document)`` when the file fails :func:`check_zip_container` or the library
+    (``package``, imported as ``module``) is not installed."""
+    problem = check_zip_container(path, fmt)
+    if problem:
+        return None, failed(rel, problem)
+    try:
+        return importlib.import_module(module), None
+    except ImportError:
+        return None, failed(rel, missing_package(package, fmt))
 
 
 class Reader(ABC):

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from corpus.limits import DocumentLimits
-from corpus.readers.base import Reader, check_zip_container, failed, missing_package, page, warning
+from corpus.readers.base import Reader, failed, page, warning, zip_library
 from corpus.records import IngestMessage, RawDocument
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
@@ -221,13 +221,9 @@ class DocxReader(Reader):
 
     def read(self, path: Path, rel: str, limits: DocumentLimits | None = None) -> RawDocument:
         """Read the body in order; explicit page breaks start new pages."""
-        problem = check_zip_container(path, "Word (.docx)")
-        if problem:
-            return failed(rel, problem)
-        try:
-            import docx
-        except ImportError:
-            return failed(rel, missing_package("python-docx", "Word (.docx)"))
+        docx, failure = zip_library(path, rel, "Word (.docx)", "docx", "python-docx")
+        if failure is not None:
+            return failure
         try:
             body = docx.Document(str(path)).element.body
         except Exception as e:

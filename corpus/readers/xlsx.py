@@ -13,7 +13,7 @@ from typing import Any
 
 from corpus.limits import DocumentLimits
 from corpus.limits import limit_message
-from corpus.readers.base import Reader, check_zip_container, failed, missing_package, page, warning
+from corpus.readers.base import Reader, failed, page, warning, zip_library
 from corpus.records import IngestMessage, Page, RawDocument
 
 _ASCII_WORD = re.compile(r"[0-9A-Za-z]")
@@ -99,13 +99,9 @@ class XlsxReader(Reader):
         """Read every sheet as records; sheets without a header row are reported and skipped.
         With ``limits``, rows after ``max_sheet_rows`` (by row number) are not read (a warning
         per sheet); rows are streamed, so a long sheet is never held in memory."""
-        problem = check_zip_container(path, "Excel (.xlsx)")
-        if problem:
-            return failed(rel, problem)
-        try:
-            import openpyxl
-        except ImportError:
-            return failed(rel, missing_package("openpyxl", "Excel (.xlsx)"))
+        openpyxl, failure = zip_library(path, rel, "Excel (.xlsx)", "openpyxl", "openpyxl")
+        if failure is not None:
+            return failure
         try:
             wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
         except Exception as e:

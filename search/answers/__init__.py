@@ -35,9 +35,6 @@ from search.answers.comparison import _entries_for, _search_in, compare
 from search.answers.embed import (
     _VEC_CACHE,
     _VEC_CACHE_MAX,
-    _VEC_LOCK,
-    _cache_get,
-    _cache_put,
     _embed_passages,
     _embed_query,
     _model_key,
@@ -82,7 +79,9 @@ from search.answers.signals import (
     DENSE_HI,
     DENSE_LO,
     NOT_FOUND,
+    ROW_SCORE,
     ROW_THRESHOLD,
+    ROW_WITHIN,
     SCORE_MID,
     STATUS_FIELDS,
     STEEPNESS,
@@ -104,7 +103,7 @@ from search.question import ANSWER_FRAME_TERMS, FRAME_SUFFIXES  # re-exported: t
 
 __all__ = [
     "ANSWER_THRESHOLD", "COMPARE_MIN_SCORE", "DENSE_HI", "DENSE_LO", "NOT_FOUND", "PICK_MAX_DENSE",
-    "ROW_THRESHOLD", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
+    "ROW_SCORE", "ROW_THRESHOLD", "ROW_WITHIN", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
     "WORDING_CANDIDATE_CHUNKS", "WORDING_MAX_DENSE",
     "AnswerRow", "ComparisonColumn", "ComparisonEntry", "ComparisonTable", "Evidence", "MunicipalityAnswer",
     "OtherCitation", "Signals", "WordingHit", "WordingResult",

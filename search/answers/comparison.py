@@ -57,9 +57,16 @@ def compare(
     if municipalities:
         names = [m for m in dict.fromkeys(m.strip() for m in municipalities) if m]
     else:
-        results = engine.search(topic, k=50, highlight=False)
+        results = engine.search(topic, k=50, highlight=False, question_type="compare")
         ranked = _best_per_municipality(q, results)
-        names = [r.chunk.municipality for r, s in ranked if s.score() >= COMPARE_MIN_SCORE][:top_n]
+        names = [r.chunk.municipality for r, s in ranked if s.score() >= COMPARE_MIN_SCORE]
+        info = getattr(engine, "last_query_info", None)
+        if getattr(info, "subqueries", ()):
+            # Two sides retrieved separately and interleaved: keep that order, so that the
+            # columns alternate between the sides instead of the better-worded side taking all.
+            ok = set(names)
+            names = [m for m in dict.fromkeys(r.chunk.municipality for r in results) if m in ok]
+        names = names[:top_n]
         if not names:
             message = "該当する取組は見つかりませんでした。"
     columns = []

@@ -75,23 +75,20 @@ def _span_dicts(spans: Sequence[Span]) -> list[dict[str, Any]]:
     return [asdict(s) for s in spans]
 
 
+def _sentence_dict(hit: "AnswerRow | ComparisonEntry | WordingHit", **middle: Any) -> dict[str, Any]:
+    """JSON-ready dict of a sentence with its evidence: evidence fields flattened, page, sentence,
+    sentence_text, then ``middle`` (in order), then passage and spans."""
+    return {
+        **asdict(hit.evidence), "page": hit.evidence.page, "sentence": hit.sentence,
+        "sentence_text": hit.sentence_text, **middle, "passage": hit.passage, "spans": _span_dicts(hit.spans),
+    }
+
+
 def _key_sentence_dict(entry: "AnswerRow | ComparisonEntry", **extra: Any) -> dict[str, Any]:
-    """JSON-ready dict of an answer row / comparison entry: evidence fields flattened, page,
-    sentence fields, confidence, then ``extra`` (in order), then passage and spans."""
-    d = asdict(entry.evidence)
-    d.update(
-        page=entry.evidence.page,
-        sentence=entry.sentence,
-        sentence_text=entry.sentence_text,
-        sentence_start=entry.sentence_start,
-        sentence_end=entry.sentence_end,
-        field=entry.field,
-        confidence=round(entry.confidence, 4),
-        **extra,
-        passage=entry.passage,
-        spans=_span_dicts(entry.spans),
-    )
-    return d
+    """JSON-ready dict of an answer row / comparison entry: :func:`_sentence_dict` with the
+    sentence's place, field and confidence, then ``extra`` (in order)."""
+    return _sentence_dict(entry, sentence_start=entry.sentence_start, sentence_end=entry.sentence_end,
+                          field=entry.field, confidence=round(entry.confidence, 4), **extra)
 
 
 @dataclass
@@ -133,26 +130,35 @@ class MunicipalityAnswer:
     message: str
     nearest: AnswerRow | None = None
     threshold: float = ANSWER_THRESHOLD
+    #: When not answered: the nearest municipalities' rows (shown as 低, never as an answer).
+    near: list[AnswerRow] = field(default_factory=list)
+    #: The question's type from its form (search.qtype).
+    question_type: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (``rows`` empty when not answered; ``nearest`` names the closest match)."""
+        """JSON-ready dict (``rows`` empty when not answered; ``near`` holds the nearest rows then,
+        ``nearest`` the closest one)."""
         return {
             "query": self.query,
+            "question_type": self.question_type,
             "answered": self.answered,
             "message": self.message,
             "threshold": self.threshold,
             "rows": [r.to_dict() for r in self.rows],
             "nearest": self.nearest.to_dict() if self.nearest else None,
+            "near": [r.to_dict() for r in self.near],
         }
 
     def to_text(self) -> str:
         """Readable Japanese for the CLI."""
         lines = [f"質問: {self.query}", self.message]
-        for i, r in enumerate(self.rows, 1):
+        shown = self.rows if self.answered else self.near
+        for i, r in enumerate(shown, 1):
             e = r.evidence
             pref = f"（{e.prefecture}）" if e.prefecture and e.prefecture != e.municipality else ""
+            level = "" if self.answered else "（確度 低: 回答ではなく近い箇所）"
             lines.append("")
-            lines.append(f"{i}. {e.municipality}{pref}  確信度 {r.confidence:.2f}")
+            lines.append(f"{i}. {e.municipality}{pref}  確信度 {r.confidence:.2f}{level}")
             lines.append(f"   項目: {e.item}")
             label = f"（{r.field}）" if r.field else ""
             lines.append(f"   該当文{label}: {r.sentence_text}")
@@ -331,20 +337,9 @@ class WordingHit:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
-        d = asdict(self.evidence)
-        d.update(
-            page=self.evidence.page,
-            sentence=self.sentence,
-            sentence_text=self.sentence_text,
-            start=self.start,
-            end=self.end,
-            score=round(self.score, 4),
-            lexical=round(self.lexical, 4),
-            dense=round(self.dense, 4),
-            passage=self.passage,
-            spans=_span_dicts(self.spans),
-            also=[o.to_dict() for o in self.also],
-        )
+        d = _sentence_dict(self, start=self.start, end=self.end, score=round(self.score, 4),
+                           lexical=round(self.lexical, 4), dense=round(self.dense, 4))
+        d["also"] = [o.to_dict() for o in self.also]
         return d
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from search.answers.embed import _pinned
 from search.answers.pick import _key_sentence_fields, not_found_message
 from search.answers.records import AnswerRow, MunicipalityAnswer
-from search.answers.signals import ANSWER_THRESHOLD, ROW_THRESHOLD, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
+from search.answers.signals import ANSWER_THRESHOLD, NEAR_ROWS, ROW_SCORE, ROW_WITHIN, SCORE_MID, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
 from search.question import clip_question
 from search.records import Filters, Result
 
@@ -43,26 +43,35 @@ def _best_per_municipality(q: _Query, results: Sequence[Result]) -> list[tuple[R
 def municipality_answer(engine: Any, query: str, filters: Filters | None = None, k: int = 50) -> MunicipalityAnswer:
     """Answer 「どの自治体が〜したか」: one row per municipality with evidence, or "not found".
 
-    Takes the top ``k`` passages of ``engine.search`` (hybrid), scores each municipality's
-    best few with :class:`Signals` (dense cosine, BM25 per query term, coverage of the
-    question's content lemmas) into a calibrated confidence, and keeps the municipalities whose
-    best passage reaches :data:`ROW_THRESHOLD`. If even the best one is below
-    :data:`ANSWER_THRESHOLD` the answer is ``answered=False`` with the message
-    「該当する取組は見つかりませんでした（最も近いもの: …）」 and the nearest row in ``nearest``.
+    Takes the top ``k`` passages of ``engine.search`` (hybrid; a "which"/"compare" question
+    ranks every municipality's best passage first), scores each municipality's best few with
+    :class:`Signals` (dense cosine, BM25 per query term, coverage of the question's content
+    lemmas) into a calibrated confidence, and keeps the municipalities whose best passage's
+    score reaches :data:`SCORE_MID` (confidence 0.5), or reaches :data:`ROW_SCORE` and lies
+    within :data:`ROW_WITHIN` of the best row's. If even the best one is below :data:`ANSWER_THRESHOLD` the
+    answer is ``answered=False`` with the message 「確かな該当は見つかりませんでした。近い箇所: …」
+    and the :data:`NEAR_ROWS` nearest rows in ``near`` (shown as 低, never as an answer).
     """
     query = clip_question(query)[0]  # no view tokenises more than MAX_QUESTION_CHARS
     engine = _pinned(engine)
     q = _Query(engine, query)
     results = engine.search(query, k=k, filters=filters, highlight=False)
+    info = getattr(engine, "last_query_info", None)
+    qtype = getattr(info, "question_type", "") or ""
     scored = _best_per_municipality(q, results)
     if not scored:
-        return MunicipalityAnswer(query, False, [], not_found_message(engine, "該当する取組は見つかりませんでした。"), None)
+        return MunicipalityAnswer(query, False, [], not_found_message(engine, "該当する取組は見つかりませんでした。"),
+                                  None, question_type=qtype)
     top_r, top_s = scored[0]
     if top_s.confidence() < ANSWER_THRESHOLD:
-        nearest = _make_row(engine, q, top_r, top_s)
-        msg = f"該当する取組は見つかりませんでした（最も近いもの: {nearest.evidence.citation}）"
-        return MunicipalityAnswer(query, False, [], msg, nearest)
-    rows = [_make_row(engine, q, r, s) for r, s in scored if s.confidence() >= ROW_THRESHOLD]
+        near = [_make_row(engine, q, r, s) for r, s in scored[:NEAR_ROWS]]
+        cites = "、".join(r.evidence.citation for r in near)
+        msg = f"確かな該当は見つかりませんでした。近い箇所: {cites}"
+        return MunicipalityAnswer(query, False, [], msg, near[0], near=near, question_type=qtype)
+    # A municipality that would answer the question on its own (score ≥ SCORE_MID) is always
+    # listed; a weaker one only when it reaches ROW_SCORE and lies within ROW_WITHIN of the best.
+    floor = min(SCORE_MID, max(ROW_SCORE, top_s.score() - ROW_WITHIN))
+    rows = [_make_row(engine, q, r, s) for r, s in scored if s.score() >= floor]
     rows.sort(key=lambda r: -r.confidence)
     msg = f"{len(rows)} 自治体が該当します。"
-    return MunicipalityAnswer(query, True, rows, msg, None)
+    return MunicipalityAnswer(query, True, rows, msg, None, question_type=qtype)
