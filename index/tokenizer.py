@@ -26,6 +26,7 @@ Rules (see :attr:`Tokenizer.version`, stored in ``index.json``):
 """
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -52,7 +53,6 @@ _NOUNISH_POS1 = frozenset({"名詞", "接尾辞", "接頭辞"})
 
 _ASCII_TERM = re.compile(r"[a-z0-9]+(?:[/\-&+・.][a-z0-9]+)*")
 _ASCII_SPLIT = re.compile(r"[/\-&+・.]")
-_SPACE = re.compile(r"\s")
 
 
 def _is_cjk(ch: str) -> bool:
@@ -77,6 +77,13 @@ FOLD_LABEL = "normalize_for_compare-0"
 def _default_fold() -> tuple[Callable[[str], str], str]:
     """The per-cluster fold function (corpus.normalize.normalize_for_compare) and its label."""
     return normalize_for_compare, FOLD_LABEL
+
+
+@functools.lru_cache(maxsize=16384)
+def _fold_chars(fold: Callable[[str], str], cluster: str) -> tuple[str, ...]:
+    """The folded, lower-cased characters of one cluster without whitespace (cached: passages
+    repeat few distinct characters)."""
+    return tuple(c for c in fold(cluster).lower() if not c.isspace())
 
 
 @dataclass(frozen=True)
@@ -117,13 +124,15 @@ class Tokenizer:
         out: list[str] = []
         starts: list[int] = []
         ends: list[int] = []
+        fold, fold_fn = _fold_chars, self._fold
+        combining = unicodedata.combining
         n = len(text)
         i = 0
         while i < n:
             ch = text[i]
-            if _SPACE.match(ch):
+            if ch.isspace():  # what ``\s`` matches in a str pattern
                 j = i
-                while j < n and _SPACE.match(text[j]):
+                while j < n and text[j].isspace():
                     j += 1
                 prev = out[-1] if out else ""
                 nxt = text[j] if j < n else ""
@@ -137,15 +146,12 @@ class Tokenizer:
                 continue
             # a cluster: one character plus following combining marks / half-width (semi)voiced marks
             j = i + 1
-            while j < n and (unicodedata.combining(text[j]) or text[j] in "\uff9e\uff9f"):
+            while j < n and (combining(text[j]) or text[j] in "\uff9e\uff9f"):
                 j += 1
-            folded = self._fold(text[i:j])
-            for c in folded.lower():
-                if _SPACE.match(c):
-                    continue
-                out.append(c)
-                starts.append(i)
-                ends.append(j)
+            chars = fold(fold_fn, text[i:j])
+            out.extend(chars)
+            starts.extend([i] * len(chars))
+            ends.extend([j] * len(chars))
             i = j
         return Normalised("".join(out), starts, ends)
 

@@ -267,8 +267,8 @@ class Engine:
         return [got.get(i) if i is not None else None for i in ids]
 
     def passage_scores(self, query: str, chunks: Sequence[Chunk]) -> tuple[list[float | None], list[float | None]]:
-        """``(cosines, bm25)`` of ``query`` against each of ``chunks`` (stored vectors, the full
-        BM25 score array; None for a chunk not in the current snapshot): the answer views score a
+        """``(cosines, bm25)`` of ``query`` against each of ``chunks`` (stored vectors, BM25 read
+        for those chunks; None for a chunk not in the current snapshot): the answer views score a
         question's core (search.qtype.question_core) with it, beside the whole question the
         search ranked by."""
         store = self._view.store
@@ -281,8 +281,7 @@ class Engine:
             qvec = self.query_vector(query)
             cos = {i: float(v) for i, v in zip(known, store.dense_scores(qvec, known))}
             if terms:
-                arr = store.bm25_scores(terms)
-                bm = {i: float(arr[i]) for i in known}
+                bm = {i: float(v) for i, v in zip(known, store.bm25_scores_of(terms, known))}
         return ([cos.get(i) if i is not None else None for i in ids],
                 [bm.get(i, 0.0) if i is not None else None for i in ids])
 
@@ -489,10 +488,10 @@ class Engine:
                 if missing:
                     for i, v in zip(missing, store.dense_scores(qvec, missing)):
                         dense[i] = float(v)
-            all_bm25 = store.bm25_scores(terms) if terms else None
-            for i in union:
-                if i not in bm25:
-                    bm25[i] = float(all_bm25[i]) if all_bm25 is not None else 0.0
+            missing = [i for i in union if i not in bm25]
+            if missing:
+                for i, v in zip(missing, store.bm25_scores_of(terms, missing) if terms else [0.0] * len(missing)):
+                    bm25[i] = float(v)
             fused = fuse(dense, bm25, self.fusion, self.settings.dense_weight, self.settings.bm25_weight)
         else:
             fused = dict(dense if mode == "dense" else bm25)

@@ -6,8 +6,11 @@ fiscal-year spellings: ``2024`` = 「令和6年度」 = 「R6」 = 「２０２�
 """
 from __future__ import annotations
 
+import functools
 import re
+import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -49,11 +52,17 @@ def year_key(value: str) -> str:
     return v
 
 
-def _municipality_parts(name: str) -> set[str]:
+@functools.lru_cache(maxsize=65536)
+def _municipality_parts(name: str) -> frozenset[str]:
     n = norm(name)
     parts = {n}
     parts.update(p for p in (norm(x) for x in _MULTI_SEP.split(name or "")) if p)
-    return parts
+    return frozenset(parts)
+
+
+@functools.lru_cache(maxsize=65536)
+def _prefecture_parts(pref: str) -> frozenset[str]:
+    return frozenset(_strip_suffix(norm(p)) for p in _MULTI_SEP.split(pref or "") if p.strip())
 
 
 #: ``QueryInfo.note`` of ``Engine.search`` when no chunk passes the filters (search/engine.py).
@@ -88,6 +97,62 @@ def no_match_message(filters: Filters | None) -> str:
             f" / No document matches all of these filters together: {describe_filters(filters, english=True)}.")
 
 
+@dataclass(frozen=True)
+class FilterKeys:
+    """The comparison forms of what filters read of one chunk (with its document's fallbacks):
+    computed once per chunk group by :class:`FilterIndex`, so that a filter over millions of
+    chunks normalises each distinct value once."""
+
+    municipalities: frozenset[str]
+    prefectures: frozenset[str]
+    kind: str
+    year: str
+
+
+def filter_keys(chunk: Any, doc: DocumentMeta | None = None) -> FilterKeys:
+    """:class:`FilterKeys` of ``chunk`` (a chunk or a chunk group): its municipality parts plus its
+    document's, its prefecture parts without 都/府/県 (else the document's), its kind and year key
+    (else the document's)."""
+    munis = _municipality_parts(chunk.municipality or "")
+    if doc is not None and doc.municipality:
+        munis |= _municipality_parts(doc.municipality)
+    return FilterKeys(
+        municipalities=munis,
+        prefectures=_prefecture_parts(chunk.prefecture or (doc.prefecture if doc else "") or ""),
+        kind=_norm_cached(chunk.kind or (doc.kind if doc else "") or ""),
+        year=_year_key_cached(chunk.year or (doc.year if doc else "") or ""),
+    )
+
+
+_norm_cached = functools.lru_cache(maxsize=65536)(norm)
+_year_key_cached = functools.lru_cache(maxsize=65536)(year_key)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """A ``Filters`` value in comparison form (empty set = the field is not filtered)."""
+
+    municipalities: frozenset[str]
+    prefectures: frozenset[str]
+    kinds: frozenset[str]
+    years: frozenset[str]
+
+    @classmethod
+    def of(cls, filters: Filters) -> "_Wanted":
+        return cls(
+            frozenset(norm(m) for m in filters.municipality or ()),
+            frozenset(_strip_suffix(norm(p)) for p in filters.prefecture or ()),
+            frozenset(norm(k) for k in filters.kind or ()),
+            frozenset(year_key(y) for y in filters.year or ()),
+        )
+
+    def admits(self, keys: FilterKeys) -> bool:
+        return ((not self.municipalities or not self.municipalities.isdisjoint(keys.municipalities))
+                and (not self.prefectures or not self.prefectures.isdisjoint(keys.prefectures))
+                and (not self.kinds or keys.kind in self.kinds)
+                and (not self.years or keys.year in self.years))
+
+
 def chunk_matches(chunk: Chunk, filters: Filters | None, doc: DocumentMeta | None = None) -> bool:
     """True when ``chunk`` passes every non-empty field of ``filters``.
 
@@ -97,26 +162,7 @@ def chunk_matches(chunk: Chunk, filters: Filters | None, doc: DocumentMeta | Non
     """
     if filters is None or filters.is_empty():
         return True
-    if filters.municipality:
-        have = _municipality_parts(chunk.municipality)
-        if doc is not None and doc.municipality:
-            have |= _municipality_parts(doc.municipality)
-        if not any(norm(m) in have for m in filters.municipality):
-            return False
-    if filters.prefecture:
-        pref = chunk.prefecture or (doc.prefecture if doc else "")
-        have = {_strip_suffix(norm(p)) for p in _MULTI_SEP.split(pref or "") if p.strip()}
-        if not any(_strip_suffix(norm(p)) in have for p in filters.prefecture):
-            return False
-    if filters.kind:
-        kind = norm(chunk.kind or (doc.kind if doc else ""))
-        if not any(norm(k) == kind for k in filters.kind):
-            return False
-    if filters.year:
-        year = year_key(chunk.year or (doc.year if doc else ""))
-        if not any(year_key(y) == year for y in filters.year):
-            return False
-    return True
+    return _Wanted.of(filters).admits(filter_keys(chunk, doc))
 
 
 def allowed_mask(
@@ -146,9 +192,10 @@ class FilterIndex:
 
     Chunks are grouped by the values :func:`chunk_matches` depends on (municipality,
     prefecture, kind, year, doc_id — in practice a handful of groups per document). A filter is
-    evaluated once per group with :func:`chunk_matches` (so the result is exactly that of
+    evaluated once per group on its :class:`FilterKeys`, computed when the index opens (the same test as
+    :func:`chunk_matches`, so the result is exactly that of
     :func:`allowed_mask`) and expanded to chunks with one numpy gather; the last
-    :data:`MASK_CACHE_SIZE` masks / id arrays are cached per ``Filters`` value (thread-safe,
+    :data:`MASK_CACHE_SIZE` id arrays are cached per ``Filters`` value (thread-safe,
     read-only arrays). Build it again when the store changes.
     """
 
@@ -186,35 +233,67 @@ class FilterIndex:
         self.representatives: list[Any] = reps
         self._docs = [docs.get(c.doc_id) for c in reps]
         self.group_of: np.ndarray = gid
-        self._cache: LockedCache[Filters, tuple[np.ndarray, np.ndarray]] = LockedCache(self.MASK_CACHE_SIZE)
+        # chunks of one group come in runs (a document's chunks are contiguous): a filter's ids
+        # are expanded from the runs of the groups it admits
+        starts = np.flatnonzero(np.diff(gid)) + 1 if len(gid) else np.zeros(0, np.int64)
+        self._run_start = np.concatenate([[0], starts]).astype(np.int64) if len(gid) else starts
+        self._run_end = np.append(self._run_start[1:], len(gid)).astype(np.int64)
+        self._run_gid = gid[self._run_start] if len(gid) else np.zeros(0, np.int32)
+        self._cache: LockedCache[Filters, np.ndarray] = LockedCache(self.MASK_CACHE_SIZE)
+        self._keys: list[FilterKeys] | None = None
+        self._by_municipality: dict[str, list[int]] = {}
+        self._keys_lock = threading.Lock()
+        self._group_keys()  # once per snapshot (≈ 0.1 s for 17k groups at 5M chunks), not at the first filter
 
-    def _lookup(self, filters: Filters) -> tuple[np.ndarray, np.ndarray]:
+    def _group_keys(self) -> tuple[list[FilterKeys], dict[str, list[int]]]:
+        """:func:`filter_keys` of every group and the groups of each municipality form,
+        computed once, when the index is opened (thread-safe)."""
+        with self._keys_lock:
+            if self._keys is None:
+                keys = [filter_keys(c, d) for c, d in zip(self.representatives, self._docs)]
+                by_muni: dict[str, list[int]] = {}
+                for g, k in enumerate(keys):
+                    for m in k.municipalities:
+                        by_muni.setdefault(m, []).append(g)
+                self._keys, self._by_municipality = keys, by_muni
+            return self._keys, self._by_municipality
+
+    def _lookup(self, filters: Filters) -> np.ndarray:
         hit = self._cache.get(filters)
         if hit is not None:
             return hit
-        ok = np.fromiter(
-            (chunk_matches(c, filters, d) for c, d in zip(self.representatives, self._docs)),
-            dtype=bool, count=len(self.representatives),
-        )
-        mask = ok[self.group_of] if self.n_chunks else np.zeros(0, dtype=bool)
-        ids = np.flatnonzero(mask)
-        mask.setflags(write=False)
+        wanted = _Wanted.of(filters)
+        keys, by_muni = self._group_keys()
+        ok = np.zeros(len(keys), dtype=bool)
+        if wanted.municipalities:  # only the named municipalities' groups can pass
+            cand = sorted({g for m in wanted.municipalities for g in by_muni.get(m, ())})
+            ok[[g for g in cand if wanted.admits(keys[g])]] = True
+        else:
+            ok[:] = np.fromiter((wanted.admits(g) for g in keys), dtype=bool, count=len(keys))
+        run_ok = ok[self._run_gid]
+        starts, ends = self._run_start[run_ok], self._run_end[run_ok]
+        lengths = ends - starts
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        ids = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - offsets, lengths)
         ids.setflags(write=False)
-        self._cache.put(filters, (mask, ids))
-        return mask, ids
+        self._cache.put(filters, ids)
+        return ids
 
     def mask(self, filters: Filters | None) -> np.ndarray | None:
         """Read-only boolean mask of the chunks passing ``filters`` (None when ``filters`` is empty);
         equal to ``allowed_mask(chunks, filters, documents)``."""
         if filters is None or filters.is_empty():
             return None
-        return self._lookup(filters)[0]
+        mask = np.zeros(self.n_chunks, dtype=bool)
+        mask[self._lookup(filters)] = True
+        mask.setflags(write=False)
+        return mask
 
     def allowed_ids(self, filters: Filters | None) -> np.ndarray | None:
         """Read-only sorted ids (``np.flatnonzero`` of :meth:`mask`), or None when ``filters`` is empty."""
         if filters is None or filters.is_empty():
             return None
-        return self._lookup(filters)[1]
+        return self._lookup(filters)
 
 
 def detect_municipalities(query: str, names: "Iterable[str] | MunicipalityNames") -> list[str]:

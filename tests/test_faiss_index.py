@@ -68,6 +68,38 @@ def test_compressed_kinds_rescored_reach_exact_recall(data, kind: str) -> None:
         assert _recall(raw, truth) < _recall(found, truth)
 
 
+def test_compressed_kind_narrow_filter_is_exact(data) -> None:
+    """A municipality-sized filter on a compressed index (stored vectors) returns exactly the
+    best allowed chunks with their exact scores, for one vector and for a batch; a filter above
+    ``EXACT_SUBSET_MAX`` still returns only allowed ids."""
+    import index.store as store_mod
+
+    X, Q = data
+    index = fi.build_faiss(X, "ivfsq8", DIM)
+    stored = X.astype(np.float16)
+    store = _store(index, stored)
+    allowed = np.sort(np.random.default_rng(2).choice(len(X), size=300, replace=False))
+    exact_all = stored[allowed].astype(np.float32) @ Q[:5].T
+    for r, q in enumerate(Q[:5]):
+        scores, ids = store.dense_search(q, 10, allowed=allowed)
+        order = np.argsort(-exact_all[:, r], kind="stable")[:10]
+        assert ids.tolist() == allowed[order].tolist()
+        assert np.allclose(scores, exact_all[order, r], atol=1e-5)
+    _, batch = store.dense_search(Q[:5], 10, allowed=allowed)
+    assert batch[0].tolist() == store.dense_search(Q[0], 10, allowed=allowed)[1].tolist()
+    small = allowed[:4]  # fewer allowed chunks than k: all of them, no padding ids
+    assert sorted(store.dense_search(Q[0], 10, allowed=small)[1].tolist()) == small.tolist()
+    wide = np.arange(0, len(X), 2)
+    assert len(wide) > 0
+    old = store_mod.EXACT_SUBSET_MAX
+    store_mod.EXACT_SUBSET_MAX = 10  # force the selector path
+    try:
+        _, ids = store.dense_search(Q[:3], 10, allowed=wide)
+    finally:
+        store_mod.EXACT_SUBSET_MAX = old
+    assert set(ids[ids >= 0].tolist()) <= set(wide.tolist())
+
+
 def test_pq_sub_quantisers_divide_the_dimension() -> None:
     assert fi.pq_m(384) == 48 and fi.pq_m(768) == 96
     assert all(d % fi.pq_m(d) == 0 for d in (8, 100, 384, 1000))
