@@ -106,7 +106,7 @@ def test_near_duplicates_of_one_municipality_are_demoted() -> None:
     # A's second passage nearly repeats its first (two budget rows of one table); A's third says
     # something else. B's passage is a near copy of A's first but belongs to another municipality.
     ranked = ["a1", "a1copy", "a_other", "b1"]
-    scores = {"a1": 10.0, "a1copy": 9.5, "a_other": 8.0, "b1": 7.0}
+    scores = {"a1": 10.0, "a1copy": 9.5, "a_other": 9.0, "b1": 7.0}
     vecs = np.stack([_unit(1, 0, 0), _unit(1, 0.05, 0), _unit(0, 1, 0), _unit(1, 0.01, 0)])
     group = {"a1": "A", "a1copy": "A", "a_other": "A", "b1": "B"}.__getitem__
     out = demote_near_duplicates(ranked, scores, group, vecs, sim_from=0.9, weight=0.25)
