@@ -23,7 +23,6 @@ from search.answers import ANSWER_THRESHOLD, _best_per_municipality, _dense01, _
 from search.answers.signals import (
     ANSWER_ALT_DENSE,
     ANSWER_ALT_SCORE,
-    ROW_MIN_FUSED_REL,
     W_BM25,
     W_DENSE,
 )
@@ -76,15 +75,14 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
 
 def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w_dense: float = W_DENSE,
                   w_bm25: float = W_BM25, within: float | None = None, alt_at: float | None = None,
-                  alt_dense: float = ANSWER_ALT_DENSE, fused_rel_at: float = 0.0) -> dict[str, float]:
+                  alt_dense: float = ANSWER_ALT_DENSE) -> dict[str, float]:
     """The answer table's answered/declined rates and municipality precision/recall if the
     answer threshold were ``answer_at`` and the row threshold ``row_at`` (on the evidence score
     coverage + w_dense·dense01 + w_bm25·min(bm25n, 1)); ``within``: a row below ``answer_at`` must
     also score at least the top row's score minus this. ``alt_at``: a question is also answered
-    when its best row scores this with dense01 ≥ ``alt_dense``; ``fused_rel_at``: a row below
-    ``answer_at`` (other than the best) must also have a relative fused score this high.
-    ``table_metrics(rows, SCORE_MID, ROW_SCORE, within=ROW_WITHIN, alt_at=ANSWER_ALT_SCORE,
-    fused_rel_at=ROW_MIN_FUSED_REL)`` is what search.answers.municipality_answer does."""
+    when its best row scores this with dense01 ≥ ``alt_dense``. ``table_metrics(rows, SCORE_MID,
+    ROW_SCORE, within=ROW_WITHIN, alt_at=ANSWER_ALT_SCORE)`` is what
+    search.answers.municipality_answer does."""
     by_q: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_q.setdefault(r["id"], []).append(r)
@@ -98,8 +96,7 @@ def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w
         answered = top >= answer_at or (alt_at is not None and best is not None and top >= alt_at
                                         and best["dense01"] >= alt_dense)
         floor = row_at if within is None else min(answer_at, max(row_at, top - within))
-        listed = [r for r, sc in zip(qrows, scores) if answered and (
-            r is best or sc >= answer_at or (sc >= floor and r["fused_rel"] >= fused_rel_at))]
+        listed = [r for r, sc in zip(qrows, scores) if answered and (r is best or sc >= floor)]
         if qrows[0]["answerable"]:
             ans_n += 1
             ans_ok += answered

@@ -81,7 +81,6 @@ from search.answers.signals import (
     DENSE_HI,
     DENSE_LO,
     NOT_FOUND,
-    ROW_MIN_FUSED_REL,
     ROW_SCORE,
     ROW_THRESHOLD,
     ROW_WITHIN,
@@ -105,7 +104,6 @@ from search.answers.which import (
     _best_per_municipality,
     _group_by_municipality,
     _make_row,
-    fused_share,
     is_answered,
     keeps_row,
     municipality_answer,
@@ -114,7 +112,7 @@ from search.question import ANSWER_FRAME_TERMS, FRAME_SUFFIXES  # re-exported: t
 
 __all__ = [
     "ANSWER_ALT_DENSE", "ANSWER_ALT_SCORE", "ANSWER_THRESHOLD", "COMPARE_MIN_SCORE", "DENSE_HI", "DENSE_LO", "NOT_FOUND", "PICK_MAX_DENSE",
-    "ROW_MIN_FUSED_REL", "ROW_SCORE", "ROW_THRESHOLD", "ROW_WITHIN", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
+    "ROW_SCORE", "ROW_THRESHOLD", "ROW_WITHIN", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
     "WORDING_CANDIDATE_CHUNKS", "WORDING_MAX_DENSE",
     "AnswerRow", "ComparisonColumn", "ComparisonEntry", "ComparisonTable", "Evidence", "MunicipalityAnswer",
     "OtherCitation", "Signals", "WordingHit", "WordingResult",

@@ -41,14 +41,12 @@ ANSWER_THRESHOLD = 0.5
 #: dense similarity does not (tune half, docs/answers.md "Round 2").
 ANSWER_ALT_SCORE = 1.45
 ANSWER_ALT_DENSE = 0.8
-#: Further rows are listed when their score reaches ROW_SCORE, lies within ROW_WITHIN of the best
-#: row's score and the search ranked the municipality's passage high: its fused score at least
-#: ROW_MIN_FUSED_REL of the way from the lowest to the highest of the results scored (precision/
-#: recall trade-off in docs/answers.md); a row reaching SCORE_MID is always listed. ROW_THRESHOLD
-#: is ROW_SCORE as a confidence (≈ 0.02): listed rows below 0.6 show as 低.
-ROW_SCORE = 1.2
+#: Further rows are listed when their score reaches ROW_SCORE and lies within ROW_WITHIN of the
+#: best row's score (precision/recall trade-off in docs/answers.md, round 2 on the tune half); a
+#: row reaching SCORE_MID is always listed. ROW_THRESHOLD is ROW_SCORE as a confidence (≈ 0.04):
+#: listed rows below 0.6 show as 低.
+ROW_SCORE = 1.3
 ROW_WITHIN = 0.9
-ROW_MIN_FUSED_REL = 0.4
 ROW_THRESHOLD = 1.0 / (1.0 + math.exp(-STEEPNESS * (ROW_SCORE - SCORE_MID)))
 #: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.01; 0.75 on
 #: the earlier 0–1.75 scale, scaled with the weights): a

@@ -14,7 +14,6 @@ from search.answers.signals import (
     ANSWER_ALT_SCORE,
     ANSWER_THRESHOLD,
     NEAR_ROWS,
-    ROW_MIN_FUSED_REL,
     ROW_SCORE,
     ROW_WITHIN,
     SCORE_MID,
@@ -54,16 +53,6 @@ def _best_per_municipality(q: _Query, results: Sequence[Result]) -> list[tuple[R
     return sorted(best.values(), key=lambda rs: -rs[1].confidence())
 
 
-def fused_share(results: Sequence[Result]) -> "dict[str, float]":
-    """Per chunk id, how high the search placed a result: ``(score − lowest) / (highest − lowest)``
-    of the fused scores of ``results`` (1.0 for all when they are equal)."""
-    scores = [float(r.score) for r in results]
-    if not scores:
-        return {}
-    top, lo = max(scores), min(scores)
-    return {r.chunk.chunk_id: ((float(r.score) - lo) / (top - lo) if top > lo else 1.0) for r in results}
-
-
 def is_answered(top: Signals) -> bool:
     """Whether the best row answers the question: confidence ≥ :data:`ANSWER_THRESHOLD`, or score
     ≥ :data:`ANSWER_ALT_SCORE` with dense01 ≥ :data:`ANSWER_ALT_DENSE` (docs/answers.md)."""
@@ -71,14 +60,11 @@ def is_answered(top: Signals) -> bool:
         top.score() >= ANSWER_ALT_SCORE and _dense01(top.dense) >= ANSWER_ALT_DENSE)
 
 
-def keeps_row(sig: Signals, top_score: float, fused_rel: float) -> bool:
+def keeps_row(sig: Signals, top_score: float) -> bool:
     """Whether a row other than the best is listed: score ≥ :data:`SCORE_MID`, or score ≥
-    :data:`ROW_SCORE`, within :data:`ROW_WITHIN` of ``top_score`` and ranked by the search at least
-    :data:`ROW_MIN_FUSED_REL` of the way up (``fused_rel``, :func:`fused_share`)."""
+    :data:`ROW_SCORE` and within :data:`ROW_WITHIN` of ``top_score``."""
     s = sig.score()
-    if s >= SCORE_MID:
-        return True
-    return s >= ROW_SCORE and s >= top_score - ROW_WITHIN and fused_rel >= ROW_MIN_FUSED_REL
+    return s >= SCORE_MID or (s >= ROW_SCORE and s >= top_score - ROW_WITHIN)
 
 
 def municipality_answer(engine: Any, query: str, filters: Filters | None = None, k: int = 50) -> MunicipalityAnswer:
@@ -88,9 +74,8 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
     ranks every municipality's best passage first), scores each municipality's best few with
     :class:`Signals` (dense cosine, BM25 per query term, coverage of the question's content
     lemmas) into a calibrated confidence, and keeps the municipalities whose best passage's
-    score reaches :data:`SCORE_MID` (confidence 0.5), or reaches :data:`ROW_SCORE`, lies
-    within :data:`ROW_WITHIN` of the best row's and was ranked high by the search
-    (:func:`keeps_row`). If the best one does not answer (:func:`is_answered`: confidence below
+    score reaches :data:`SCORE_MID` (confidence 0.5), or reaches :data:`ROW_SCORE` and lies
+    within :data:`ROW_WITHIN` of the best row's (:func:`keeps_row`). If the best one does not answer (:func:`is_answered`: confidence below
     :data:`ANSWER_THRESHOLD` and not the close-in-meaning route) the answer is ``answered=False`` with the message 「確かな該当は見つかりませんでした。近い箇所: …」
     and the :data:`NEAR_ROWS` nearest rows in ``near`` (shown as 低, never as an answer).
     """
@@ -111,11 +96,9 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
         msg = f"確かな該当は見つかりませんでした。近い箇所: {cites}"
         return MunicipalityAnswer(query, False, [], msg, near[0], near=near, question_type=qtype)
     # The best row and a municipality that would answer the question on its own (score ≥
-    # SCORE_MID) are always listed; a weaker one only when it reaches ROW_SCORE, lies within
-    # ROW_WITHIN of the best and the search ranked its passage high (keeps_row).
-    share = fused_share(results)
-    rows = [_make_row(engine, q, r, s) for i, (r, s) in enumerate(scored)
-            if i == 0 or keeps_row(s, top_s.score(), share.get(r.chunk.chunk_id, 0.0))]
+    # SCORE_MID) are always listed; a weaker one only when it reaches ROW_SCORE and lies within
+    # ROW_WITHIN of the best (keeps_row).
+    rows = [_make_row(engine, q, r, s) for i, (r, s) in enumerate(scored) if i == 0 or keeps_row(s, top_s.score())]
     rows.sort(key=lambda r: -r.confidence)
     msg = f"{len(rows)} 自治体が該当します。"
     return MunicipalityAnswer(query, True, rows, msg, None, question_type=qtype)
