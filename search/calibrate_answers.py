@@ -20,7 +20,12 @@ from typing import Any
 import numpy as np
 
 from search.answers import ANSWER_THRESHOLD, _best_per_municipality, _dense01, _Query
-from search.answers.signals import W_BM25, W_DENSE
+from search.answers.signals import (
+    ANSWER_ALT_DENSE,
+    ANSWER_ALT_SCORE,
+    W_BM25,
+    W_DENSE,
+)
 from search.sentences import compact
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_queries.jsonl"
@@ -69,11 +74,15 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
 
 
 def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w_dense: float = W_DENSE,
-                  w_bm25: float = W_BM25, within: float | None = None) -> dict[str, float]:
+                  w_bm25: float = W_BM25, within: float | None = None, alt_at: float | None = None,
+                  alt_dense: float = ANSWER_ALT_DENSE) -> dict[str, float]:
     """The answer table's answered/declined rates and municipality precision/recall if the
     answer threshold were ``answer_at`` and the row threshold ``row_at`` (on the evidence score
     coverage + w_dense·dense01 + w_bm25·min(bm25n, 1)); ``within``: a row below ``answer_at`` must
-    also score at least the top row's score minus this."""
+    also score at least the top row's score minus this. ``alt_at``: a question is also answered
+    when its best row scores this with dense01 ≥ ``alt_dense``. ``table_metrics(rows, SCORE_MID,
+    ROW_SCORE, within=ROW_WITHIN, alt_at=ANSWER_ALT_SCORE)`` is what
+    search.answers.municipality_answer does."""
     by_q: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
         by_q.setdefault(r["id"], []).append(r)
@@ -83,9 +92,11 @@ def table_metrics(rows: list[dict[str, Any]], answer_at: float, row_at: float, w
     for qrows in by_q.values():
         scores = [r["coverage"] + w_dense * r["dense01"] + w_bm25 * min(r["bm25_norm"], 1.0) for r in qrows]
         top = max(scores) if scores else -1.0
-        answered = top >= answer_at
+        best = qrows[scores.index(top)] if scores else None
+        answered = top >= answer_at or (alt_at is not None and best is not None and top >= alt_at
+                                        and best["dense01"] >= alt_dense)
         floor = row_at if within is None else min(answer_at, max(row_at, top - within))
-        listed = [r for r, sc in zip(qrows, scores) if answered and sc >= floor]
+        listed = [r for r, sc in zip(qrows, scores) if answered and (r is best or sc >= floor)]
         if qrows[0]["answerable"]:
             ans_n += 1
             ans_ok += answered
@@ -135,7 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     top = [r for r in rows if r["rank"] == 1]
     print()
     for r in top:
-        verdict = "answered" if r["confidence"] >= ANSWER_THRESHOLD else "NOT answered"
+        ok = r["confidence"] >= ANSWER_THRESHOLD or (r["score"] >= ANSWER_ALT_SCORE and r["dense01"] >= ANSWER_ALT_DENSE)
+        verdict = "answered" if ok else "NOT answered"
         print(f"{r['id']} answerable={r['answerable']} top={r['municipality']} rel={r['relevant']} "
               f"conf={r['confidence']:.2f} -> {verdict}")
     if args.fit:

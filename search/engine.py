@@ -33,7 +33,7 @@ from corpus.records import Chunk
 from index.config import Settings, load_settings
 from index.errors import IndexMismatchError
 from search.filters import NOTE_NO_CHUNK_PASSES, FilterIndex, MunicipalityNames
-from search.fusion import METHODS, cap_per_group, fuse, sort_scores, spread_groups
+from search.fusion import METHODS, cap_per_group, demote_near_duplicates, fuse, sort_scores, spread_groups
 from search.highlight import bm25_idf
 from search.highlight import highlight as highlight_spans
 from search.question import MAX_QUESTION_CHARS, QUESTION_FRAME_TERMS, clip_question
@@ -43,6 +43,14 @@ from search.sides import interleave, split_sides
 
 #: Question types whose ranking spreads over municipalities (each one's best passage first).
 SPREAD_TYPES = ("which", "compare")
+#: Which/compare ranking demotes a passage that nearly repeats one of its municipality already
+#: placed (search.fusion.demote_near_duplicates): cosine above DUP_SIM counts, a full duplicate
+#: loses DUP_WEIGHT of the candidates' score range. Chosen on the tune half of
+#: search/eval_data/questions_v2.jsonl (docs/quality.md, "round 2"); only the best
+#: DEDUP_CANDIDATES candidates are re-ranked (the rest follow in score order).
+DUP_SIM = 0.9
+DUP_WEIGHT = 0.25
+DEDUP_CANDIDATES = 100
 
 MODES = ("hybrid", "dense", "bm25")
 #: Candidates taken from each retriever before fusion.
@@ -503,6 +511,11 @@ class Engine:
         ranked = sort_scores(fused)
         cap = self.settings.per_municipality_cap if per_municipality_cap is None else per_municipality_cap
         if qtype in SPREAD_TYPES and per_municipality_cap is None:
+            head = ranked[:DEDUP_CANDIDATES]
+            if DUP_WEIGHT > 0 and len(head) > 1:
+                head = demote_near_duplicates(head, fused, store.municipality_of, store.vectors(head),
+                                              DUP_SIM, DUP_WEIGHT)
+            ranked = head + ranked[DEDUP_CANDIDATES:]
             ranked = spread_groups(ranked, fused, store.municipality_of, self.settings.spread_floor, cap,
                                    cap_group_of=store.doc_id_of)[:k]
         else:

@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
 
+import numpy as np
+
 K = TypeVar("K", bound=Hashable)
 
 METHODS = ("rrf", "minmax", "zscore")
@@ -176,3 +178,44 @@ def spread_groups(
     for key in first:
         placed[cg(key)] = placed.get(cg(key), 0) + 1
     return first + cap_per_group(rest, cg, cap, placed=placed)
+
+
+def demote_near_duplicates(
+    ranked: Sequence[K],
+    scores: Mapping[K, float],
+    group_of: Callable[[K], str],
+    vectors: np.ndarray,
+    sim_from: float,
+    weight: float,
+) -> list[K]:
+    """Greedy MMR inside groups: re-rank ``ranked`` so that an item nearly repeating a passage of
+    its own group (municipality) already placed follows items that add something new.
+
+    Each step places the item with the highest ``score − weight · span · dup``, where ``span`` is
+    the score range of ``ranked`` (so ``weight`` means the same in every retrieval mode) and
+    ``dup = max(0, (s − sim_from) / (1 − sim_from))`` for ``s`` the highest cosine between the
+    item's ``vectors`` row (L2-normalised, one per item of ``ranked``) and the items of its group
+    placed before it. Items of other groups never penalise each other, and a group's best item
+    keeps its score. ``weight <= 0`` returns ``ranked`` unchanged.
+    """
+    n = len(ranked)
+    if weight <= 0 or n < 2:
+        return list(ranked)
+    base = np.array([scores[key] for key in ranked], dtype=np.float64)
+    span = float(base.max() - base.min())
+    if span <= 1e-12:
+        return list(ranked)
+    groups = [group_of(key) for key in ranked]
+    sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
+    same = np.array([[a == b for b in groups] for a in groups])
+    dup = np.where(same, np.clip((sims - sim_from) / max(1e-6, 1.0 - sim_from), 0.0, 1.0), 0.0)
+    worst = np.zeros(n)  # highest dup against a placed item of the same group
+    left = np.ones(n, dtype=bool)
+    order: list[int] = []
+    for _ in range(n):
+        val = np.where(left, base - weight * span * worst, -np.inf)
+        j = int(np.argmax(val))  # ties: the earlier item
+        order.append(j)
+        left[j] = False
+        worst = np.maximum(worst, dup[j])
+    return [ranked[j] for j in order]

@@ -156,6 +156,22 @@ def test_unanswered_text_is_plain() -> None:
     assert json.loads(json.dumps(ans.to_dict(), ensure_ascii=False))["answered"] is False
 
 
+def test_answered_when_the_best_passage_is_close_in_meaning() -> None:
+    from search.answers import ANSWER_ALT_SCORE, SCORE_MID, Signals, is_answered, keeps_row
+
+    # a question worded unlike its passage: few of its words occur, but the passage means it
+    close = Signals(dense=0.885, bm25=3.0, bm25_norm=0.6, coverage=0.25)
+    assert ANSWER_ALT_SCORE <= close.score() < SCORE_MID and is_answered(close)
+    # the same score made of shared words with a passage that means something else is declined
+    wordy = Signals(dense=0.85, bm25=2.0, bm25_norm=0.4, coverage=0.5)
+    assert ANSWER_ALT_SCORE <= wordy.score() < SCORE_MID and not is_answered(wordy)
+    # a weaker row is listed when it lies within ROW_WITHIN of the best row
+    row = Signals(dense=0.86, bm25=2.0, bm25_norm=0.5, coverage=0.4)
+    assert keeps_row(row, top_score=2.3) and not keeps_row(row, top_score=2.5)
+    strong = Signals(dense=0.9, bm25=5.0, bm25_norm=1.0, coverage=0.5)
+    assert keeps_row(strong, top_score=2.75)  # answers on its own: always listed
+
+
 # ------------------------------------------------------------------ real index, real model
 
 

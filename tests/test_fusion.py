@@ -1,13 +1,24 @@
 """search.fusion and search.filters: pure functions, known values (sentences: tests/test_sentences.py)."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus.records import Chunk
 from search.filters import chunk_matches, detect_municipalities, norm, year_key
-from search.fusion import cap_per_group, fuse, minmax, ranks, rrf, sort_scores, weighted_sum, zscore
+from search.fusion import (
+    cap_per_group,
+    demote_near_duplicates,
+    fuse,
+    minmax,
+    ranks,
+    rrf,
+    sort_scores,
+    weighted_sum,
+    zscore,
+)
 from search.records import Filters
 
 
@@ -84,6 +95,31 @@ def _chunk(**kw) -> Chunk:
     )
     base.update(kw)
     return Chunk(**base)
+
+
+def _unit(*xs: float) -> np.ndarray:
+    v = np.array(xs, dtype=np.float32)
+    return v / np.linalg.norm(v)
+
+
+def test_near_duplicates_of_one_municipality_are_demoted() -> None:
+    # A's second passage nearly repeats its first (two budget rows of one table); A's third says
+    # something else. B's passage is a near copy of A's first but belongs to another municipality.
+    ranked = ["a1", "a1copy", "a_other", "b1"]
+    scores = {"a1": 10.0, "a1copy": 9.5, "a_other": 9.0, "b1": 7.0}
+    vecs = np.stack([_unit(1, 0, 0), _unit(1, 0.05, 0), _unit(0, 1, 0), _unit(1, 0.01, 0)])
+    group = {"a1": "A", "a1copy": "A", "a_other": "A", "b1": "B"}.__getitem__
+    out = demote_near_duplicates(ranked, scores, group, vecs, sim_from=0.9, weight=0.25)
+    assert out[:2] == ["a1", "a_other"]  # the distinct passage overtakes the near copy
+    # another municipality's copy of A's first passage is not penalised
+    scores_b = {"a1": 10.0, "a1copy": 9.5, "a_other": 9.0, "b1": 9.2}
+    out_b = demote_near_duplicates(ranked, scores_b, group, vecs, sim_from=0.9, weight=1.0)
+    assert out_b == ["a1", "b1", "a_other", "a1copy"]
+    assert sorted(out) == sorted(ranked)
+    # weight 0, or nothing similar: the order is kept
+    assert demote_near_duplicates(ranked, scores, group, vecs, 0.9, 0.0) == ranked
+    far = np.stack([_unit(1, 0, 0), _unit(0, 1, 0), _unit(0, 0, 1), _unit(1, 1, 1)])
+    assert demote_near_duplicates(ranked, scores, group, far, 0.9, 0.25) == ranked
 
 
 def test_chunk_matches_each_field() -> None:

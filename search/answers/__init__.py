@@ -74,6 +74,8 @@ from search.answers.records import (
 from search.answers.signals import (
     _MIN_SENTENCE,
     _PER_MUNI_SCORED,
+    ANSWER_ALT_DENSE,
+    ANSWER_ALT_SCORE,
     ANSWER_THRESHOLD,
     COMPARE_MIN_SCORE,
     DENSE_HI,
@@ -98,11 +100,18 @@ from search.answers.signals import (
     _term_weight,
     _tokenizer,
 )
-from search.answers.which import _best_per_municipality, _group_by_municipality, _make_row, municipality_answer
+from search.answers.which import (
+    _best_per_municipality,
+    _group_by_municipality,
+    _make_row,
+    is_answered,
+    keeps_row,
+    municipality_answer,
+)
 from search.question import ANSWER_FRAME_TERMS, FRAME_SUFFIXES  # re-exported: tests check they are the one home's
 
 __all__ = [
-    "ANSWER_THRESHOLD", "COMPARE_MIN_SCORE", "DENSE_HI", "DENSE_LO", "NOT_FOUND", "PICK_MAX_DENSE",
+    "ANSWER_ALT_DENSE", "ANSWER_ALT_SCORE", "ANSWER_THRESHOLD", "COMPARE_MIN_SCORE", "DENSE_HI", "DENSE_LO", "NOT_FOUND", "PICK_MAX_DENSE",
     "ROW_SCORE", "ROW_THRESHOLD", "ROW_WITHIN", "SCORE_MID", "STATUS_FIELDS", "STEEPNESS", "W_BM25", "W_DENSE",
     "WORDING_CANDIDATE_CHUNKS", "WORDING_MAX_DENSE",
     "AnswerRow", "ComparisonColumn", "ComparisonEntry", "ComparisonTable", "Evidence", "MunicipalityAnswer",

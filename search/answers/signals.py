@@ -34,13 +34,19 @@ W_BM25 = 0.75
 #: Confidence = sigmoid(STEEPNESS·(score − SCORE_MID)): 0.5 at SCORE_MID, ≈0.9 at SCORE_MID + 0.27.
 SCORE_MID = 1.7
 STEEPNESS = 8.0
-#: The best row must reach this for the question to count as answered (score ≥ SCORE_MID).
+#: The best row must reach this for the question to count as answered (score ≥ SCORE_MID) …
 ANSWER_THRESHOLD = 0.5
+#: … or reach ANSWER_ALT_SCORE with a passage close in meaning (dense01 ≥ ANSWER_ALT_DENSE, cosine
+#: ≥ 0.87): word coverage alone lifts unanswerable questions' best rows to the same scores, the
+#: dense similarity does not (tune half, docs/answers.md "Round 2").
+ANSWER_ALT_SCORE = 1.45
+ANSWER_ALT_DENSE = 0.8
 #: Further rows are listed when their score reaches ROW_SCORE and lies within ROW_WITHIN of the
-#: best row's score (precision/recall trade-off in docs/answers.md); a row reaching SCORE_MID is
-#: always listed. ROW_THRESHOLD is ROW_SCORE as a confidence (≈ 0.02): listed rows below 0.6 show as 低.
-ROW_SCORE = 1.2
-ROW_WITHIN = 0.7
+#: best row's score (precision/recall trade-off in docs/answers.md, round 2 on the tune half); a
+#: row reaching SCORE_MID is always listed. ROW_THRESHOLD is ROW_SCORE as a confidence (≈ 0.04):
+#: listed rows below 0.6 show as 低.
+ROW_SCORE = 1.3
+ROW_WITHIN = 0.9
 ROW_THRESHOLD = 1.0 / (1.0 + math.exp(-STEEPNESS * (ROW_SCORE - SCORE_MID)))
 #: A comparison cell lists items whose evidence score reaches this (confidence ≈ 0.01; 0.75 on
 #: the earlier 0–1.75 scale, scaled with the weights): a

@@ -9,7 +9,20 @@ from typing import Any
 from search.answers.embed import _pinned
 from search.answers.pick import _key_sentence_fields, not_found_message
 from search.answers.records import AnswerRow, MunicipalityAnswer
-from search.answers.signals import ANSWER_THRESHOLD, NEAR_ROWS, ROW_SCORE, ROW_WITHIN, SCORE_MID, _PER_MUNI_SCORED, Signals, _chunk_signals, _Query
+from search.answers.signals import (
+    ANSWER_ALT_DENSE,
+    ANSWER_ALT_SCORE,
+    ANSWER_THRESHOLD,
+    NEAR_ROWS,
+    ROW_SCORE,
+    ROW_WITHIN,
+    SCORE_MID,
+    _PER_MUNI_SCORED,
+    Signals,
+    _chunk_signals,
+    _dense01,
+    _Query,
+)
 from search.question import clip_question
 from search.records import Filters, Result
 
@@ -40,6 +53,20 @@ def _best_per_municipality(q: _Query, results: Sequence[Result]) -> list[tuple[R
     return sorted(best.values(), key=lambda rs: -rs[1].confidence())
 
 
+def is_answered(top: Signals) -> bool:
+    """Whether the best row answers the question: confidence ≥ :data:`ANSWER_THRESHOLD`, or score
+    ≥ :data:`ANSWER_ALT_SCORE` with dense01 ≥ :data:`ANSWER_ALT_DENSE` (docs/answers.md)."""
+    return top.confidence() >= ANSWER_THRESHOLD or (
+        top.score() >= ANSWER_ALT_SCORE and _dense01(top.dense) >= ANSWER_ALT_DENSE)
+
+
+def keeps_row(sig: Signals, top_score: float) -> bool:
+    """Whether a row other than the best is listed: score ≥ :data:`SCORE_MID`, or score ≥
+    :data:`ROW_SCORE` and within :data:`ROW_WITHIN` of ``top_score``."""
+    s = sig.score()
+    return s >= SCORE_MID or (s >= ROW_SCORE and s >= top_score - ROW_WITHIN)
+
+
 def municipality_answer(engine: Any, query: str, filters: Filters | None = None, k: int = 50) -> MunicipalityAnswer:
     """Answer 「どの自治体が〜したか」: one row per municipality with evidence, or "not found".
 
@@ -48,8 +75,8 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
     :class:`Signals` (dense cosine, BM25 per query term, coverage of the question's content
     lemmas) into a calibrated confidence, and keeps the municipalities whose best passage's
     score reaches :data:`SCORE_MID` (confidence 0.5), or reaches :data:`ROW_SCORE` and lies
-    within :data:`ROW_WITHIN` of the best row's. If even the best one is below :data:`ANSWER_THRESHOLD` the
-    answer is ``answered=False`` with the message 「確かな該当は見つかりませんでした。近い箇所: …」
+    within :data:`ROW_WITHIN` of the best row's (:func:`keeps_row`). If the best one does not answer (:func:`is_answered`: confidence below
+    :data:`ANSWER_THRESHOLD` and not the close-in-meaning route) the answer is ``answered=False`` with the message 「確かな該当は見つかりませんでした。近い箇所: …」
     and the :data:`NEAR_ROWS` nearest rows in ``near`` (shown as 低, never as an answer).
     """
     query = clip_question(query)[0]  # no view tokenises more than MAX_QUESTION_CHARS
@@ -63,15 +90,15 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
         return MunicipalityAnswer(query, False, [], not_found_message(engine, "該当する取組は見つかりませんでした。"),
                                   None, question_type=qtype)
     top_r, top_s = scored[0]
-    if top_s.confidence() < ANSWER_THRESHOLD:
+    if not is_answered(top_s):
         near = [_make_row(engine, q, r, s) for r, s in scored[:NEAR_ROWS]]
         cites = "、".join(r.evidence.citation for r in near)
         msg = f"確かな該当は見つかりませんでした。近い箇所: {cites}"
         return MunicipalityAnswer(query, False, [], msg, near[0], near=near, question_type=qtype)
-    # A municipality that would answer the question on its own (score ≥ SCORE_MID) is always
-    # listed; a weaker one only when it reaches ROW_SCORE and lies within ROW_WITHIN of the best.
-    floor = min(SCORE_MID, max(ROW_SCORE, top_s.score() - ROW_WITHIN))
-    rows = [_make_row(engine, q, r, s) for r, s in scored if s.score() >= floor]
+    # The best row and a municipality that would answer the question on its own (score ≥
+    # SCORE_MID) are always listed; a weaker one only when it reaches ROW_SCORE and lies within
+    # ROW_WITHIN of the best (keeps_row).
+    rows = [_make_row(engine, q, r, s) for i, (r, s) in enumerate(scored) if i == 0 or keeps_row(s, top_s.score())]
     rows.sort(key=lambda r: -r.confidence)
     msg = f"{len(rows)} 自治体が該当します。"
     return MunicipalityAnswer(query, True, rows, msg, None, question_type=qtype)
