@@ -74,6 +74,18 @@ def tagger_slices(text: str, limit: int = MAX_TAGGER_CHARS) -> Iterator[tuple[in
         yield start, text[start:]
 
 
+def _features(word) -> tuple[str, str, str]:
+    """``(pos1, pos2, lemma)`` of a fugashi word (unidic: fields 0, 1 and 7 of its CSV feature;
+    "" when absent, as for unknown words). The raw string is split directly: building fugashi's
+    named tuple of 29 fields costs three times as much; a quoted field falls back to it."""
+    raw = word.feature_raw
+    if '"' in raw:
+        f = word.feature
+        return f.pos1 or "", f.pos2 or "", getattr(f, "lemma", None) or ""
+    parts = raw.split(",")
+    return parts[0], parts[1] if len(parts) > 1 else "", parts[7] if len(parts) > 7 else ""
+
+
 def morphemes(text: str) -> list[Morpheme]:
     """Tokenise ``text`` with fugashi; offsets are character offsets into ``text``.
 
@@ -89,12 +101,12 @@ def morphemes(text: str) -> list[Morpheme]:
                 start = pos
             end = start + len(surface)
             pos = end
-            f = w.feature
-            lemma = getattr(f, "lemma", None) or surface
+            pos1, pos2, lemma = _features(w)
+            lemma = lemma or surface
             # unidic lemmas of loanwords carry the source word: センター-center -> センター
             if "-" in lemma and not lemma.startswith("-"):
                 lemma = lemma.split("-", 1)[0] or surface
-            out.append(Morpheme(surface, f.pos1 or "", f.pos2 or "", lemma, offset + start, offset + end))
+            out.append(Morpheme(surface, pos1, pos2, lemma, offset + start, offset + end))
     return out
 
 

@@ -77,16 +77,19 @@ def _term_spans_from(tokens: Sequence[tuple[str, int, int]], terms: set[str]) ->
     return _merge([(s, e) for t, s, e in tokens if t in terms and e > s], "term")
 
 
-def term_spans(tokenizer: TokenizerLike, query: str, text: str) -> list[Span]:
+def term_spans(tokenizer: TokenizerLike, query: str, text: str, key: Hashable = None,
+               terms: set[str] | None = None) -> list[Span]:
     """Spans of ``text`` whose token (by fugashi lemma) is one of the query's terms.
 
     Overlapping or touching spans are merged (「学校」「給食」「センター」 → one span), so the list is
-    sorted, non-overlapping, and every span is a ``Span(kind="term")``.
+    sorted, non-overlapping, and every span is a ``Span(kind="term")``. ``key`` names the passage
+    for the tokenisation cache (:func:`passage_tokens`); ``terms`` are the query's terms when the
+    caller already has them (:func:`query_terms`).
     """
-    terms = query_terms(tokenizer, query)
+    terms = query_terms(tokenizer, query) if terms is None else terms
     if not terms or not text:
         return []
-    return _term_spans_from(tokenizer.tokenize_with_spans(text), terms)
+    return _term_spans_from(passage_tokens(tokenizer, text, key), terms)
 
 
 def _sentence_scores(

@@ -103,7 +103,7 @@ from search.answers.signals import (
 from search.answers.which import (
     _best_per_municipality,
     _group_by_municipality,
-    _make_row,
+    _make_rows,
     is_answered,
     keeps_row,
     municipality_answer,

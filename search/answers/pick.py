@@ -117,32 +117,61 @@ class _Pick:
     score: float
 
 
-def _pick_sentences(q: _Query, chunk: Chunk, n: int = 1, prefer_status: bool = True) -> list[_Pick]:
-    """The ``n`` sentences of ``chunk`` that best answer ``q``: lemma coverage and dense cosine."""
-    cands = chunk_sentences(chunk, prefer_status=prefer_status)
+def _candidates(q: _Query, chunk: Chunk, n: int, prefer_status: bool
+                ) -> tuple[list[tuple[int, int, str]], list[str], list[float], list[int]]:
+    """``(sentences, their one-line texts, lemma coverage, the ones to embed)`` of ``chunk``:
+    only the sentences with the most question concepts are embedded (PICK_MAX_DENSE of them, at
+    least n): a sentence that shares none of the question's words rarely beats one that does,
+    and each embedded sentence costs ≈ 2–5 ms on 2 cores."""
+    memo = q.__dict__.setdefault("_sentence_candidates", {})  # prefetch, then pick: computed once
+    key = (chunk.chunk_id, chunk.text, n, prefer_status)
+    hit = memo.get(key)
+    if hit is None:
+        cands = chunk_sentences(chunk, prefer_status=prefer_status)
+        texts = [one_line(chunk.text[a:b]) for a, b, _ in cands]
+        lex = [q.coverage(t) for t in texts]
+        keep = sorted(range(len(cands)), key=lambda i: (-lex[i], i))[: max(n, PICK_MAX_DENSE)]
+        hit = memo[key] = (cands, texts, lex, keep)
+    return hit
+
+
+def prefetch_key_sentences(q: _Query, chunks: Sequence[Chunk], prefer_status: bool = True) -> None:
+    """Embed the key-sentence candidates of all ``chunks`` in one batch (the answer views call
+    this for the rows they will show, so that ``_pick_sentences`` finds every vector cached)."""
+    texts = [t for c in chunks for cands, ts, _lex, keep in [_candidates(q, c, 1, prefer_status)]
+             for t in (ts[i] for i in keep)]
+    if texts:
+        _embed_passages(q.engine, list(dict.fromkeys(texts)))
+
+
+def _pick_sentences(q: _Query, chunk: Chunk, n: int = 1, prefer_status: bool = True,
+                    dense: bool = True) -> list[_Pick]:
+    """The ``n`` sentences of ``chunk`` that best answer ``q``: lemma coverage and dense cosine
+    (``dense=False``: lemma coverage alone, nothing embedded)."""
+    cands, texts, lex, keep = _candidates(q, chunk, n, prefer_status)
     if not cands:
         return []
-    texts = [one_line(chunk.text[a:b]) for a, b, _ in cands]
-    lex = [q.coverage(t) for t in texts]
-    # only the sentences with the most question concepts are embedded (PICK_MAX_DENSE of them, at
-    # least n): a sentence that shares none of the question's words rarely beats one that does,
-    # and each embedded sentence costs ≈ 3–5 ms on 2 cores
-    keep = sorted(range(len(cands)), key=lambda i: (-lex[i], i))[: max(n, PICK_MAX_DENSE)]
-    cos = _embed_passages(q.engine, [texts[i] for i in keep]) @ q.vec
-    scored = [
-        _Pick(cands[i][0], cands[i][1], cands[i][2], 0.5 * lex[i] + 0.5 * _dense01(float(c)))
-        for i, c in zip(keep, cos)
-    ]
+    if dense:
+        cos = _embed_passages(q.engine, [texts[i] for i in keep]) @ q.vec
+        scored = [_Pick(cands[i][0], cands[i][1], cands[i][2], 0.5 * lex[i] + 0.5 * _dense01(float(c)))
+                  for i, c in zip(keep, cos)]
+    else:
+        scored = [_Pick(cands[i][0], cands[i][1], cands[i][2], lex[i]) for i in keep]
     scored.sort(key=lambda p: (-p.score, p.start))
     return scored[:n]
 
 
-def _term_spans(engine: Any, q: _Query, text: str) -> list[Span]:
-    """The question's content terms in ``text`` (by lemma), as ``Span(kind="term")``."""
+def _term_spans(engine: Any, q: _Query, text: str, key: Any = None) -> list[Span]:
+    """The question's content terms in ``text`` (by lemma), as ``Span(kind="term")``; ``key``
+    names the passage for the tokenisation cache (the chunk id)."""
     try:
-        from search.highlight import term_spans
+        from search.highlight import query_terms, term_spans
 
-        spans = term_spans(_tokenizer(engine), q.text, text)
+        tok = _tokenizer(engine)
+        memo = q.__dict__
+        if "_highlight_terms" not in memo:  # the question's terms, once per question
+            memo["_highlight_terms"] = query_terms(tok, q.text)
+        spans = term_spans(tok, q.text, text, key=key, terms=memo["_highlight_terms"])
     except ImportError:  # pragma: no cover - highlight.py is part of the package
         spans = []
     content = set(q.terms)
@@ -165,14 +194,15 @@ def not_found_message(engine: Any, default: str) -> str:
 
 
 def _spans(engine: Any, q: _Query, chunk: Chunk, picks: Sequence[_Pick]) -> list[Span]:
-    return [Span(p.start, p.end, "sentence") for p in picks] + _term_spans(engine, q, chunk.text)
+    return [Span(p.start, p.end, "sentence") for p in picks] + _term_spans(engine, q, chunk.text, key=chunk.chunk_id)
 
 
-def _key_sentence_fields(engine: Any, q: _Query, result: Result) -> dict[str, Any]:
+def _key_sentence_fields(engine: Any, q: _Query, result: Result, dense: bool = True) -> dict[str, Any]:
     """The evidence, key sentence and spans of ``result`` shared by :class:`AnswerRow` and
-    :class:`ComparisonEntry` (the whole passage when no sentence can be picked)."""
+    :class:`ComparisonEntry` (the whole passage when no sentence can be picked; ``dense=False``:
+    the key sentence by lemma coverage alone)."""
     chunk = result.chunk
-    picks = _pick_sentences(q, chunk, n=1, prefer_status=True)
+    picks = _pick_sentences(q, chunk, n=1, prefer_status=True, dense=dense)
     p = picks[0] if picks else _Pick(0, len(chunk.text), "", 0.0)
     return dict(
         evidence=Evidence.of(result),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from search.answers.embed import _pinned
-from search.answers.pick import _key_sentence_fields, not_found_message
+from search.answers.pick import _key_sentence_fields, not_found_message, prefetch_key_sentences
 from search.answers.records import AnswerRow, MunicipalityAnswer
 from search.answers.signals import (
     ANSWER_ALT_DENSE,
@@ -27,8 +27,18 @@ from search.question import clip_question
 from search.records import Filters, Result
 
 
-def _make_row(engine: Any, q: _Query, result: Result, sig: Signals) -> AnswerRow:
-    return AnswerRow(**_key_sentence_fields(engine, q, result), confidence=sig.confidence(), signals=sig)
+#: Rows whose key sentence is chosen with embeddings (the most confident first); the rest by
+#: lemma coverage alone. A national index lists up to 50 municipalities per question, and each
+#: embedded row costs ≈ 10 ms on 2 cores (docs/serving.md).
+DENSE_ROWS = 12
+
+
+def _make_rows(engine: Any, q: _Query, scored: Sequence[tuple[Result, Signals]]) -> list[AnswerRow]:
+    """One :class:`AnswerRow` per ``(result, signals)``, in that order; the key-sentence
+    candidates of the first :data:`DENSE_ROWS` are embedded in one batch."""
+    prefetch_key_sentences(q, [r.chunk for r, _s in scored[:DENSE_ROWS]])
+    return [AnswerRow(**_key_sentence_fields(engine, q, r, dense=i < DENSE_ROWS), confidence=s.confidence(), signals=s)
+            for i, (r, s) in enumerate(scored)]
 
 
 def _group_by_municipality(results: Sequence[Result], per: int) -> "OrderedDict[str, list[Result]]":
@@ -91,14 +101,14 @@ def municipality_answer(engine: Any, query: str, filters: Filters | None = None,
                                   None, question_type=qtype)
     top_r, top_s = scored[0]
     if not is_answered(top_s):
-        near = [_make_row(engine, q, r, s) for r, s in scored[:NEAR_ROWS]]
+        near = _make_rows(engine, q, scored[:NEAR_ROWS])
         cites = "、".join(r.evidence.citation for r in near)
         msg = f"確かな該当は見つかりませんでした。近い箇所: {cites}"
         return MunicipalityAnswer(query, False, [], msg, near[0], near=near, question_type=qtype)
     # The best row and a municipality that would answer the question on its own (score ≥
     # SCORE_MID) are always listed; a weaker one only when it reaches ROW_SCORE and lies within
     # ROW_WITHIN of the best (keeps_row).
-    rows = [_make_row(engine, q, r, s) for i, (r, s) in enumerate(scored) if i == 0 or keeps_row(s, top_s.score())]
+    rows = _make_rows(engine, q, [rs for i, rs in enumerate(scored) if i == 0 or keeps_row(rs[1], top_s.score())])
     rows.sort(key=lambda r: -r.confidence)
     msg = f"{len(rows)} 自治体が該当します。"
     return MunicipalityAnswer(query, True, rows, msg, None, question_type=qtype)
