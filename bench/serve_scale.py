@@ -96,6 +96,29 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(f[:K].tolist()) & set(t[:K].tolist())) / K for f, t in zip(found, truth)]))
 
 
+def _bm25_recall(engine: Any, queries: list[str], k: int = 100) -> dict[str, Any]:
+    """Recall@k of ``IndexStore.bm25_search`` (candidates from the rarest terms above
+    ``EXACT_POSTINGS``) against sorting every chunk's exact BM25 score, over ``queries``."""
+    from index import store_search
+
+    store = engine.store
+    post = store._postings
+    recalls, exact = [], 0
+    for q in queries:
+        terms = [t for t in store._query_ids(engine.query_terms(q)) if post.df(t) > 0]
+        if not terms:
+            continue
+        exact += sum(post.df(t) for t in terms) <= store_search.EXACT_POSTINGS
+        _s, got = store.bm25_search(engine.query_terms(q), k)
+        full = store_search.bm25_all_scores_from(post, terms)
+        ids = np.flatnonzero(full > 0)
+        _s, ref = store_search.best_k(full[ids], ids, k)
+        recalls.append(len(set(got.tolist()) & set(ref.tolist())) / max(1, len(ref)))
+    return {"bm25_recall_at_100": round(float(np.mean(recalls)), 4) if recalls else None,
+            "bm25_recall_at_100_min": round(float(np.min(recalls)), 4) if recalls else None,
+            "bm25_exact_queries": int(exact)}
+
+
 def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
     import search.answers as answers_mod
     import search.engine as engine_mod
@@ -130,6 +153,9 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
         store._bm25_cache.clear()
 
     queries = _queries(index_dir)
+    out.update(_bm25_recall(engine, queries))
+    log(f"[serve] BM25 top-100 against exact: recall {out['bm25_recall_at_100']}, "
+        f"{out['bm25_exact_queries']} of {len(queries)} queries on the exact path")
     for q in queries[:3]:  # warm-up: model load, first calls
         cold()
         municipality_answer(engine, q)

@@ -63,7 +63,7 @@ from index.store_format import (  # re-exported: the format's names are imported
     ocr_page_count,
     sha256_text,
 )
-from index.store_search import BM25Postings, best_k, bm25_all_scores, rescore
+from index.store_search import BM25Postings, _faiss_search, best_k, bm25_all_scores, rescore
 from index.store_write import IndexRows, write_store  # re-exported
 from index.tokenizer import Tokenizer
 
@@ -74,10 +74,6 @@ __all__ = [
 ]
 
 
-#: Batches of at most this many query vectors are searched with one OpenMP thread: a single query
-#: gains nothing from FAISS's threads and, on a busy 2-core machine, waiting for them cost 0.25 ms ->
-#: 61 ms (flat, 10k) and 34 -> 94 ms (flat, 100k) in bench/faiss_scale (docs/benchmarks.md).
-SINGLE_THREAD_MAX_QUERIES = 4
 #: ``dense_search(allowed=…)`` with more allowed ids than this uses a bitmap selector, else a batch.
 BITMAP_SELECTOR_MIN = 4096
 #: ``dense_search(allowed=…)`` on a compressed index (stored float16 vectors) with at most this
@@ -86,20 +82,6 @@ BITMAP_SELECTOR_MIN = 4096
 EXACT_SUBSET_MAX = 20_000
 #: BM25 score arrays kept per store (by query term ids): 4 bytes per chunk each.
 BM25_CACHE_SIZE = 4
-
-
-def _faiss_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
-    """``index.search``, with one OpenMP thread for small query batches (restored afterwards)."""
-    import faiss
-
-    if len(q) > SINGLE_THREAD_MAX_QUERIES:
-        return index.search(q, k, params=params) if params is not None else index.search(q, k)
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        return index.search(q, k, params=params) if params is not None else index.search(q, k)
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 from index.store_files import (  # noqa: E402 - re-exported: index.store is the reading API

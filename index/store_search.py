@@ -8,9 +8,10 @@
   and the top ``k`` (:meth:`~BM25Postings.top_k`), exact for short posting lists and from the
   rarest terms' candidates for long ones: what keeps BM25 fast at five million chunks, where one
   common term has millions of postings.
+- :func:`_faiss_search`: a FAISS search with one OpenMP thread for a few queries.
 
-Every path adds a chunk's term scores in the query's term order, so a chunk's score is the same
-float32 number whichever path computed it.
+Every BM25 path adds a chunk's term scores in the query's term order, so a chunk's score is the
+same float32 number whichever path computed it.
 """
 from __future__ import annotations
 
@@ -18,6 +19,25 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+#: Batches of at most this many query vectors are searched with one OpenMP thread: a single query
+#: gains nothing from FAISS's threads and, on a busy 2-core machine, waiting for them cost 0.25 ms ->
+#: 61 ms (flat, 10k) and 34 -> 94 ms (flat, 100k) in bench/faiss_scale (docs/benchmarks.md).
+SINGLE_THREAD_MAX_QUERIES = 4
+
+
+def _faiss_search(index: Any, q: np.ndarray, k: int, params: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search``, with one OpenMP thread for small query batches (restored afterwards)."""
+    import faiss
+
+    if len(q) > SINGLE_THREAD_MAX_QUERIES:
+        return index.search(q, k, params=params) if params is not None else index.search(q, k)
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        return index.search(q, k, params=params) if params is not None else index.search(q, k)
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def rescore(vectors: np.ndarray, q: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
