@@ -194,7 +194,16 @@ def not_found_message(engine: Any, default: str) -> str:
 
 
 def _spans(engine: Any, q: _Query, chunk: Chunk, picks: Sequence[_Pick]) -> list[Span]:
-    return [Span(p.start, p.end, "sentence") for p in picks] + _term_spans(engine, q, chunk.text, key=chunk.chunk_id)
+    """The key sentences' spans and the question's terms inside them (offsets into the passage);
+    without a key sentence, the terms of the whole passage. Only the key sentence is tokenised:
+    an answer table at national scale has up to 50 rows (docs/serving.md)."""
+    if not picks:
+        return _term_spans(engine, q, chunk.text, key=chunk.chunk_id)
+    out = [Span(p.start, p.end, "sentence") for p in picks]
+    for p in picks:
+        out += [Span(s.start + p.start, s.end + p.start, s.kind)
+                for s in _term_spans(engine, q, chunk.text[p.start:p.end], key=(chunk.chunk_id, p.start, p.end))]
+    return out
 
 
 def _key_sentence_fields(engine: Any, q: _Query, result: Result, dense: bool = True) -> dict[str, Any]:
