@@ -135,15 +135,6 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
                            "rss_after_open_mb": round(rss_mb())}
     store = engine.store
     log(f"[serve] open {out['open_s']} s, RSS {out['rss_after_open_mb']} MiB: {store!r}")
-    z = np.load(_truth_file(index_dir))
-    Q, truth = z["Q"], z["truth"]
-    t0 = time.perf_counter()
-    found = np.vstack([store.dense_search(q, K)[1][None, :K] for q in Q])
-    out["recall_at_10"] = round(_recall(found, truth), 4)
-    out["recall_at_10_text_queries"] = round(_recall(found[: int(z["n_text"])], truth[: int(z["n_text"])]), 4)
-    out["dense_k10_mean_ms"] = round((time.perf_counter() - t0) / len(Q) * 1000, 2)
-    log(f"[serve] recall@10 {out['recall_at_10']} (text queries {out['recall_at_10_text_queries']})")
-
     def cold() -> None:
         engine_mod._QVEC_CACHE.clear()
         answers_mod._VEC_CACHE.clear()
@@ -153,9 +144,6 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
         store._bm25_cache.clear()
 
     queries = _queries(index_dir)
-    out.update(_bm25_recall(engine, queries))
-    log(f"[serve] BM25 top-100 against exact: recall {out['bm25_recall_at_100']}, "
-        f"{out['bm25_exact_queries']} of {len(queries)} queries on the exact path")
     for q in queries[:3]:  # warm-up: model load, first calls
         cold()
         municipality_answer(engine, q)
@@ -179,11 +167,28 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             store.bm25_search(terms, 100)
             t_bm25.append(time.perf_counter() - t0)
+    # recall last: its exact searches page in lists the timed queries would otherwise find cold
+    z = np.load(_truth_file(index_dir))
+    Q, truth = z["Q"], z["truth"]
+    t0 = time.perf_counter()
+    found = np.vstack([store.dense_search(q, K)[1][None, :K] for q in Q])
+    out["recall_at_10"] = round(_recall(found, truth), 4)
+    out["recall_at_10_text_queries"] = round(_recall(found[: int(z["n_text"])], truth[: int(z["n_text"])]), 4)
+    out["dense_k10_mean_ms"] = round((time.perf_counter() - t0) / len(Q) * 1000, 2)
+    log(f"[serve] recall@10 {out['recall_at_10']} (text queries {out['recall_at_10_text_queries']})")
+
+    out.update(_bm25_recall(engine, queries))
+    log(f"[serve] BM25 top-100 against exact: recall {out['bm25_recall_at_100']}, "
+        f"{out['bm25_exact_queries']} of {len(queries)} queries on the exact path")
     out.update(search=summary_ms(t_search), answer=summary_ms(t_answer), dense_k100=summary_ms(t_dense),
                bm25_k100=summary_ms(t_bm25), queries=len(queries), passes=passes,
+               # the first pass alone: after a cold start every list and page is read from disk
+               search_pass1=summary_ms(t_search[: len(queries)]), answer_pass1=summary_ms(t_answer[: len(queries)]),
                rss_end_mb=round(rss_mb()), chunks_cached=store.chunks.cached() if hasattr(store.chunks, "cached") else None,
                search_ms_by_query={q: round(t * 1000, 1) for q, t in zip(queries, t_search)},
                answer_ms_by_query={q: round(t * 1000, 1) for q, t in zip(queries, t_answer)})
+    log(f"[serve] first pass: search p50/p95 {out['search_pass1']['p50_ms']}/{out['search_pass1']['p95_ms']} ms, "
+        f"answer {out['answer_pass1']['p50_ms']}/{out['answer_pass1']['p95_ms']} ms")
     log(f"[serve] search p50/p95 {out['search']['p50_ms']}/{out['search']['p95_ms']} ms, answer "
         f"{out['answer']['p50_ms']}/{out['answer']['p95_ms']} ms, dense {out['dense_k100']['p50_ms']} ms, "
         f"bm25 {out['bm25_k100']['p50_ms']}/{out['bm25_k100']['p95_ms']} ms")

@@ -273,7 +273,9 @@ class IndexStore:
         n = int(info.get("n_chunks", -1))
         try:
             db = connect_readonly(path / DB_FILE)  # opened once: the snapshot's later reads use it
-            lo, hi = db.execute("SELECT min(id), max(id) FROM chunks").fetchone()
+            # two subqueries: SQLite answers a lone min() or max() from the b-tree, but both in
+            # one SELECT scan the table (5.3 s cold at 5M chunks)
+            lo, hi = db.execute("SELECT (SELECT min(id) FROM chunks), (SELECT max(id) FROM chunks)").fetchone()
             if n < 0 or (n and (lo, hi) != (0, n - 1)) or (not n and hi is not None):
                 raise IndexMismatchError(f"{path / DB_FILE}: chunk ids {lo}..{hi} do not match n_chunks {n}; "
                                          "rebuild with `seisaku build`")
