@@ -109,9 +109,13 @@ class AppState:
         return self.status
 
     def warm_up(self) -> None:
-        """Load the embedding model with one tiny search so the first user does not wait for it."""
+        """Load the embedding model with one tiny search so the first user does not wait for it,
+        then read the index's memory-mapped files once into the OS page cache (after a cold
+        start at 5M chunks the first searches otherwise wait on the disk: docs/serving.md)."""
         try:
-            self.get_engine().search("行財政改革", k=1)
+            engine = self.get_engine()
+            engine.search("行財政改革", k=1)
+            engine.store.warm_page_cache()
         except Exception:  # only an optimisation
             log.debug("warm-up failed", exc_info=True)
 

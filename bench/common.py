@@ -123,6 +123,22 @@ def rss_mb() -> float:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """This process's resident memory split as Linux reports it (/proc/self/status, MiB):
+    ``anon`` (its own heap: what it needs), ``file`` (pages of memory-mapped files it touched,
+    which the kernel drops under pressure) and ``shmem``; empty where /proc is missing."""
+    out: dict[str, float] = {}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                for key, name in (("RssAnon:", "anon"), ("RssFile:", "file"), ("RssShmem:", "shmem")):
+                    if line.startswith(key):
+                        out[name] = round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return out
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far, MiB (getrusage ru_maxrss is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

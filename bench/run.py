@@ -36,7 +36,7 @@ def run_scale(size: str, scale_dir: Path | None) -> int:
         log("$ " + " ".join(cmd))
         if subprocess.run(cmd, cwd=ROOT).returncode != 0:
             return 1
-    cmd = nice + [sys.executable, "-m", "bench.serve_scale", "--index", str(index)]
+    cmd = nice + [sys.executable, "-m", "bench.serve_scale", "--index", str(index), "--warm"]
     log("$ " + " ".join(cmd))
     return subprocess.run(cmd, cwd=ROOT).returncode
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import ROOT, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb, summary_ms, write_result
+from bench.common import (ROOT, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb, rss_parts_mb, summary_ms,
+                          write_result)
 
 K = 10
 N_MUNI_QUERIES = 20
@@ -119,7 +120,7 @@ def _bm25_recall(engine: Any, queries: list[str], k: int = 100) -> dict[str, Any
             "bm25_exact_queries": int(exact)}
 
 
-def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
+def step_serve(index_dir: Path, passes: int, warm: bool = False) -> dict[str, Any]:
     import search.answers as answers_mod
     import search.engine as engine_mod
     import search.highlight as highlight_mod
@@ -135,6 +136,11 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
                            "rss_after_open_mb": round(rss_mb())}
     store = engine.store
     log(f"[serve] open {out['open_s']} s, RSS {out['rss_after_open_mb']} MiB: {store!r}")
+    if warm:  # what the app does after opening (ui_state.AppState.warm_up)
+        t0 = time.perf_counter()
+        out["warm_gb"] = round(store.warm_page_cache() / 1e9, 2)
+        out["warm_s"] = round(time.perf_counter() - t0, 1)
+        log(f"[serve] page cache warmed: {out['warm_gb']} GB in {out['warm_s']} s")
     def cold() -> None:
         engine_mod._QVEC_CACHE.clear()
         answers_mod._VEC_CACHE.clear()
@@ -184,7 +190,7 @@ def step_serve(index_dir: Path, passes: int) -> dict[str, Any]:
                bm25_k100=summary_ms(t_bm25), queries=len(queries), passes=passes,
                # the first pass alone: after a cold start every list and page is read from disk
                search_pass1=summary_ms(t_search[: len(queries)]), answer_pass1=summary_ms(t_answer[: len(queries)]),
-               rss_end_mb=round(rss_mb()), chunks_cached=store.chunks.cached() if hasattr(store.chunks, "cached") else None,
+               rss_end_mb=round(rss_mb()), rss_end_parts_mb=rss_parts_mb(), chunks_cached=store.chunks.cached() if hasattr(store.chunks, "cached") else None,
                search_ms_by_query={q: round(t * 1000, 1) for q, t in zip(queries, t_search)},
                answer_ms_by_query={q: round(t * 1000, 1) for q, t in zip(queries, t_answer)})
     log(f"[serve] first pass: search p50/p95 {out['search_pass1']['p50_ms']}/{out['search_pass1']['p95_ms']} ms, "
@@ -321,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--index", type=Path, required=True)
     ap.add_argument("--extra", nargs="*", default=[], help="other FAISS files over the same vectors (recall step)")
     ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--warm", action="store_true",
+                    help="read the index's mapped files into the page cache after opening, as the app does")
     ap.add_argument("--kinds-prefix", type=int, default=0,
                     help="also compare FAISS kinds built over the first N stored vectors (the thresholds)")
     ap.add_argument("--kinds", nargs="*", default=["ivf", "ivfsq8", "ivfpq"])
@@ -331,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.step:
         kind, *rest = args.step
         d = args.index
-        out = (step_truth(d) if kind == "truth" else step_serve(d, args.passes) if kind == "serve"
+        out = (step_truth(d) if kind == "truth" else step_serve(d, args.passes, args.warm) if kind == "serve"
                else step_recall(d, rest) if kind == "recall"
                else step_kinds(d, int(rest[0]), rest[1:]) if kind == "kinds" else step_bm25(d))
         out["peak_rss_mb"] = round(peak_rss_mb())
@@ -343,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
             {"n_chunks": len(np.load(_vectors_file(args.index), mmap_mode="r")), "faiss_index": None})
     res: dict[str, Any] = {"index": str(args.index), "n_chunks": info["n_chunks"], "faiss": info["faiss_index"],
                            "nprobe": info.get("nprobe")}
-    base = ["--index", str(args.index), "--passes", str(args.passes), "--step"]
+    base = ["--index", str(args.index), "--passes", str(args.passes), *(["--warm"] if args.warm else []), "--step"]
     if not _truth_file(args.index).is_file() and not args.skip_serve:
         res["truth"] = child(base + ["truth"])
         log(f"[serve] truth: {res['truth']}")
