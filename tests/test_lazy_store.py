@@ -125,3 +125,16 @@ def test_format_1_index_still_opens(built_index: Settings, tmp_path: Path) -> No
     assert g_new == g_old and of_new.tolist() == of_old.tolist()
     q = "窓口業務のデジタル化"
     assert _ranked(new_engine.search(q, k=10)) == _ranked(old_engine.search(q, k=10))
+
+
+def test_warm_page_cache_reads_every_mapped_file(built_index: Settings) -> None:
+    """The app's warm-up reads the files searches memory-map (FAISS, the bm25s arrays, and the
+    stored vectors where the index has them) once, whole, and nothing else (not the SQLite rows)."""
+    from index.store_format import BM25_DIR, FAISS_FILE, VECTORS_FILE
+
+    store = IndexStore.open(built_index.index_dir)
+    path = Path(built_index.index_dir)
+    mapped = [path / FAISS_FILE, path / VECTORS_FILE, *sorted((path / BM25_DIR).glob("*.npy"))]
+    expected = sum(p.stat().st_size for p in mapped if p.is_file())
+    assert expected > (path / FAISS_FILE).stat().st_size  # the bm25s arrays are there too
+    assert store.warm_page_cache() == expected
