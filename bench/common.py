@@ -235,3 +235,22 @@ def noisy_queries(Q: np.ndarray, n: int, noise: float = NOISE, seed: int = 1) ->
 
 def free() -> None:
     gc.collect()
+
+
+def clear_query_caches(store: Any = None) -> None:
+    """Forget everything a search or an answer view remembers between questions — query vectors,
+    sentence vectors, sentence terms and concepts, passage tokens, and ``store``'s BM25 arrays —
+    so that a timed question starts as if never seen (the benchmarks' "cold" queries)."""
+    import search.answers as answers_mod
+    import search.engine as engine_mod
+    import search.highlight as highlight_mod
+    import search.sentences as sentences_mod
+
+    engine_mod._QVEC_CACHE.clear()
+    answers_mod._VEC_CACHE.clear()
+    sentences_mod._terms_cached.cache_clear()
+    sentences_mod.concepts.cache_clear()
+    highlight_mod.clear_token_cache()
+    if store is not None:
+        store._bm25_cache.clear()
+

@@ -39,6 +39,7 @@ from bench.common import (
     NOISE,
     SIZES_FULL,
     SIZES_QUICK,
+    clear_query_caches,
     free,
     load_dev_questions,
     log,
@@ -117,10 +118,7 @@ def scaled_store(base: Any, base_tokens: list[list[str]], base_vecs: np.ndarray,
 
 def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndarray, settings: Any,
              questions: list[Any], args: argparse.Namespace) -> dict[str, Any]:
-    import search.answers as answers_mod
     import search.engine as engine_mod
-    import search.highlight as highlight_mod
-    import search.sentences as sentences_mod
     from index.faiss_index import choose_kind
     from search.answers import municipality_answer
     from search.engine import Engine
@@ -137,11 +135,7 @@ def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndar
     engine = _Engine(base.path, settings)
 
     def cold() -> None:  # nothing of this question or of these passages seen before
-        engine_mod._QVEC_CACHE.clear()
-        answers_mod._VEC_CACHE.clear()
-        sentences_mod._terms_cached.cache_clear()
-        sentences_mod.concepts.cache_clear()
-        highlight_mod.clear_token_cache()
+        clear_query_caches()
 
     def new_query() -> None:  # a query never seen, sentence vectors of earlier answers kept
         engine_mod._QVEC_CACHE.clear()  # query vectors live here only (answers' cache holds passages)

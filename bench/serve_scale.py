@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.common import (ROOT, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb, rss_parts_mb, summary_ms,
-                          write_result)
+from bench.common import (ROOT, clear_query_caches, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb,
+                          rss_parts_mb, summary_ms, write_result)
 
 K = 10
 N_MUNI_QUERIES = 20
@@ -121,10 +121,6 @@ def _bm25_recall(engine: Any, queries: list[str], k: int = 100) -> dict[str, Any
 
 
 def step_serve(index_dir: Path, passes: int, warm: bool = False) -> dict[str, Any]:
-    import search.answers as answers_mod
-    import search.engine as engine_mod
-    import search.highlight as highlight_mod
-    import search.sentences as sentences_mod
     from index.config import load_settings
     from search.answers import municipality_answer
     from search.engine import Engine
@@ -142,12 +138,7 @@ def step_serve(index_dir: Path, passes: int, warm: bool = False) -> dict[str, An
         out["warm_s"] = round(time.perf_counter() - t0, 1)
         log(f"[serve] page cache warmed: {out['warm_gb']} GB in {out['warm_s']} s")
     def cold() -> None:
-        engine_mod._QVEC_CACHE.clear()
-        answers_mod._VEC_CACHE.clear()
-        sentences_mod._terms_cached.cache_clear()
-        sentences_mod.concepts.cache_clear()
-        highlight_mod.clear_token_cache()
-        store._bm25_cache.clear()
+        clear_query_caches(store)
 
     queries = _queries(index_dir)
     for q in queries[:3]:  # warm-up: model load, first calls
@@ -201,11 +192,33 @@ def step_serve(index_dir: Path, passes: int, warm: bool = False) -> dict[str, An
     return out
 
 
+def _nprobe_rows(index_dir: Path, index: Any, kind: str, vec: np.ndarray, Q: np.ndarray,
+                 truth: np.ndarray) -> dict[str, Any]:
+    """Recall@10 against ``truth`` and single-query latency of ``index`` searched as the product
+    does (``IndexStore.dense_search``), at nprobe 16…128, with and without re-scoring from ``vec``."""
+    from index.faiss_index import needs_rescoring
+    from index.store import IndexStore
+
+    rows: dict[str, Any] = {}
+    for nprobe in (16, 32, 64, 128):
+        index.nprobe = nprobe
+        for rescore in ((False, True) if needs_rescoring(kind) else (False,)):
+            store = IndexStore(index_dir, {"dim": vec.shape[1]}, [], {}, index, None, None,
+                               groups=([], np.zeros(0, np.int32)), stored_vectors=vec if rescore else None)
+            ts, found = [], []
+            for q in Q:
+                t0 = time.perf_counter()
+                found.append(np.pad(store.dense_search(q, K)[1][:K], (0, K), constant_values=-1)[:K])
+                ts.append(time.perf_counter() - t0)
+            rows[f"nprobe{nprobe}{'_rescored' if rescore else ''}"] = {
+                "recall_at_10": round(_recall(np.vstack(found), truth), 4), **summary_ms(ts)}
+    return rows
+
+
 def step_recall(index_dir: Path, extra: list[str]) -> dict[str, Any]:
     import faiss
 
-    from index.faiss_index import faiss_kind, needs_rescoring
-    from index.store import IndexStore
+    from index.faiss_index import faiss_kind
 
     z = np.load(_truth_file(index_dir))
     Q, truth = z["Q"], z["truth"]
@@ -217,19 +230,7 @@ def step_recall(index_dir: Path, extra: list[str]) -> dict[str, Any]:
         kind = faiss_kind(index)
         row: dict[str, Any] = {"kind": kind, "load_s": round(time.perf_counter() - t0, 1),
                                "file_mib": round(Path(path).stat().st_size / 2**20, 1)}
-        for nprobe in (16, 32, 64, 128):
-            index.nprobe = nprobe
-            for rescore in ((False, True) if needs_rescoring(kind) else (False,)):
-                store = IndexStore(index_dir, {"dim": vec.shape[1]}, [], {}, index, None, None,
-                                   groups=([], np.zeros(0, np.int32)), stored_vectors=vec if rescore else None)
-                ts, found = [], []
-                for q in Q:
-                    t0 = time.perf_counter()
-                    found.append(store.dense_search(q, K)[1][:K])
-                    ts.append(time.perf_counter() - t0)
-                found_arr = np.vstack([np.pad(f, (0, K - len(f)), constant_values=-1) for f in found])
-                row[f"nprobe{nprobe}{'_rescored' if rescore else ''}"] = {
-                    "recall_at_10": round(_recall(found_arr, truth), 4), **summary_ms(ts)}
+        row.update(_nprobe_rows(index_dir, index, kind, vec, Q, truth))
         log(f"[recall] {path}: {row}")
         res[Path(path).name] = row
         del index
@@ -242,8 +243,7 @@ def step_kinds(index_dir: Path, prefix: int, kinds: list[str]) -> dict[str, Any]
     prefix with and without re-scoring, single-query latency, at nprobe 16…128."""
     import faiss
 
-    from index.faiss_index import build_faiss, ivf_nlist, needs_rescoring
-    from index.store import IndexStore
+    from index.faiss_index import build_faiss, ivf_nlist
 
     vec = np.load(_vectors_file(index_dir), mmap_mode="r")[:prefix]
     if _truth_file(index_dir).is_file():
@@ -280,18 +280,7 @@ def step_kinds(index_dir: Path, prefix: int, kinds: list[str]) -> dict[str, Any]
         index = build_faiss(vec, kind, vec.shape[1])
         row: dict[str, Any] = {"build_s": round(time.perf_counter() - t0, 1),
                                "index_mib": round(faiss.serialize_index(index).nbytes / 2**20, 1)}
-        for nprobe in (16, 32, 64, 128):
-            index.nprobe = nprobe
-            for rescore in ((False, True) if needs_rescoring(kind) else (False,)):
-                store = IndexStore(index_dir, {"dim": vec.shape[1]}, [], {}, index, None, None,
-                                   groups=([], np.zeros(0, np.int32)), stored_vectors=vec if rescore else None)
-                ts, found = [], []
-                for q in Q:
-                    t1 = time.perf_counter()
-                    found.append(np.pad(store.dense_search(q, K)[1][:K], (0, K), constant_values=-1)[:K])
-                    ts.append(time.perf_counter() - t1)
-                row[f"nprobe{nprobe}{'_rescored' if rescore else ''}"] = {
-                    "recall_at_10": round(_recall(np.vstack(found), truth), 4), **summary_ms(ts)}
+        row.update(_nprobe_rows(index_dir, index, kind, vec, Q, truth))
         log(f"[kinds] {prefix:,} {kind}: {row}")
         res[kind] = row
         del index

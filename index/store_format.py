@@ -170,13 +170,7 @@ class GroupRuns:
 
     def add_values(self, values: Sequence[Any]) -> None:
         """Record the next chunk by its :data:`GROUP_COLUMNS` values."""
-        key = ChunkGroup(*(v or "" for v in values))
-        g = self._gid.get(key)
-        if g is None:
-            g = self._gid[key] = len(self.groups)
-            self.groups.append(key)
-        if not self.runs or self.runs[-1][1] != g:
-            self.runs.append((self._n, g))
+        self.add_run(self._n, values)
         self._n += 1
 
     def add_run(self, first_id: int, values: Sequence[Any]) -> None:
