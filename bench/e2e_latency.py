@@ -129,8 +129,8 @@ def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndar
     log(f"[e2e n={n}] store ready ({kind}) {build_t}, rss {rss_mb():.0f} MiB")
 
     class _Engine(Engine):
-        def _open_store(self) -> Any:  # the scaled in-memory store instead of the directory
-            return store
+        def _open_store(self, _store: Any = store) -> Any:  # the scaled in-memory store, not a directory
+            return _store
 
     engine = _Engine(base.path, settings)
 

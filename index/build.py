@@ -459,6 +459,18 @@ def _write_and_swap(
 # --------------------------------------------------------------------------- build
 
 
+def finish_build(salvage: Sequence[Path], documents: Sequence[Any], messages: list[IngestMessage],
+                 corpus_dir: str | Path) -> bool:
+    """The end of a full build once the new index is swapped in (local and Ray): remove the
+    salvaged cache directories, add the "no documents" error when nothing was indexed, and return
+    whether the build is ok (documents, and no error message)."""
+    for p in salvage:
+        shutil.rmtree(p, ignore_errors=True)
+    if not documents:
+        messages.append(IngestMessage("error", str(corpus_dir), "索引できる文書がありません / no documents to index"))
+    return not any(m.severity == "error" for m in messages)
+
+
 def _load_progress(progress: Progress) -> bool | Callable[[int, int, str], None]:
     """What ``load_corpus`` takes as ``progress``: the bar flag, or a callback per document."""
     if not callable(progress):
@@ -531,11 +543,7 @@ def _build_locked(settings: Settings, *, progress: Progress, extra_messages: Seq
     info = _finish_info(_base_info(settings, embedder, tokenizer, dim), settings.corpus_dir, documents, built_by="build")
     _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
                     progress=progress)
-    for p in salvage:
-        shutil.rmtree(p, ignore_errors=True)
-    ok = bool(documents) and not any(m.severity == "error" for m in messages)
-    if not documents:
-        messages.append(IngestMessage("error", str(settings.corpus_dir), "索引できる文書がありません / no documents to index"))
+    ok = finish_build(salvage, documents, messages, settings.corpus_dir)
     return BuildReport(
         n_docs=len(documents),
         n_chunks=len(chunks),

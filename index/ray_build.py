@@ -34,7 +34,6 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import shutil
 import sys
 import time
 import warnings
@@ -58,6 +57,7 @@ from index.build import (
     _doc_record,
     _embed,
     _finish_info,
+    finish_build,
     _module_version,
     _notify,
     _use_ocr_cache,
@@ -471,12 +471,7 @@ def _build_locked(ray: Any, settings: Settings, *, address: str | None, progress
 
     _write_and_swap(settings, IndexRows(chunks, tokens, keys, documents, lemmas), vectors=fill, info=info,
                     progress=progress)
-    # The end of a build, as in index.build._build_locked (the reports differ; docs/architecture.md).
-    for p in salvage:
-        shutil.rmtree(p, ignore_errors=True)
-    ok = bool(documents) and not any(m.severity == "error" for m in messages)
-    if not documents:
-        messages.append(IngestMessage("error", str(settings.corpus_dir), "索引できる文書がありません / no documents to index"))
+    ok = finish_build(salvage, documents, messages, settings.corpus_dir)
     return RayBuildReport(
         n_docs=len(documents), n_chunks=len(chunks), n_embedded=result["n_embedded"], n_cached=result["n_cached"],
         messages=messages, ok=ok, action="build", index_dir=str(index_dir), elapsed=time.monotonic() - t0,

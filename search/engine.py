@@ -185,7 +185,8 @@ class Engine:
         """Open the index at ``index_dir`` and check it was built with ``settings.model``.
 
         ``settings`` defaults to :func:`index.config.load_settings` (config file, environment);
-        ``fusion`` overrides ``Settings.fusion`` (one of ``search.fusion.METHODS``).
+        ``fusion`` overrides ``Settings.fusion`` (one of ``search.fusion.METHODS``). The
+        vocabulary files of ``settings.vocab_files`` are added (``search.vocab.use_vocab_files``).
         Raises ``IndexMissingError`` / ``IndexMismatchError`` with a message saying how to rebuild.
         """
         base = settings if settings is not None else load_settings()
@@ -195,6 +196,10 @@ class Engine:
         self.drop_frame_terms: bool = True
         if self.fusion not in METHODS:
             raise ValueError(f"unknown fusion {self.fusion!r}; use one of {', '.join(METHODS)}")
+        if self.settings.vocab_files:  # the user's vocabulary files, for a library caller too
+            from search.vocab import use_vocab_files
+
+            use_vocab_files(self.settings.vocab_files)
         self._lock = threading.Lock()
         self._local = threading.local()
         self._view = _View(self._open_store())

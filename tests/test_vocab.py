@@ -132,3 +132,34 @@ def test_the_cli_names_a_malformed_user_file(tmp_path: Path):
                          capture_output=True, text=True, env=env, cwd=str(ROOT), timeout=300)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert f"{tmp_path / 'bad.tsv'}:2:" in out.stderr
+
+
+_ENGINE_PROBE = """
+import json, sys
+from pathlib import Path
+from index.config import load_settings
+from search.engine import Engine
+from search.qtype import question_type
+before = question_type(sys.argv[2])
+settings = load_settings().with_overrides(index_dir=Path(sys.argv[1]), vocab_files=(Path(sys.argv[3]),))
+engine = Engine(settings.index_dir, settings)
+print(json.dumps({"before": before, "after": question_type(sys.argv[2]),
+                  "engine_type": engine.search(sys.argv[2], k=1) and engine.last_query_info.question_type}))
+"""
+
+
+@pytest.mark.slow
+def test_an_engine_built_from_settings_adds_their_vocab_files(tmp_path: Path, built_index):
+    """A library caller that hands ``Engine`` settings with ``vocab_files`` (no config file, no
+    CLI) gets the user's cues: the question is typed by them before the engine searches."""
+    (tmp_path / "mine.tsv").write_text("fact\t試算$\t自前: 「…の試算」 asks for a figure\n", encoding="utf-8")
+    empty = tmp_path / "empty.toml"
+    empty.write_text("", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "SEISAKU_CONFIG"}
+    env.update(SEISAKU_CONFIG=str(empty), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", _ENGINE_PROBE, str(built_index.index_dir), TYPE_Q,
+                          str(tmp_path / "mine.tsv")], capture_output=True, text=True, env=env, cwd=str(ROOT),
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"before": "which", "after": "fact", "engine_type": "fact"}
