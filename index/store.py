@@ -53,8 +53,8 @@ from index.store_format import (  # re-exported: the format's names are imported
     VECTORS_FILE,
     ChunkGroup,
     DocumentRecord,
-    GroupRuns,
     _read_groups,
+    chunk_groups,
     _read_sqlite,
     chunk_fields_in,
     read_documents,
@@ -153,17 +153,7 @@ class IndexStore:
         self.tokenizer = tokenizer
         self._rows = chunks if isinstance(chunks, ChunkRows) else None
         self._by_chunk_id = None if self._rows is not None else {c.chunk_id: i for i, c in enumerate(chunks)}
-        if groups is None:
-            acc = GroupRuns()
-            for c in chunks:
-                acc.add(c)
-            gid = np.empty(len(chunks), dtype=np.int32)
-            bounds = [f for f, _g in acc.runs] + [len(chunks)]
-            for (first, g), end in zip(acc.runs, bounds[1:]):
-                gid[first:end] = g
-            gid.setflags(write=False)
-            groups = (acc.groups, gid)
-        self._groups, self._group_of = groups
+        self._groups, self._group_of = groups if groups is not None else chunk_groups(chunks)
         self._vectors = stored_vectors
         self._db = db
         self._db_lock = threading.Lock()

@@ -184,6 +184,10 @@ class GroupRuns:
         if not self.runs or self.runs[-1][1] != g:
             self.runs.append((int(first_id), g))
 
+    def group_of(self) -> np.ndarray:
+        """The read-only int32 group id of every chunk added so far (:func:`runs_to_group_of`)."""
+        return runs_to_group_of(np.array(self.runs, dtype=np.int64).reshape(-1, 2), self._n)
+
     def write(self, con: sqlite3.Connection) -> None:
         """Insert the collected rows into ``con`` (tables of :func:`_create_schema`)."""
         con.executemany("INSERT INTO chunk_groups VALUES (?,?,?,?,?,?)",
@@ -193,6 +197,23 @@ class GroupRuns:
 
 def _has_table(con: sqlite3.Connection, name: str) -> bool:
     return con.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)).fetchone() is not None
+
+
+def runs_to_group_of(runs: np.ndarray, n: int) -> np.ndarray:
+    """The read-only int32 group id of each of ``n`` chunks from ``(first_id, gid)`` rows
+    (first ids ascending, the first 0): each run lasts until the next one starts."""
+    group_of = np.repeat(runs[:, 1].astype(np.int32), np.diff(np.append(runs[:, 0], n)))
+    group_of.setflags(write=False)
+    return group_of
+
+
+def chunk_groups(chunks: Iterable[Any]) -> tuple[list[ChunkGroup], np.ndarray]:
+    """``(groups, group_of)`` of chunks (or anything with the :data:`GROUP_COLUMNS` attributes)
+    given in id order: what :func:`_read_groups` reads from a format-2 file."""
+    acc = GroupRuns()
+    for c in chunks:
+        acc.add(c)
+    return acc.groups, acc.group_of()
 
 
 def _read_groups(con: sqlite3.Connection, n: int) -> tuple[list[ChunkGroup], np.ndarray]:
@@ -206,18 +227,12 @@ def _read_groups(con: sqlite3.Connection, n: int) -> tuple[list[ChunkGroup], np.
                         dtype=np.int64).reshape(-1, 2)
         if n and (len(runs) == 0 or runs[0, 0] != 0 or runs[-1, 0] >= n):
             raise IndexMismatchError("chunk_runs does not cover the chunks; rebuild with `seisaku build`")
-        lengths = np.diff(np.append(runs[:, 0], n))
-        group_of = np.repeat(runs[:, 1].astype(np.int32), lengths)
+        group_of = runs_to_group_of(runs, n)
     else:
-        acc = GroupRuns()
-        for row in con.execute(f"SELECT {', '.join(GROUP_COLUMNS)} FROM chunks ORDER BY id"):
-            acc.add(ChunkGroup(*(v or "" for v in row)))
-        groups = acc.groups
-        group_of = np.repeat(np.array([g for _f, g in acc.runs], dtype=np.int32),
-                             np.diff(np.array([f for f, _g in acc.runs] + [n], dtype=np.int64)))
+        groups, group_of = chunk_groups(ChunkGroup(*(v or "" for v in row)) for row in con.execute(
+            f"SELECT {', '.join(GROUP_COLUMNS)} FROM chunks ORDER BY id"))
     if len(group_of) != n:
         raise IndexMismatchError(f"{len(group_of)} chunk groups for {n} chunks; rebuild with `seisaku build`")
-    group_of.setflags(write=False)
     return groups, group_of
 
 
