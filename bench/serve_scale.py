@@ -111,7 +111,7 @@ def _bm25_recall(engine: Any, queries: list[str], k: int = 100) -> dict[str, Any
             continue
         exact += sum(post.df(t) for t in terms) <= store_search.EXACT_POSTINGS
         _s, got = store.bm25_search(engine.query_terms(q), k)
-        full = store_search.bm25_all_scores_from(post, terms)
+        full = post.sums(terms)
         ids = np.flatnonzero(full > 0)
         _s, ref = store_search.best_k(full[ids], ids, k)
         recalls.append(len(set(got.tolist()) & set(ref.tolist())) / max(1, len(ref)))

@@ -532,7 +532,9 @@ class IndexStore:
 
     def bm25_scores(self, query_tokens: Sequence[str]) -> np.ndarray:
         """BM25 score of every chunk for the query terms (zeros when no term is known), read-only.
-        The last few term sets' arrays are kept (a hybrid search asks twice)."""
+        Searches read BM25 from the posting lists (:meth:`bm25_search`, :meth:`bm25_scores_of`);
+        only a BM25 variant without them sums every chunk, twice per hybrid search, so the last
+        few term sets' arrays are kept."""
         ids = tuple(self._query_ids(query_tokens))
         if not ids:
             return np.zeros(len(self.chunks), np.float32)
@@ -540,7 +542,8 @@ class IndexStore:
             hit = self._bm25_cache.get(ids)
         if hit is not None:
             return hit
-        scores = bm25_all_scores(self.bm25, ids, len(self.chunks))
+        scores = self._postings.sums(ids) if self._postings is not None else bm25_all_scores(
+            self.bm25, ids, len(self.chunks))
         scores.setflags(write=False)
         with self._db_lock:
             self._bm25_cache[ids] = scores
@@ -567,8 +570,9 @@ class IndexStore:
 
         Returns 1-D ``(scores, ids)`` best first (ties: lower id first), only chunks with a
         positive score; empty arrays when no query term occurs in the index. ``allowed``
-        restricts the result to those ids. Exact, without summing every posting list
-        (``index.store_search.BM25Postings.top_k``).
+        restricts the result to those ids. Read from the posting lists
+        (``index.store_search.BM25Postings.top_k``): exact while the query's postings are few,
+        from its rarest terms' candidates above (the scores are always exact).
         """
         term_ids = self._query_ids(query_tokens)
         if not term_ids or k <= 0:

@@ -3,7 +3,7 @@
 - :func:`rescore`: the exact inner products of a compressed FAISS index's candidates, read from
   the memory-mapped float16 vectors, and the best ``k`` of them.
 - :func:`bm25_all_scores`: every chunk's BM25 score for a set of term ids, summed from the bm25s
-  CSC arrays (memory-mapped) one posting list at a time.
+  CSC arrays (memory-mapped) column by column (:meth:`BM25Postings.sums`).
 - :class:`BM25Postings`: the same scores for given chunks only (:meth:`~BM25Postings.scores_of`)
   and the top ``k`` (:meth:`~BM25Postings.top_k`), exact for short posting lists and from the
   rarest terms' candidates for long ones: what keeps BM25 fast at five million chunks, where one
@@ -61,11 +61,10 @@ def rescore(vectors: np.ndarray, q: np.ndarray, ids: np.ndarray, k: int) -> tupl
 def bm25_all_scores(bm25: Any, term_ids: Sequence[int], n: int) -> np.ndarray:
     """BM25 score of each of the ``n`` chunks for ``term_ids`` (a loaded ``bm25s.BM25``; its
     ``scores`` arrays may be memory-mapped): the sum of each term's posting list. Equal to
-    ``bm25.get_scores_from_ids`` for the Lucene variant (no non-occurrence term); a column's doc
-    indices are distinct, so one fancy-index add per term replaces ``np.add.at``."""
+    ``bm25.get_scores_from_ids`` for the Lucene variant (no non-occurrence term)."""
     if getattr(bm25, "nonoccurrence_array", None) is not None:
         return np.asarray(bm25.get_scores_from_ids(list(term_ids)), dtype=np.float32)
-    return bm25_all_scores_from(BM25Postings(bm25, n), term_ids)
+    return BM25Postings(bm25, n).sums(term_ids)
 
 
 #: ``top_k`` with ``allowed`` scores the allowed chunks directly when the query's postings
@@ -159,7 +158,7 @@ class BM25Postings:
             ids = np.asarray(allowed, dtype=np.int64)
             return best_k(self.scores_of(terms, ids), ids, k)
         if total <= EXACT_POSTINGS:
-            scores = bm25_all_scores_from(self, terms)
+            scores = self.sums(terms)
             ids = np.flatnonzero(scores > 0)
             if allowed is not None:
                 ids = np.intersect1d(ids, allowed, assume_unique=True)
@@ -187,11 +186,6 @@ class BM25Postings:
         if len(cand) > m:
             cand = np.sort(cand[np.argpartition(-part[first], m - 1)[:m]])
         return cand
-
-
-def bm25_all_scores_from(postings: BM25Postings, term_ids: Sequence[int]) -> np.ndarray:
-    """Every chunk's float32 score for ``term_ids`` (:meth:`BM25Postings.sums`)."""
-    return postings.sums(term_ids)
 
 
 def best_k(scores: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

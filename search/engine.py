@@ -164,11 +164,6 @@ class _View:
         return bm25_idf(max(1, self.n_chunks), self._df.get(term, 0))
 
 
-def _snapshot_id(store: Any, chunk: Chunk) -> int | None:
-    """The FAISS id of ``chunk`` in ``store`` when it is that snapshot's own chunk object, else None."""
-    return store.snapshot_id(chunk)
-
-
 def _has_content(text: str) -> bool:
     """True when ``text`` has at least one letter or digit (kana/kanji/Latin/digits)."""
     for ch in unicodedata.normalize("NFKC", text):
@@ -275,7 +270,7 @@ class Engine:
         ``reload()`` gets None (the caller tokenises its own text), never the lemmas of another
         chunk that has the same id or position in the new index."""
         store = self._view.store
-        ids = [_snapshot_id(store, c) for c in chunks]
+        ids = [store.snapshot_id(c) for c in chunks]
         got = store.lemma_sets([i for i in ids if i is not None])
         return [got.get(i) if i is not None else None for i in ids]
 
@@ -285,7 +280,7 @@ class Engine:
         question's core (search.qtype.question_core) with it, beside the whole question the
         search ranked by."""
         store = self._view.store
-        ids = [_snapshot_id(store, c) for c in chunks]
+        ids = [store.snapshot_id(c) for c in chunks]
         known = [i for i in ids if i is not None]
         terms = self.query_terms(query)
         cos: dict[int, float] = {}
@@ -502,9 +497,8 @@ class Engine:
                     for i, v in zip(missing, store.dense_scores(qvec, missing)):
                         dense[i] = float(v)
             missing = [i for i in union if i not in bm25]
-            if missing:
-                for i, v in zip(missing, store.bm25_scores_of(terms, missing) if terms else [0.0] * len(missing)):
-                    bm25[i] = float(v)
+            for i, v in zip(missing, store.bm25_scores_of(terms, missing)):
+                bm25[i] = float(v)
             fused = fuse(dense, bm25, self.fusion, self.settings.dense_weight, self.settings.bm25_weight)
         else:
             fused = dict(dense if mode == "dense" else bm25)
