@@ -123,15 +123,14 @@ def _candidates(q: _Query, chunk: Chunk, n: int, prefer_status: bool
     only the sentences with the most question concepts are embedded (PICK_MAX_DENSE of them, at
     least n): a sentence that shares none of the question's words rarely beats one that does,
     and each embedded sentence costs ≈ 2–5 ms on 2 cores."""
-    memo = q.__dict__.setdefault("_sentence_candidates", {})  # prefetch, then pick: computed once
     key = (chunk.chunk_id, chunk.text, n, prefer_status)
-    hit = memo.get(key)
+    hit = q.sentence_candidates.get(key)
     if hit is None:
         cands = chunk_sentences(chunk, prefer_status=prefer_status)
         texts = [one_line(chunk.text[a:b]) for a, b, _ in cands]
         lex = [q.coverage(t) for t in texts]
         keep = sorted(range(len(cands)), key=lambda i: (-lex[i], i))[: max(n, PICK_MAX_DENSE)]
-        hit = memo[key] = (cands, texts, lex, keep)
+        hit = q.sentence_candidates[key] = (cands, texts, lex, keep)
     return hit
 
 
@@ -165,13 +164,9 @@ def _term_spans(engine: Any, q: _Query, text: str, key: Any = None) -> list[Span
     """The question's content terms in ``text`` (by lemma), as ``Span(kind="term")``; ``key``
     names the passage for the tokenisation cache (the chunk id)."""
     try:
-        from search.highlight import query_terms, term_spans
+        from search.highlight import term_spans
 
-        tok = _tokenizer(engine)
-        memo = q.__dict__
-        if "_highlight_terms" not in memo:  # the question's terms, once per question
-            memo["_highlight_terms"] = query_terms(tok, q.text)
-        spans = term_spans(tok, q.text, text, key=key, terms=memo["_highlight_terms"])
+        spans = term_spans(_tokenizer(engine), q.text, text, key=key, terms=q.highlight_terms)
     except ImportError:  # pragma: no cover - highlight.py is part of the package
         spans = []
     content = set(q.terms)

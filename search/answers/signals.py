@@ -127,6 +127,10 @@ class _Query:
         #: The core's BM25 terms, normalised as for the whole question (see _core_scores).
         self.n_core_terms = self.n_bm25_terms if self.core == text else _n_bm25_terms(engine, self.core, len(self.terms))
         self._vec: np.ndarray | None = None
+        self._highlight_terms: set[str] | None = None
+        #: Key-sentence candidates per chunk (search.answers.pick._candidates): an answer view
+        #: prefetches them for its rows, then picks from them, computing each once.
+        self.sentence_candidates: dict[tuple[Any, ...], Any] = {}
         self.engine = engine
 
     @property
@@ -135,6 +139,16 @@ class _Query:
         if self._vec is None:
             self._vec = _embed_query(self.engine, self.dense_text)
         return self._vec
+
+    @property
+    def highlight_terms(self) -> set[str]:
+        """The question's BM25 terms as highlighting matches them (search.highlight.query_terms;
+        computed once)."""
+        if self._highlight_terms is None:
+            from search.highlight import query_terms
+
+            self._highlight_terms = query_terms(_tokenizer(self.engine), self.text)
+        return self._highlight_terms
 
     def coverage(self, text: str, have: frozenset[str] | None = None) -> float:
         """Share of the question's core concepts present in ``text`` (search.sentences.concept_coverage
