@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, overload
 
+from corpus.memo import LockedCache
 from corpus.records import Chunk
 from index.store_format import row_to_chunk
 
@@ -43,9 +43,9 @@ class ChunkRows(Sequence[Chunk]):
         self._alive: weakref.WeakValueDictionary[int, Chunk] = weakref.WeakValueDictionary()
         #: ``id(object)`` → FAISS id of every chunk object alive that this snapshot handed out.
         self._id_of_object: dict[int, int] = {}
-        self._lru: OrderedDict[int, Chunk] = OrderedDict()
-        self._lru_size = int(lru_size)
-        self._lock = threading.Lock()
+        #: The last ``lru_size`` chunks read, kept alive (the project's one LRU, corpus.memo).
+        self._lru: LockedCache[int, Chunk] = LockedCache(int(lru_size))
+        self._lock = threading.Lock()  # guards the identity map
 
     def __len__(self) -> int:
         return self._n
@@ -59,18 +59,15 @@ class ChunkRows(Sequence[Chunk]):
                 self._alive[i] = c
                 self._id_of_object[id(c)] = i
                 weakref.finalize(c, self._id_of_object.pop, id(c), None)
-            self._lru[i] = c
-            self._lru.move_to_end(i)
-            while len(self._lru) > self._lru_size:
-                self._lru.popitem(last=False)
-            return c
+        self._lru.put(i, c)
+        return c
 
     def _known(self, i: int) -> Chunk | None:
         with self._lock:
             c = self._alive.get(i)
-            if c is not None and i in self._lru:
-                self._lru.move_to_end(i)
-            return c
+        if c is not None:
+            self._lru.get(i)  # now the most recently used, when it is still kept
+        return c
 
     def get_many(self, ids: Sequence[int]) -> list[Chunk]:
         """The chunks ``ids`` (in that order; repeats allowed), reading the unknown ones with one
