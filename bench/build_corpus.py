@@ -31,14 +31,12 @@ import csv
 import json
 import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, log, machine, machine_line, peak_rss_mb, write_result
+from bench.common import ROOT, log, machine, machine_line, peak_rss_mb, run_step, write_result
 
 #: A pid no live build has: the prefilled cache looks like the temp dir of a build that died.
 FAKE_DEAD_PID = 999_999_999
@@ -146,12 +144,7 @@ def step_build(corpus_dir: str, index_dir: str) -> dict[str, Any]:
 
 def child(step: list[str]) -> dict[str, Any]:
     """Run one ``--step`` in a fresh interpreter and return its JSON line."""
-    p = subprocess.run([sys.executable, "-m", "bench.build_corpus", "--step", *step], cwd=ROOT,
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        log(p.stderr[-3000:])
-        raise SystemExit(f"step {step[0]} failed ({p.returncode})")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_step("bench.build_corpus", ["--step", *step])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, log, machine_line, peak_rss_mb, write_result
+from bench.common import ROOT, log, machine_line, peak_rss_mb, run_step, write_result
 
 
 # ----------------------------------------------------------------------------- child steps
@@ -102,16 +102,10 @@ def step_serve(index_dir: str) -> dict[str, Any]:
 
 
 def child(argv: list[str]) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; its JSON result plus its peak RSS."""
-    cmd = [sys.executable, "-m", "bench.build_scale", "--step", *argv]
+    """Run one step in a fresh interpreter; its JSON result plus the process's wall time."""
     t0 = time.perf_counter()
-    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    if p.returncode != 0:
-        log(p.stderr[-3000:])
-        raise RuntimeError(f"step {argv} failed ({p.returncode})")
-    out = json.loads(p.stdout.strip().splitlines()[-1])
-    out["process_wall_s"] = round(wall, 2)
+    out = run_step("bench.build_scale", ["--step", *argv])
+    out["process_wall_s"] = round(time.perf_counter() - t0, 2)
     return out
 
 

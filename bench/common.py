@@ -18,6 +18,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -253,4 +254,18 @@ def clear_query_caches(store: Any = None) -> None:
     highlight_mod.clear_token_cache()
     if store is not None:
         store._bm25_cache.clear()
+
+
+def run_step(module: str, argv: Sequence[str], *, stream_stderr: bool = False) -> dict[str, Any]:
+    """Run ``python -m module *argv`` in a fresh interpreter — one benchmark step, so that its
+    memory never counts against another's — and return the JSON object of its last stdout line.
+    Its stderr is shown as it runs (``stream_stderr``), else its last 3,000 characters when the
+    step fails; a failed step raises RuntimeError."""
+    p = subprocess.run([sys.executable, "-m", module, *argv], cwd=ROOT, stdout=subprocess.PIPE,
+                       stderr=None if stream_stderr else subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        if p.stderr:
+            log(p.stderr[-3000:])
+        raise RuntimeError(f"step {list(argv)} of {module} failed ({p.returncode})")
+    return json.loads(p.stdout.strip().splitlines()[-1])
 

@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, log, machine, machine_line, peak_rss_mb, write_result
+from bench.common import log, machine, machine_line, peak_rss_mb, run_step, write_result
 
 MODES = ("local", "ray1", "ray2")
 
@@ -103,12 +101,7 @@ def table(res: dict[str, Any]) -> str:
 
 def child(step: list[str]) -> dict[str, Any]:
     """Run one ``--step`` in a fresh interpreter and return its JSON line."""
-    p = subprocess.run([sys.executable, "-m", "bench.ray_build", "--step", *step], cwd=ROOT,
-                       capture_output=True, text=True)
-    if p.returncode != 0:
-        log(p.stderr[-3000:])
-        raise SystemExit(f"step {step[0]} failed ({p.returncode})")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    return run_step("bench.ray_build", ["--step", *step])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,16 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.common import (ROOT, clear_query_caches, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb,
-                          rss_parts_mb, summary_ms, write_result)
+from bench.common import (clear_query_caches, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb,
+                          rss_parts_mb, run_step, summary_ms, write_result)
 
 K = 10
 N_MUNI_QUERIES = 20
@@ -303,12 +301,8 @@ def step_bm25(index_dir: Path) -> dict[str, Any]:
 
 
 def child(argv: list[str]) -> dict[str, Any]:
-    """Run one step in a fresh interpreter; its JSON result plus its peak RSS."""
-    cmd = [sys.executable, "-m", "bench.serve_scale", *argv]
-    p = subprocess.run(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"step {argv} failed ({p.returncode})")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    """Run one step in a fresh interpreter (its log shown as it runs); its JSON result."""
+    return run_step("bench.serve_scale", argv, stream_stderr=True)
 
 
 def main(argv: list[str] | None = None) -> int:
