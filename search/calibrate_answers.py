@@ -26,35 +26,24 @@ from search.answers.signals import (
     W_BM25,
     W_DENSE,
 )
-from search.sentences import compact
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_queries.jsonl"
-
-
-def _relevant(chunk: Any, rel: list[dict[str, str]]) -> bool:
-    head = compact(chunk.text)[:1200]
-    return any(r["doc"] == chunk.doc_id and compact(r["must_contain"]) in head for r in rel)
 
 
 def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "compare"),
             split: str | None = None) -> list[dict[str, Any]]:
     """One dict per (question, municipality): signals, confidence, relevance label (the
     municipality is one of the question's answering municipalities)."""
-    from search.evaluate import Relevant
+    from search.evaluate import answers, load_questions
     from search.evaluate_answers import gold_municipalities
 
     rows: list[dict[str, Any]] = []
-    for line in questions.read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
+    for question in load_questions(questions, split):
+        if question.kind not in kinds and question.relevant:
             continue
-        qd = json.loads(line)
-        if split and qd.get("split") != split:
-            continue
-        if qd["kind"] not in kinds and qd["relevant"]:
-            continue
-        gold = set(gold_municipalities(engine, [Relevant(r["doc"], r["must_contain"]) for r in qd["relevant"]]))
-        q = _Query(engine, qd["query"])
-        results = engine.search(qd["query"], k=50)
+        gold = set(gold_municipalities(engine, question.relevant))
+        q = _Query(engine, question.query)
+        results = engine.search(question.query, k=50)
         fused = [float(x.score) for x in results]
         top_f, lo_f = (max(fused), min(fused)) if fused else (0.0, 0.0)
         first_pos: dict[str, int] = {}
@@ -62,8 +51,8 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
             first_pos.setdefault(x.chunk.municipality, pos)
         for rank, (r, s) in enumerate(_best_per_municipality(q, results), 1):
             rows.append({
-                "id": qd["id"], "kind": qd["kind"], "answerable": bool(qd["relevant"]), "rank": rank,
-                "municipality": r.chunk.municipality, "relevant": _relevant(r.chunk, qd["relevant"]),
+                "id": question.id, "kind": question.kind, "answerable": bool(question.relevant), "rank": rank,
+                "municipality": r.chunk.municipality, "relevant": any(answers(r.chunk.doc_id, r.chunk.text, e) for e in question.relevant),
                 "gold": r.chunk.municipality in gold, "n_gold": len(gold),
                 "fused": float(r.score), "fused_rel": (float(r.score) - lo_f) / (top_f - lo_f) if top_f > lo_f else 1.0,
                 "first_pos": first_pos.get(r.chunk.municipality, 0),

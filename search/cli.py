@@ -216,7 +216,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     engine = _engine(args)
     modes = ["dense", "bm25", "hybrid"] if args.mode == "all" else [args.mode]
     split = args.split or None
-    reports = {m: evaluate(engine, Path(args.questions), mode=m, split=split) for m in modes}
+    reports = {m: evaluate(engine, Path(args.questions), mode=m, split=split, strict=args.strict_labels)
+               for m in modes}
     table = None if args.no_table else evaluate_table(engine, Path(args.questions), split=split)
     if args.json:
         out = {m: r.to_dict() for m, r in reports.items()}
@@ -347,6 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["hybrid", "dense", "bm25", "all"], default="hybrid")
     p.add_argument("--split", choices=["tune", "check"], help="質問集の半分だけを測る（split 欄）")
     p.add_argument("--no-table", action="store_true", help="回答表（自治体の一覧）の精度を測らない")
+    p.add_argument("--strict-labels", action="store_true",
+                   help="各正解をその一句だけで判定する（also の別箇所を数えない）")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

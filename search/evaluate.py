@@ -5,6 +5,12 @@ document and contains the phrase after both are NFKC-normalised and stripped of 
 (so a phrase may cross a hard line break), within the passage's first 1,200 normalised
 characters. An entry counts once, however many passages match it.
 
+An entry may also list other passages that show the same municipality (or compared side) as
+well: ``"also": [{"doc", "must_contain"}, …]``. A passage answering any of them answers the
+entry, so recall@k of a "which" question is the share of its municipalities found, whichever of
+their good passages is returned (search/eval_data/README.md, "Alternative passages").
+``strict=True`` (``seisaku eval --strict-labels``) ignores ``also``: one phrase per entry.
+
 Per question (k = 10): hit@1 and hit@k (some entry answered at rank 1 / within k), MRR@k
 (1 / rank of the first answering passage), recall@k (share of entries answered within k — for
 "which" questions the share of the right municipalities found), nDCG@k with binary gains (a rank
@@ -43,6 +49,17 @@ class Relevant:
 
     doc: str
     must_contain: str
+    #: Other ``(doc, phrase)`` passages that answer this entry as well (same municipality or side).
+    also: tuple[tuple[str, str], ...] = ()
+
+    def phrases(self) -> tuple[tuple[str, str], ...]:
+        """Every ``(doc, phrase)`` that answers this entry: its own, then the ``also`` ones."""
+        return ((self.doc, self.must_contain),) + self.also
+
+
+def _relevant(r: dict[str, Any], strict: bool) -> Relevant:
+    also = () if strict else tuple((a["doc"], a["must_contain"]) for a in r.get("also") or [])
+    return Relevant(r["doc"], r["must_contain"], also)
 
 
 @dataclass(frozen=True)
@@ -57,9 +74,10 @@ class Question:
     split: str = ""
 
 
-def load_questions(path: str | Path, split: str | None = None) -> list[Question]:
+def load_questions(path: str | Path, split: str | None = None, strict: bool = False) -> list[Question]:
     """Read a questions JSONL file (blank lines and ``#`` lines are skipped); with ``split``
-    only the questions of that half ("tune" / "check")."""
+    only the questions of that half ("tune" / "check"); ``strict`` drops the entries' ``also``
+    passages."""
     out: list[Question] = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
@@ -69,7 +87,7 @@ def load_questions(path: str | Path, split: str | None = None) -> list[Question]
             d = json.loads(line)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not JSON: {e}") from e
-        rel = tuple(Relevant(r["doc"], r["must_contain"]) for r in d.get("relevant") or [])
+        rel = tuple(_relevant(r, strict) for r in d.get("relevant") or [])
         out.append(Question(str(d.get("id", n)), str(d.get("kind", "")), d["query"], rel, str(d.get("split", ""))))
     if split:
         out = [q for q in out if q.split == split]
@@ -77,11 +95,18 @@ def load_questions(path: str | Path, split: str | None = None) -> list[Question]
 
 
 def answers(doc_id: str, text: str, entry: Relevant) -> bool:
-    """True when a passage (``doc_id``, ``text``) answers ``entry`` (README rule, 1,200 chars)."""
-    if doc_id != entry.doc:
-        return False
-    phrase = normalize(entry.must_contain)
-    return bool(phrase) and phrase in normalize(text)[:READ_LIMIT]
+    """True when a passage (``doc_id``, ``text``) answers ``entry``, by its own phrase or one of
+    its ``also`` passages (README rule, 1,200 chars)."""
+    head: str | None = None
+    for doc, must_contain in entry.phrases():
+        phrase = normalize(must_contain)
+        if doc != doc_id or not phrase:
+            continue
+        if head is None:
+            head = normalize(text)[:READ_LIMIT]
+        if phrase in head:
+            return True
+    return False
 
 
 @dataclass
@@ -184,6 +209,8 @@ class EvalReport:
     per_kind: dict[str, Metrics]
     no_answer: NoAnswerStats
     per_question: list[QuestionScore]
+    #: True when the entries were scored by their own phrase only (``also`` ignored).
+    strict_labels: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -202,10 +229,11 @@ def _mean(xs: Iterable[float]) -> float | None:
 
 
 def evaluate(engine: _Searcher, questions_path: str | Path, mode: str = "hybrid", k: int = 10,
-             split: str | None = None) -> EvalReport:
+             split: str | None = None, strict: bool = False) -> EvalReport:
     """Run every question of ``questions_path`` (of one ``split`` half if given) through
-    ``engine.search(query, k=k, mode=mode)`` and compute the README's metrics per kind and overall."""
-    questions = load_questions(questions_path, split)
+    ``engine.search(query, k=k, mode=mode)`` and compute the README's metrics per kind and overall
+    (``strict``: each entry by its own phrase only, without its ``also`` passages)."""
+    questions = load_questions(questions_path, split, strict)
     scored: list[QuestionScore] = []
     no_answer_top1: list[float] = []
     na = NoAnswerStats()
@@ -235,14 +263,16 @@ def evaluate(engine: _Searcher, questions_path: str | Path, mode: str = "hybrid"
         per_kind={kd: Metrics.of([s for s in scored if s.kind == kd]) for kd in kinds},
         no_answer=na,
         per_question=scored,
+        strict_labels=strict,
     )
 
 
 def format_report(report: EvalReport, title: str) -> str:
     """The report as a Markdown table: one row per kind, then the overall row."""
     k = report.k
+    labels = " (strict labels: one phrase per entry)" if report.strict_labels else ""
     lines = [
-        f"### {title}",
+        f"### {title}{labels}",
         "",
         f"| kind | n | hit@1 | hit@{k} | MRR@{k} | recall@{k} | nDCG@{k} | mean len (chars) |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",

@@ -22,6 +22,7 @@ from search.eval_data.questions import (
     assign_splits,
     chunk_documents,
     entry_municipalities,
+    label_docs,
     phrase_problems,
     read_rows,
 )
@@ -47,9 +48,11 @@ def test_schema(rows):
         assert r["kind"] in KINDS and r["split"] in SPLITS, r["id"]
         assert isinstance(r["query"], str) and r["query"].strip(), r["id"]
         for rel in r["relevant"]:
-            assert set(rel) == {"doc", "must_contain"}, r["id"]
-            assert rel["doc"] in docs, (r["id"], rel["doc"])
-            assert normalize(rel["must_contain"]), r["id"]
+            assert set(rel) in ({"doc", "must_contain"}, {"doc", "must_contain", "also"}), r["id"]
+            for alt in [rel, *rel.get("also", [])]:
+                assert set(alt) - {"why"} == {"doc", "must_contain"}, r["id"]
+                assert alt["doc"] in docs, (r["id"], alt["doc"])
+                assert normalize(alt["must_contain"]), r["id"]
     assert len(load_questions(QUESTIONS)) == len(rows)
 
 
@@ -81,7 +84,8 @@ def test_queries_do_not_copy_the_labelled_phrase(rows):
     copied = [
         (r["id"], rel["must_contain"])
         for r in rows
-        for rel in r["relevant"]
+        for entry in r["relevant"]
+        for rel in [entry, *entry.get("also", [])]
         if len(normalize(rel["must_contain"])) >= 8 and normalize(rel["must_contain"]) in normalize(r["query"])
     ]
     assert copied == []
@@ -120,7 +124,7 @@ def labelled_chunks(tmp_path_factory, rows):
         pytest.skip("../shared is not present")
     corpus = tmp_path_factory.mktemp("eval_v2") / "corpus"
     make_corpus.make_corpus(corpus, SHARED)
-    return chunk_documents(corpus, {rel["doc"] for r in rows for rel in r["relevant"]})
+    return chunk_documents(corpus, {d for r in rows for d in label_docs(r)})
 
 
 def _ocr_unavailable() -> bool:
@@ -132,8 +136,9 @@ def _ocr_unavailable() -> bool:
 
 @needs_shared
 def test_every_phrase_is_in_a_chunk_head(rows, labelled_chunks):
-    """Each relevant phrase is within the first 1,200 normalised characters of a chunk of its
-    document (entries in documents read by OCR are skipped when Tesseract is missing)."""
+    """Each relevant phrase, and each of its ``also`` passages, is within the first 1,200
+    normalised characters of a chunk of its document, and an ``also`` passage is of the entry's
+    own municipality (entries in documents read by OCR are skipped when Tesseract is missing)."""
     problems = phrase_problems(rows, labelled_chunks)
     if _ocr_unavailable():
         problems = [p for p in problems if not any("OCR" in m for m in labelled_chunks[p.doc].messages)]

@@ -258,3 +258,52 @@ def test_cli_eval_reports_the_answer_table(built_index, dev_queries: Path) -> No
     assert 0.5 <= table["answered_rate"] <= 1.0 and table["precision"] >= 0.5 and table["recall"] >= 0.5
     d01 = next(s for s in table["per_question"] if s["id"] == "d01")
     assert d01["gold"] == ["会津若松市"] and "会津若松市" in d01["rows"]
+
+
+# ---------------------------------------------------------------- alternative passages ("also")
+
+
+def test_an_also_passage_answers_its_entry_once() -> None:
+    """An entry with ``also`` passages is answered by any of them (in their own documents), and
+    counts once: recall is the share of entries (municipalities) found, whichever passage."""
+    e = Relevant(A, "給食センター", also=((B, "調理場の民間委託"), (A, "PFI方式")))
+    assert answers(B, "学校給食の調理場の民間委託を進める", e)
+    assert answers(A, "ＰＦＩ方式で整備", e)
+    assert not answers(A, "調理場の民間委託", e)  # the also phrase is of document B
+    ranking = [(A, "PFI方式"), (A, "給食センター"), (B, "調理場の民間委託")]
+    h1, hk, mrr, rec, ndcg, ranks = score_ranking(ranking, [e, Relevant(B, "別の市")])
+    assert (h1, rec, ranks) == (1.0, 0.5, [1, None])
+    assert ndcg == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
+
+
+def test_strict_labels_ignore_also(tmp_path: Path) -> None:
+    """``load_questions(strict=True)`` and ``evaluate(strict=True)`` score each entry by its own
+    phrase only; the default counts the ``also`` passages."""
+    rows = [{"id": "q1", "kind": "which", "query": "q1", "relevant": [
+        {"doc": A, "must_contain": "X", "also": [{"doc": A, "must_contain": "Y", "why": "same row"}]}]}]
+    p = _write(tmp_path, rows)
+    assert load_questions(p)[0].relevant[0].also == ((A, "Y"),)
+    assert load_questions(p, strict=True)[0].relevant[0].also == ()
+    eng = _StubEngine({"q1": [(A, "Y"), (A, "X")]})
+    assert evaluate(eng, p).overall.hit1 == 1.0
+    strict = evaluate(eng, p, strict=True)
+    assert strict.overall.hit1 == 0.0 and strict.overall.mrr == 0.5 and strict.strict_labels
+    assert "strict labels" in format_report(strict, "hybrid")
+
+
+def test_label_check_flags_an_also_passage_of_another_municipality() -> None:
+    """The label checker rejects an ``also`` phrase found in no chunk head, or only in a chunk of
+    another municipality than the entry's own phrase (the case collection holds three)."""
+    from search.eval_data.questions import DocChunks, phrase_problems
+
+    chunks = {"cases.txt": DocChunks("cases.txt", [("秋田県", normalize("生活排水の共同処理を進める")),
+                                                   ("三重県", normalize("ビジネスチャットの共同利用"))])}
+    ok = {"id": "v", "relevant": [{"doc": "cases.txt", "must_contain": "生活排水",
+                                   "also": [{"doc": "cases.txt", "must_contain": "共同処理を"}]}]}
+    assert phrase_problems([ok], chunks) == []
+    bad = {"id": "v", "relevant": [{"doc": "cases.txt", "must_contain": "生活排水",
+                                    "also": [{"doc": "cases.txt", "must_contain": "ビジネスチャット"},
+                                             {"doc": "cases.txt", "must_contain": "どこにもない"}]}]}
+    problems = [str(p) for p in phrase_problems([bad], chunks)]
+    assert len(problems) == 2
+    assert "三重県, not of 秋田県" in problems[0] and "no chunk's first" in problems[1]

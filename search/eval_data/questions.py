@@ -3,7 +3,11 @@
 A line is one question in the format of ``../shared/eval/README.md`` plus ``split``::
 
     {"id": "v001", "kind": "which|compare|wording|fact", "query": "...", "split": "tune|check",
-     "relevant": [{"doc": "<path in corpus_v2.csv>", "must_contain": "<exact phrase>"}]}
+     "relevant": [{"doc": "<path in corpus_v2.csv>", "must_contain": "<exact phrase>",
+                   "also": [{"doc": "...", "must_contain": "..."}]}]}
+
+``also`` (optional) lists other passages of the same municipality (or compared side) that answer
+the entry as well (README.md, "Alternative passages"); ``seisaku eval --strict-labels`` ignores it.
 
 The split is fixed by :func:`assign_splits` before anything is tuned (README.md of this folder):
 within each kind the questions are ordered answerable first, then by id, and alternate
@@ -121,20 +125,34 @@ class LabelProblem:
     question: str
     doc: str
     phrase: str
+    #: What is wrong; empty for the usual case (the phrase is in no chunk head).
+    reason: str = ""
 
     def __str__(self) -> str:
-        return f"{self.question}: {self.doc}: 「{self.phrase}」 is in no chunk's first {READ_LIMIT} characters"
+        why = self.reason or f"is in no chunk's first {READ_LIMIT} characters"
+        return f"{self.question}: {self.doc}: 「{self.phrase}」 {why}"
 
 
 def phrase_problems(rows: Sequence[dict[str, Any]], chunks: dict[str, DocChunks]) -> list[LabelProblem]:
     """Every relevant entry of ``rows`` whose phrase is not within the first 1,200 normalised
-    characters of some chunk of its document (a document missing from ``chunks`` fails all)."""
+    characters of some chunk of its document (a document missing from ``chunks`` fails all), and
+    every ``also`` passage that is not, or whose chunk belongs to another municipality than the
+    entry's own phrase."""
     problems = []
     for row in rows:
         for rel in row.get("relevant") or []:
             doc = chunks.get(rel["doc"])
-            if doc is None or not doc.municipalities_with(rel["must_contain"]):
+            own = doc.municipalities_with(rel["must_contain"]) if doc else []
+            if not own:
                 problems.append(LabelProblem(row["id"], rel["doc"], rel["must_contain"]))
+            for alt in rel.get("also") or []:
+                alt_doc = chunks.get(alt["doc"])
+                found = alt_doc.municipalities_with(alt["must_contain"]) if alt_doc else []
+                if not found:
+                    problems.append(LabelProblem(row["id"], alt["doc"], alt["must_contain"]))
+                elif own and own[0] not in found:
+                    problems.append(LabelProblem(row["id"], alt["doc"], alt["must_contain"],
+                                                 f"is in a chunk of {found[0]}, not of {own[0]}"))
     return problems
 
 
@@ -147,6 +165,11 @@ def entry_municipalities(row: dict[str, Any], chunks: dict[str, DocChunks]) -> l
         found = doc.municipalities_with(rel["must_contain"]) if doc else []
         out.append(found[0] if found else "")
     return out
+
+
+def label_docs(row: dict[str, Any]) -> set[str]:
+    """The documents the labels of ``row`` name (entries and their ``also`` passages)."""
+    return {a["doc"] for r in row.get("relevant") or [] for a in [r, *(r.get("also") or [])]}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -163,7 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if len(args) >= 2 and args[0] == "check":
         rows = read_rows(args[2] if len(args) > 2 else QUESTIONS)
-        chunks = chunk_documents(args[1], {r["doc"] for row in rows for r in row.get("relevant") or []})
+        chunks = chunk_documents(args[1], {d for row in rows for d in label_docs(row)})
         problems = phrase_problems(rows, chunks)
         for p in problems:
             print(p)
