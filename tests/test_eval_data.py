@@ -50,7 +50,8 @@ def test_schema(rows):
         for rel in r["relevant"]:
             assert set(rel) in ({"doc", "must_contain"}, {"doc", "must_contain", "also"}), r["id"]
             for alt in [rel, *rel.get("also", [])]:
-                assert set(alt) - {"why"} == {"doc", "must_contain"}, r["id"]
+                assert set(alt) - {"why", "also"} == {"doc", "must_contain"}, r["id"]
+                assert alt is rel or set(alt) == {"doc", "must_contain", "why"}, r["id"]
                 assert alt["doc"] in docs, (r["id"], alt["doc"])
                 assert normalize(alt["must_contain"]), r["id"]
     assert len(load_questions(QUESTIONS)) == len(rows)
