@@ -260,6 +260,31 @@ def test_cli_eval_reports_the_answer_table(built_index, dev_queries: Path) -> No
     assert d01["gold"] == ["会津若松市"] and "会津若松市" in d01["rows"]
 
 
+@pytest.mark.slow
+def test_cli_eval_counts_also_passages_unless_strict(built_index, dev_queries: Path, tmp_path: Path) -> None:
+    """`seisaku eval` on the real index: an entry whose own phrase is nowhere but whose ``also``
+    passage is the answer is found; with ``--strict-labels`` it is not."""
+    import subprocess
+    import sys
+
+    d01 = json.loads(dev_queries.read_text(encoding="utf-8").splitlines()[0])
+    real = d01["relevant"][0]
+    d01["relevant"] = [{"doc": real["doc"], "must_contain": "どの資料にもない一句", "also": [real]}]
+    qfile = _write(tmp_path, [d01])
+
+    def run(*flags: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, "-m", "search.cli", "eval", str(qfile), "--index", str(built_index.index_dir),
+             "--no-table", "--json", *flags], capture_output=True, text=True, timeout=900,
+            env={**__import__("os").environ, "SEISAKU_CACHE": str(built_index.cache_dir)})
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)["hybrid"]
+
+    assert run()["overall"]["hitk"] == 1.0
+    strict = run("--strict-labels")
+    assert strict["overall"]["hitk"] == 0.0 and strict["strict_labels"] is True
+
+
 # ---------------------------------------------------------------- alternative passages ("also")
 
 
