@@ -74,19 +74,27 @@ class Question:
     split: str = ""
 
 
-def load_questions(path: str | Path, split: str | None = None, strict: bool = False) -> list[Question]:
-    """Read a questions JSONL file (blank lines and ``#`` lines are skipped); with ``split``
-    only the questions of that half ("tune" / "check"); ``strict`` drops the entries' ``also``
-    passages."""
-    out: list[Question] = []
+def read_jsonl(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` for each line of a JSONL file; blank lines and ``#`` lines are
+    skipped, and a line that is not JSON raises ``ValueError`` naming the file and line."""
+    out: list[tuple[int, dict[str, Any]]] = []
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         try:
-            d = json.loads(line)
+            out.append((n, json.loads(line)))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}:{n}: not JSON: {e}") from e
+    return out
+
+
+def load_questions(path: str | Path, split: str | None = None, strict: bool = False) -> list[Question]:
+    """Read a questions JSONL file (blank lines and ``#`` lines are skipped); with ``split``
+    only the questions of that half ("tune" / "check"); ``strict`` drops the entries' ``also``
+    passages."""
+    out: list[Question] = []
+    for n, d in read_jsonl(path):
         rel = tuple(_relevant(r, strict) for r in d.get("relevant") or [])
         out.append(Question(str(d.get("id", n)), str(d.get("kind", "")), d["query"], rel, str(d.get("split", ""))))
     if split:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from search.evaluate import READ_LIMIT, normalize
+from search.evaluate import READ_LIMIT, normalize, read_jsonl
 
 KINDS = ("which", "compare", "wording", "fact")
 SPLITS = ("tune", "check")
@@ -42,16 +42,7 @@ QUESTIONS = HERE / "questions_v2.jsonl"
 
 def read_rows(path: str | Path = QUESTIONS) -> list[dict[str, Any]]:
     """The questions of a JSONL file as dicts, in file order (blank and ``#`` lines skipped)."""
-    rows: list[dict[str, Any]] = []
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}:{n}: not JSON: {e}") from e
-    return rows
+    return [row for _, row in read_jsonl(path)]
 
 
 def write_rows(rows: Iterable[dict[str, Any]], path: str | Path = QUESTIONS) -> None:
