@@ -81,12 +81,9 @@ def load_questions(path: Path | None = DEV_QUERIES) -> list[dict[str, str]]:
     """``{"kind", "query"}`` dicts from a dev_queries.jsonl file (a small built-in set when absent)."""
     if path is None or not Path(path).is_file():
         return list(FALLBACK_QUESTIONS)
-    out = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            q = json.loads(line)
-            out.append({"kind": q.get("kind", "fact"), "query": q["query"]})
-    return out
+    from search.evaluate import read_jsonl
+
+    return [{"kind": q.get("kind", "fact"), "query": q["query"]} for _, q in read_jsonl(path)]
 
 
 def machine_info() -> dict[str, Any]:
