@@ -287,9 +287,10 @@ def test_script_in_document_is_shown_as_text(browser: Any, upload_app_url: str, 
 def test_first_start_shows_build_progress_then_ready(browser: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                      artifacts_dir: Path) -> None:
     """A first start without an index: the app serves at once, its status line follows the build
-    (「索引を作成中: 埋め込み 2/7 件」), then says the index is ready and searches work. The
-    embedding is slowed (one passage per block, one second each) so that the stage can be seen."""
-    import time
+    (「索引を作成中: 埋め込み 1/7 件」), then says the index is ready and searches work. The
+    embedding goes one passage per block, and every block after the first waits until the page
+    has shown the stage (or 120 s), so that a slow browser start cannot miss it."""
+    import threading
 
     import ui
     from index import build
@@ -300,9 +301,13 @@ def test_first_start_shows_build_progress_then_ready(browser: Any, monkeypatch: 
     write_corpus(settings.corpus_dir)
     embedder = build.get_embedder(settings)
     real = embedder.encode_passages
+    seen = threading.Event()  # set once the page has shown the embedding stage
+    calls: list[int] = []
 
     def slow(texts: list[str], batch_size: int | None = None, show_progress: bool = False) -> Any:
-        time.sleep(1.0)
+        calls.append(len(texts))
+        if len(calls) > 1:
+            seen.wait(timeout=120)
         return real(texts, batch_size=batch_size, show_progress=show_progress)
 
     monkeypatch.setattr(embedder, "encode_passages", slow)
@@ -316,6 +321,8 @@ def test_first_start_shows_build_progress_then_ready(browser: Any, monkeypatch: 
         p.page.wait_for_function(
             "() => /索引を作成中: 埋め込み \\d+\\/\\d+ 件/.test(document.querySelector('#sk-status').innerText)")
         p.page.screenshot(path=str(artifacts_dir / "ui-first-start-building.png"))
+        assert not seen.is_set() and not (settings.index_dir / "index.json").exists()  # shown mid-build
+        seen.set()
         p.page.wait_for_function("() => document.querySelector('#sk-status').innerText.includes('準備完了')")
         assert "作成中" not in status.inner_text()
         assert (settings.index_dir / "index.json").is_file()
@@ -324,6 +331,7 @@ def test_first_start_shows_build_progress_then_ready(browser: Any, monkeypatch: 
         p.tab("文書")
         assert "A市" in p.page.locator("#sk-docs").inner_text()  # the 文書 tab was filled once ready
     finally:
+        seen.set()  # never leave the build thread waiting
         p.close()
         demo.close()
     assert p.dialogs == []
