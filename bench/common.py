@@ -256,6 +256,19 @@ def clear_query_caches(store: Any = None) -> None:
         store._bm25_cache.clear()
 
 
+def time_search_and_answer(engine: Any, query: str, cold: Callable[[], None]) -> tuple[float, float]:
+    """Seconds of ``engine.search(query, k=10)`` and of ``municipality_answer(engine, query)``,
+    each run after ``cold()`` has emptied the caches the benchmark means to exclude: the two
+    things a user waits for on a question."""
+    from search.answers import municipality_answer
+
+    cold()
+    t_search, _ = timed(lambda: engine.search(query, k=10))
+    cold()
+    t_answer, _ = timed(lambda: municipality_answer(engine, query))
+    return t_search, t_answer
+
+
 def run_step(module: str, argv: Sequence[str], *, stream_stderr: bool = False) -> dict[str, Any]:
     """Run ``python -m module *argv`` in a fresh interpreter — one benchmark step, so that its
     memory never counts against another's — and return the JSON object of its last stdout line.

@@ -48,6 +48,7 @@ from bench.common import (
     rss_mb,
     summary_ms,
     synthetic_vectors,
+    time_search_and_answer,
     write_result,
 )
 
@@ -147,14 +148,9 @@ def run_size(n: int, base: Any, base_tokens: list[list[str]], base_vecs: np.ndar
     t_search, t_answer, t_warm, t_enc, t_dense, t_bm25 = [], [], [], [], [], []
     for _ in range(args.passes):
         for q in queries:
-            cold()
-            t0 = time.perf_counter()
-            engine.search(q, k=10)
-            t_search.append(time.perf_counter() - t0)
-            cold()
-            t0 = time.perf_counter()
-            municipality_answer(engine, q)
-            t_answer.append(time.perf_counter() - t0)
+            s, a = time_search_and_answer(engine, q, cold)
+            t_search.append(s)
+            t_answer.append(a)
             new_query()
             t0 = time.perf_counter()
             municipality_answer(engine, q)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import (clear_query_caches, load_dev_questions, log, machine_line, peak_rss_mb, rss_mb,
-                          rss_parts_mb, run_step, summary_ms, write_result)
+                          rss_parts_mb, run_step, summary_ms, time_search_and_answer, write_result)
 
 K = 10
 N_MUNI_QUERIES = 20
@@ -145,14 +145,9 @@ def step_serve(index_dir: Path, passes: int, warm: bool = False) -> dict[str, An
     t_search, t_answer, t_dense, t_bm25 = [], [], [], []
     for _ in range(passes):
         for q in queries:
-            cold()
-            t0 = time.perf_counter()
-            engine.search(q, k=10)
-            t_search.append(time.perf_counter() - t0)
-            cold()
-            t0 = time.perf_counter()
-            municipality_answer(engine, q)
-            t_answer.append(time.perf_counter() - t0)
+            s, a = time_search_and_answer(engine, q, cold)
+            t_search.append(s)
+            t_answer.append(a)
             qv = engine.query_vector(q)
             t0 = time.perf_counter()
             store.dense_search(qv, 100)
