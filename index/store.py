@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from corpus.memo import LockedCache
 from corpus.records import Chunk
 from index.embedding_cache import EmbeddingCache  # re-exported
 from index.errors import IndexMismatchError, IndexMissingError
@@ -158,7 +159,8 @@ class IndexStore:
         self._db = db
         self._db_lock = threading.Lock()
         self._has_lemmas = db is not None and _has_lemmas_column(db)
-        self._bm25_cache: dict[tuple[int, ...], np.ndarray] = {}
+        #: The last BM25_CACHE_SIZE score arrays of :meth:`bm25_scores` (the project's one LRU).
+        self._bm25_cache: LockedCache[tuple[int, ...], np.ndarray] = LockedCache(BM25_CACHE_SIZE)
 
     # -- opening ------------------------------------------------------------------------------
     @classmethod
@@ -538,17 +540,13 @@ class IndexStore:
         ids = tuple(self._query_ids(query_tokens))
         if not ids:
             return np.zeros(len(self.chunks), np.float32)
-        with self._db_lock:
-            hit = self._bm25_cache.get(ids)
+        hit = self._bm25_cache.get(ids)
         if hit is not None:
             return hit
         scores = self._postings.sums(ids) if self._postings is not None else bm25_all_scores(
             self.bm25, ids, len(self.chunks))
         scores.setflags(write=False)
-        with self._db_lock:
-            self._bm25_cache[ids] = scores
-            while len(self._bm25_cache) > BM25_CACHE_SIZE:
-                self._bm25_cache.pop(next(iter(self._bm25_cache)))
+        self._bm25_cache.put(ids, scores)
         return scores
 
     def bm25_scores_of(self, query_tokens: Sequence[str], ids: Sequence[int] | np.ndarray) -> np.ndarray:
