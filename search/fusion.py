@@ -205,9 +205,9 @@ def demote_near_duplicates(
     span = float(base.max() - base.min())
     if span <= 1e-12:
         return list(ranked)
-    groups = [group_of(key) for key in ranked]
+    groups = np.array([group_of(key) for key in ranked])
     sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(vectors, dtype=np.float32).T
-    same = np.array([[a == b for b in groups] for a in groups])
+    same = groups[:, None] == groups[None, :]
     dup = np.where(same, np.clip((sims - sim_from) / max(1e-6, 1.0 - sim_from), 0.0, 1.0), 0.0)
     worst = np.zeros(n)  # highest dup against a placed item of the same group
     left = np.ones(n, dtype=bool)
