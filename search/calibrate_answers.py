@@ -19,13 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from search.answers import ANSWER_THRESHOLD, _best_per_municipality, _dense01, _Query
-from search.answers.signals import (
-    ANSWER_ALT_DENSE,
-    ANSWER_ALT_SCORE,
-    W_BM25,
-    W_DENSE,
-)
+from search.answers import _best_per_municipality, _dense01, _Query, is_answered
+from search.answers.signals import ANSWER_ALT_DENSE, W_BM25, W_DENSE
 
 DEFAULT_QUESTIONS = Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "dev_queries.jsonl"
 
@@ -57,7 +52,8 @@ def collect(engine: Any, questions: Path, kinds: tuple[str, ...] = ("which", "co
                 "fused": float(r.score), "fused_rel": (float(r.score) - lo_f) / (top_f - lo_f) if top_f > lo_f else 1.0,
                 "first_pos": first_pos.get(r.chunk.municipality, 0),
                 "dense": s.dense, "dense01": _dense01(s.dense), "bm25_norm": s.bm25_norm,
-                "coverage": s.coverage, "cov_idf": s.coverage_idf, "score": s.score(), "confidence": s.confidence(), "item": r.chunk.item[:30],
+                "coverage": s.coverage, "cov_idf": s.coverage_idf, "score": s.score(), "confidence": s.confidence(),
+                "answers": is_answered(s), "item": r.chunk.item[:30],
             })
     return rows
 
@@ -135,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     top = [r for r in rows if r["rank"] == 1]
     print()
     for r in top:
-        ok = r["confidence"] >= ANSWER_THRESHOLD or (r["score"] >= ANSWER_ALT_SCORE and r["dense01"] >= ANSWER_ALT_DENSE)
-        verdict = "answered" if ok else "NOT answered"
+        verdict = "answered" if r["answers"] else "NOT answered"
         print(f"{r['id']} answerable={r['answerable']} top={r['municipality']} rel={r['relevant']} "
               f"conf={r['confidence']:.2f} -> {verdict}")
     if args.fit:
