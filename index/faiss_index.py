@@ -137,9 +137,9 @@ def build_ivf(vectors: np.ndarray, dim: int, nlist: int | None = None, kind: str
     return index
 
 
-
 def build_faiss(vectors: np.ndarray, kind: str, dim: int):
-    """A FAISS index of ``kind`` (``flat``/``ivf``/``hnsw``) holding ``vectors`` with ids 0..n-1."""
+    """A FAISS index of ``kind`` (``flat``/``ivf``/``ivfsq8``/``ivfpq``/``hnsw``) holding
+    ``vectors`` with ids 0..n-1."""
     import faiss
 
     if kind in ("ivf", "ivfsq8", "ivfpq"):
